@@ -1,0 +1,42 @@
+//! # vaekit-core
+//!
+//! The foundation of vaekit: an explicit, seeded source of randomness and the numerically
+//! stable functions that candle lacks.
+//!
+//! - [`NoiseSource`] is the one way randomness enters vaekit; [`SeededNoise`] implements it
+//!   with the counter-based Philox4x32-10 generator, so a run is reproducible bit for bit and
+//!   its stream position ([`NoiseState`]) can be checkpointed and resumed.
+//! - [`softplus`], [`log_sigmoid`], [`log1mexp`], [`log_mean_exp`] and
+//!   [`clamp_preserve_gradients`] are differentiable and stable at `±1e4` and `-inf`.
+//! - [`testing`] holds the gradient and moment checks every vaekit crate tests with.
+//!
+//! ```
+//! use candle::{DType, Device, Shape, Tensor};
+//! use vaekit_core::{log_mean_exp, softplus, NoiseSource, SeededNoise};
+//!
+//! # fn main() -> candle::Result<()> {
+//! let mut noise = SeededNoise::new(42);
+//! let eps = noise.standard_normal(&Shape::from((4, 3)), DType::F32, &Device::Cpu)?;
+//! let again = SeededNoise::new(42).standard_normal(&Shape::from((4, 3)), DType::F32, &Device::Cpu)?;
+//! assert_eq!(eps.to_vec2::<f32>()?, again.to_vec2::<f32>()?);
+//!
+//! let log_w = Tensor::new(&[[0.0f64, f64::NEG_INFINITY], [f64::NEG_INFINITY; 2]], &Device::Cpu)?;
+//! let lme = log_mean_exp(&log_w, 1, false)?.to_vec1::<f64>()?;
+//! assert_eq!(lme, vec![-(2f64.ln()), f64::NEG_INFINITY]);
+//! assert_eq!(softplus(&Tensor::new(&[1e4f32], &Device::Cpu)?)?.to_vec1::<f32>()?, vec![1e4]);
+//! # Ok(())
+//! # }
+//! ```
+
+mod noise;
+mod numerics;
+mod philox;
+mod seeded;
+pub mod testing;
+
+pub use noise::{NoiseSource, permutation};
+pub use numerics::{
+    clamp_preserve_gradients, is_finite, log_mean_exp, log_sigmoid, log1mexp, softplus,
+};
+pub use philox::philox4x32_10;
+pub use seeded::{NoiseState, SeededNoise};

@@ -1,0 +1,83 @@
+//! A fused CPU kernel for an element-wise function evaluated in f64, with a backward pass.
+
+use candle::backend::BackendStorage;
+use candle::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+
+/// A scalar function applied element-wise on CPU. f32 and f64 storage are supported; the
+/// value is computed in f64 and rounded once.
+#[derive(Clone, Copy)]
+pub(crate) struct Map {
+    pub name: &'static str,
+    pub f: fn(f64) -> f64,
+}
+
+impl CustomOp1 for Map {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle::bail!("{}: input must be contiguous", self.name)
+        };
+        let f = self.f;
+        let out = match storage {
+            CpuStorage::F32(v) => CpuStorage::F32(
+                v[start..end]
+                    .iter()
+                    .map(|&x| f(f64::from(x)) as f32)
+                    .collect(),
+            ),
+            CpuStorage::F64(v) => CpuStorage::F64(v[start..end].iter().map(|&x| f(x)).collect()),
+            other => candle::bail!(
+                "{}: f32 or f64 expected, got {:?}",
+                self.name,
+                other.dtype()
+            ),
+        };
+        Ok((out, layout.shape().clone()))
+    }
+}
+
+/// An element-wise function `f` with derivative `df`, both as CPU kernels. The backward is
+/// `grad * df(x)`.
+#[derive(Clone, Copy)]
+pub(crate) struct Differentiable {
+    pub value: Map,
+    pub derivative: Map,
+}
+
+impl CustomOp1 for Differentiable {
+    fn name(&self) -> &'static str {
+        self.value.name
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        self.value.cpu_fwd(storage, layout)
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
+        let slope = arg.contiguous()?.apply_op1_no_bwd(&self.derivative)?;
+        Ok(Some(grad_res.mul(&slope)?))
+    }
+}
+
+/// Applies `op` on CPU (f32/f64 directly, f16/bf16 through f32), or `fallback` elsewhere.
+pub(crate) fn apply(
+    x: &Tensor,
+    op: Differentiable,
+    fallback: impl FnOnce(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return fallback(x);
+    }
+    match x.dtype() {
+        DType::F32 | DType::F64 => x.contiguous()?.apply_op1(op),
+        DType::F16 | DType::BF16 => x
+            .to_dtype(DType::F32)?
+            .contiguous()?
+            .apply_op1(op)?
+            .to_dtype(x.dtype()),
+        other => candle::bail!("{}: float dtype expected, got {other:?}", op.value.name),
+    }
+}

@@ -1,0 +1,19 @@
+//! Numerically stable functions that candle lacks, all differentiable.
+//!
+//! On CPU the element-wise functions run as fused custom ops that evaluate each element in
+//! f64 with `ln_1p` / `exp_m1` (exact to the last bit or two, one pass, one allocation) and
+//! carry their own backward. On other devices they fall back to compositions of candle
+//! primitives that are stable but less accurate in the far tails (issue 9 adds kernels).
+
+mod clamp;
+mod elementwise;
+mod finite;
+mod log1mexp;
+mod log_mean_exp;
+mod softplus;
+
+pub use clamp::clamp_preserve_gradients;
+pub use finite::is_finite;
+pub use log_mean_exp::log_mean_exp;
+pub use log1mexp::log1mexp;
+pub use softplus::{log_sigmoid, softplus};

@@ -1,0 +1,1 @@
+//! vaekit end-to-end tests live in `tests/`.
