@@ -36,6 +36,7 @@
 mod batcher;
 mod binarize;
 mod error;
+mod fixture;
 pub mod idx;
 mod image_set;
 mod mnist;
@@ -43,6 +44,7 @@ mod mnist;
 pub use batcher::{Batcher, BatcherConfig};
 pub use binarize::{Binarization, binarize_dynamic, binarize_fixed, binarize_threshold};
 pub use error::{DataError, Result};
+pub use fixture::write_synthetic_mnist;
 pub use image_set::ImageSet;
 pub use mnist::{
     CACHE_DIR_ENV, DATA_DIR_ENV, DataOrigin, Mnist, MnistFile, ResolvedDir, SourceFile,

@@ -34,8 +34,12 @@ fn hub_err(what: impl std::fmt::Display) -> DataError {
 /// Fills `out_dir` from the Hub cache when both parquet files are already there, else by
 /// downloading them (into the Hub cache, `$HF_HOME`), then converts them to IDX.
 pub(crate) fn fetch(out_dir: &Path) -> Result<ResolvedDir> {
+    fetch_with(&hf_hub::Cache::from_env(), out_dir)
+}
+
+/// [`fetch`] with an explicit Hub cache.
+fn fetch_with(cache: &hf_hub::Cache, out_dir: &Path) -> Result<ResolvedDir> {
     let repo = hf_hub::Repo::new(HUB_REPO.to_string(), hf_hub::RepoType::Dataset);
-    let cache = hf_hub::Cache::from_env();
     let cached: Option<Vec<PathBuf>> = HUB_FILES
         .iter()
         .map(|(name, _, _)| cache.repo(repo.clone()).get(name))
@@ -166,4 +170,138 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     f.write_all(bytes).map_err(io)?;
     f.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Mnist;
+    use parquet::basic::Compression;
+    use parquet::data_type::{ByteArray, ByteArrayType, Int64Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use parquet::schema::parser::parse_message_type;
+    use std::sync::Arc;
+
+    /// The schema `datasets` writes for `ylecun/mnist`.
+    const SCHEMA: &str = "message schema {
+        optional group image { optional binary bytes; optional binary path (STRING); }
+        optional int64 label;
+    }";
+
+    fn png(width: u32, height: u32, pixels: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut enc = png::Encoder::new(&mut out, width, height);
+        enc.set_color(png::ColorType::Grayscale);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.write_header()
+            .unwrap()
+            .write_image_data(pixels)
+            .unwrap();
+        out
+    }
+
+    fn image(i: usize) -> Vec<u8> {
+        (0..784).map(|p| ((p * 31 + i * 17) % 256) as u8).collect()
+    }
+
+    /// Writes a parquet file of `labels.len()` images; image `i` is `image(i)` unless `odd`
+    /// replaces it with a 27x28 PNG.
+    fn write_parquet(path: &Path, labels: &[i64], odd: Option<usize>) {
+        let schema = Arc::new(parse_message_type(SCHEMA).unwrap());
+        let props = Arc::new(
+            WriterProperties::builder()
+                .set_compression(Compression::SNAPPY)
+                .build(),
+        );
+        let file = std::fs::File::create(path).unwrap();
+        let mut writer = SerializedFileWriter::new(file, schema, props).unwrap();
+        let mut group = writer.next_row_group().unwrap();
+        let n = labels.len();
+        let pngs: Vec<ByteArray> = (0..n)
+            .map(|i| {
+                if Some(i) == odd {
+                    png(27, 28, &[0; 27 * 28])
+                } else {
+                    png(28, 28, &image(i))
+                }
+            })
+            .map(ByteArray::from)
+            .collect();
+        let mut col = group.next_column().unwrap().unwrap();
+        col.typed::<ByteArrayType>()
+            .write_batch(&pngs, Some(&vec![2; n]), None)
+            .unwrap();
+        col.close().unwrap();
+        let mut col = group.next_column().unwrap().unwrap();
+        col.typed::<ByteArrayType>()
+            .write_batch(&[], Some(&vec![1; n]), None)
+            .unwrap();
+        col.close().unwrap();
+        let mut col = group.next_column().unwrap().unwrap();
+        col.typed::<Int64Type>()
+            .write_batch(labels, Some(&vec![1; n]), None)
+            .unwrap();
+        col.close().unwrap();
+        group.close().unwrap();
+        writer.close().unwrap();
+    }
+
+    #[test]
+    fn parquet_of_pngs_becomes_idx() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("train.parquet");
+        write_parquet(&path, &[3, 1, 4, 1, 5], None);
+        let (images, labels) = parquet_to_idx(&path).unwrap();
+        let images = crate::idx::parse_idx(&images, 3, &path, "images").unwrap();
+        let labels = crate::idx::parse_idx(&labels, 1, &path, "labels").unwrap();
+        assert_eq!(images.dims, vec![5, 28, 28]);
+        assert_eq!(labels.data, vec![3, 1, 4, 1, 5]);
+        let expected: Vec<u8> = (0..5).flat_map(image).collect();
+        assert_eq!(images.data, expected);
+    }
+
+    #[test]
+    fn bad_rows_are_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("bad.parquet");
+        write_parquet(&path, &[0, 1, 2], Some(1));
+        let msg = parquet_to_idx(&path).unwrap_err().to_string();
+        assert!(msg.contains("bad.parquet: row 1: PNG is 27x28"), "{msg}");
+        write_parquet(&path, &[0, 12], None);
+        let msg = parquet_to_idx(&path).unwrap_err().to_string();
+        assert!(msg.contains("row 1: label 12 is not a digit"), "{msg}");
+        std::fs::write(&path, b"not parquet").unwrap();
+        let msg = parquet_to_idx(&path).unwrap_err().to_string();
+        assert!(
+            msg.contains("bad.parquet: not a readable parquet file"),
+            "{msg}"
+        );
+    }
+
+    /// A Hub cache laid out as hf-hub lays it out: converted without any network.
+    #[test]
+    fn hub_cache_is_converted_offline() {
+        let tmp = tempfile::tempdir().unwrap();
+        let hub = tmp.path().join("hub");
+        let repo = hub.join("datasets--ylecun--mnist");
+        let snapshot = repo.join("snapshots").join("abc123").join("mnist");
+        std::fs::create_dir_all(&snapshot).unwrap();
+        std::fs::create_dir_all(repo.join("refs")).unwrap();
+        std::fs::write(repo.join("refs").join("main"), "abc123").unwrap();
+        write_parquet(
+            &snapshot.join("train-00000-of-00001.parquet"),
+            &[7, 8, 9, 0],
+            None,
+        );
+        write_parquet(&snapshot.join("test-00000-of-00001.parquet"), &[2, 2], None);
+        let out = tmp.path().join("vaekit").join("mnist");
+        let found = fetch_with(&hf_hub::Cache::new(hub), &out).unwrap();
+        assert_eq!(found.origin, DataOrigin::HubCache);
+        let mnist = Mnist::load_dir(&found.dir).unwrap();
+        assert_eq!((mnist.train.len(), mnist.test.len()), (4, 2));
+        assert_eq!(mnist.train.labels(), &[7, 8, 9, 0]);
+        assert_eq!(&mnist.test.images_u8()[..784], image(0).as_slice());
+        assert!(!out.join("train-images-idx3-ubyte.partial").exists());
+    }
 }

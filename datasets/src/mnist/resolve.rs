@@ -117,10 +117,10 @@ pub(crate) fn resolve(s: &Sources) -> Result<ResolvedDir> {
         });
     }
     #[cfg(feature = "hub")]
-    if s.hub {
-        if let Some(dir) = &cached {
-            return super::hub::fetch(dir);
-        }
+    if s.hub
+        && let Some(dir) = &cached
+    {
+        return super::hub::fetch(dir);
     }
     Err(DataError::NotFound {
         guidance: guidance(s, cached.as_deref()),
@@ -167,32 +167,9 @@ fn guidance(s: &Sources, cached: Option<&Path>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::idx::encode_idx;
 
     fn write_fixture(dir: &Path, gz: bool) {
-        std::fs::create_dir_all(dir).unwrap();
-        for role in MnistFile::ALL {
-            let bytes = if role.ndims() == 3 {
-                encode_idx(&[2, 28, 28], &[0; 2 * 784])
-            } else {
-                encode_idx(&[2], &[1, 2])
-            };
-            let name = if gz {
-                format!("{}.gz", role.file_name())
-            } else {
-                role.file_name().to_string()
-            };
-            let bytes = if gz {
-                use std::io::Write;
-                let mut enc =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                enc.write_all(&bytes).unwrap();
-                enc.finish().unwrap()
-            } else {
-                bytes
-            };
-            std::fs::write(dir.join(name), bytes).unwrap();
-        }
+        crate::write_synthetic_mnist(dir, 2, 2, gz).unwrap();
     }
 
     #[test]
