@@ -6,8 +6,8 @@
 //! - [`NoiseSource`] is the one way randomness enters vaekit; [`SeededNoise`] implements it
 //!   with the counter-based Philox4x32-10 generator, so a run is reproducible bit for bit and
 //!   its stream position ([`NoiseState`]) can be checkpointed and resumed.
-//! - [`softplus`], [`log_sigmoid`], [`log1mexp`], [`log_mean_exp`] and
-//!   [`clamp_preserve_gradients`] are differentiable and stable at `±1e4` and `-inf`.
+//! - [`softplus`], [`log_sigmoid`], [`log1mexp`], [`log_mean_exp`], [`log_sum_exp`],
+//!   [`log_softmax`] and [`clamp_preserve_gradients`] are differentiable and stable at `±1e4` and `-inf`.
 //! - [`testing`] holds the gradient and moment checks every vaekit crate tests with.
 //!
 //! ```
@@ -36,7 +36,8 @@ pub mod testing;
 
 pub use noise::{NoiseSource, permutation};
 pub use numerics::{
-    clamp_preserve_gradients, is_finite, log_mean_exp, log_sigmoid, log1mexp, softplus,
+    clamp_preserve_gradients, is_finite, log_mean_exp, log_sigmoid, log_softmax, log_sum_exp,
+    log1mexp, map_elementwise, softplus,
 };
 pub use philox::philox4x32_10;
 pub use seeded::{NoiseState, SeededNoise};

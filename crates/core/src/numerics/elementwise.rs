@@ -1,17 +1,20 @@
 //! A fused CPU kernel for an element-wise function evaluated in f64, with a backward pass.
 
 use candle::backend::BackendStorage;
-use candle::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use candle::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor};
+
+/// A plain scalar function.
+pub(crate) type F64Fn = fn(f64) -> f64;
 
 /// A scalar function applied element-wise on CPU. f32 and f64 storage are supported; the
 /// value is computed in f64 and rounded once.
 #[derive(Clone, Copy)]
-pub(crate) struct Map {
+pub(crate) struct Map<F> {
     pub name: &'static str,
-    pub f: fn(f64) -> f64,
+    pub f: F,
 }
 
-impl CustomOp1 for Map {
+impl<F: Fn(f64) -> f64 + Send + Sync> CustomOp1 for Map<F> {
     fn name(&self) -> &'static str {
         self.name
     }
@@ -20,7 +23,7 @@ impl CustomOp1 for Map {
         let Some((start, end)) = layout.contiguous_offsets() else {
             candle::bail!("{}: input must be contiguous", self.name)
         };
-        let f = self.f;
+        let f = &self.f;
         let out = match storage {
             CpuStorage::F32(v) => CpuStorage::F32(
                 v[start..end]
@@ -42,12 +45,16 @@ impl CustomOp1 for Map {
 /// An element-wise function `f` with derivative `df`, both as CPU kernels. The backward is
 /// `grad * df(x)`.
 #[derive(Clone, Copy)]
-pub(crate) struct Differentiable {
-    pub value: Map,
-    pub derivative: Map,
+pub(crate) struct Differentiable<F, G> {
+    pub value: Map<F>,
+    pub derivative: Map<G>,
 }
 
-impl CustomOp1 for Differentiable {
+impl<F, G> CustomOp1 for Differentiable<F, G>
+where
+    F: Fn(f64) -> f64 + Send + Sync,
+    G: Fn(f64) -> f64 + Send + Sync + Clone,
+{
     fn name(&self) -> &'static str {
         self.value.name
     }
@@ -63,11 +70,15 @@ impl CustomOp1 for Differentiable {
 }
 
 /// Applies `op` on CPU (f32/f64 directly, f16/bf16 through f32), or `fallback` elsewhere.
-pub(crate) fn apply(
+pub(crate) fn apply<F, G>(
     x: &Tensor,
-    op: Differentiable,
+    op: Differentiable<F, G>,
     fallback: impl FnOnce(&Tensor) -> Result<Tensor>,
-) -> Result<Tensor> {
+) -> Result<Tensor>
+where
+    F: Fn(f64) -> f64 + Send + Sync + 'static,
+    G: Fn(f64) -> f64 + Send + Sync + Clone + 'static,
+{
     if !x.device().is_cpu() {
         return fallback(x);
     }
@@ -80,4 +91,30 @@ pub(crate) fn apply(
             .to_dtype(x.dtype()),
         other => candle::bail!("{}: float dtype expected, got {other:?}", op.value.name),
     }
+}
+
+/// Applies the scalar function `f`, with derivative `df`, element-wise and differentiably.
+///
+/// On CPU this is one fused pass evaluated in f64 (f16/bf16 go through f32). On other devices
+/// the tensor is moved to the CPU and back, which is exact but costs two copies: meant for
+/// special functions of small parameter tensors (a concentration, a temperature), not for
+/// activations.
+///
+/// # Shapes
+/// Element-wise; the result has `x`'s shape, dtype and device.
+///
+/// # Errors
+/// Non-float dtypes.
+pub fn map_elementwise<F, G>(x: &Tensor, name: &'static str, f: F, df: G) -> Result<Tensor>
+where
+    F: Fn(f64) -> f64 + Send + Sync + 'static,
+    G: Fn(f64) -> f64 + Send + Sync + Clone + 'static,
+{
+    let op = Differentiable {
+        value: Map { name, f },
+        derivative: Map { name, f: df },
+    };
+    let on_cpu = x.to_device(&Device::Cpu)?;
+    let y = apply(&on_cpu, op, |_| candle::bail!("{name}: not on the CPU"))?;
+    y.to_device(x.device())
 }

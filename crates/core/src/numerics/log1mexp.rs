@@ -1,6 +1,6 @@
 //! `log1mexp(x) = log(1 - exp(x))` for `x <= 0`.
 
-use super::elementwise::{Differentiable, Map, apply};
+use super::elementwise::{Differentiable, F64Fn, Map, apply};
 use candle::{Result, Tensor};
 
 fn log1mexp_f64(x: f64) -> f64 {
@@ -22,7 +22,7 @@ fn log1mexp_grad_f64(x: f64) -> f64 {
     }
 }
 
-const LOG1MEXP: Differentiable = Differentiable {
+const LOG1MEXP: Differentiable<F64Fn, F64Fn> = Differentiable {
     value: Map {
         name: "log1mexp",
         f: log1mexp_f64,

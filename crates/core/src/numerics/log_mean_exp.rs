@@ -1,4 +1,4 @@
-//! `log_mean_exp(x, dim) = log(mean(exp(x), dim))`, safe for rows of `-inf`.
+//! `log_mean_exp`, `log_sum_exp` and `log_softmax`, safe for rows of `-inf`.
 
 use super::finite::is_finite;
 use candle::shape::Dim;
@@ -26,11 +26,42 @@ use candle::{Result, Tensor};
 pub fn log_mean_exp<D: Dim>(x: &Tensor, dim: D, keepdim: bool) -> Result<Tensor> {
     let dim = dim.to_index(x.shape(), "log_mean_exp")?;
     let n = x.dim(dim)?;
+    reduce(x, dim, keepdim, -(n as f64).ln(), "log_mean_exp")
+}
+
+/// `log(sum(exp(x), dim))`, with the same `-inf` guarantees as [`log_mean_exp`].
+///
+/// # Shapes
+/// `x: [.., n, ..]` gives `[.., 1, ..]` with `keepdim`, `[.., ..]` without.
+///
+/// # Errors
+/// An out-of-range `dim`, an empty `dim`, a non-float dtype.
+pub fn log_sum_exp<D: Dim>(x: &Tensor, dim: D, keepdim: bool) -> Result<Tensor> {
+    let dim = dim.to_index(x.shape(), "log_sum_exp")?;
+    reduce(x, dim, keepdim, 0.0, "log_sum_exp")
+}
+
+/// `log_softmax(x, dim) = x - log_sum_exp(x, dim)`: normalised log-probabilities from logits.
+/// Entries of `-inf` stay `-inf` (probability zero) as long as the row has a finite entry.
+///
+/// # Shapes
+/// Same shape as `x`.
+///
+/// # Errors
+/// An out-of-range `dim`, an empty `dim`, a non-float dtype.
+pub fn log_softmax<D: Dim>(x: &Tensor, dim: D) -> Result<Tensor> {
+    let dim = dim.to_index(x.shape(), "log_softmax")?;
+    x.broadcast_sub(&reduce(x, dim, true, 0.0, "log_softmax")?)
+}
+
+/// `log(sum(exp(x), dim)) + offset`, safe for rows of `-inf`.
+fn reduce(x: &Tensor, dim: usize, keepdim: bool, offset: f64, op: &str) -> Result<Tensor> {
+    let n = x.dim(dim)?;
     if n == 0 {
-        candle::bail!("log_mean_exp: dimension {dim} of {:?} is empty", x.shape());
+        candle::bail!("{op}: dimension {dim} of {:?} is empty", x.shape());
     }
     if !x.dtype().is_float() {
-        candle::bail!("log_mean_exp: float dtype expected, got {:?}", x.dtype());
+        candle::bail!("{op}: float dtype expected, got {:?}", x.dtype());
     }
     let max = x.max_keepdim(dim)?.detach();
     // A row of -inf (or one holding +inf) has no finite shift: use 0 there instead.
@@ -40,7 +71,7 @@ pub fn log_mean_exp<D: Dim>(x: &Tensor, dim: D, keepdim: bool) -> Result<Tensor>
     // that the log's backward never divides by zero ("double where").
     let positive = sum.gt(0.0)?;
     let safe_sum = positive.where_cond(&sum, &sum.ones_like()?)?;
-    let value = ((safe_sum.log()? + shift)? - (n as f64).ln())?;
+    let value = ((safe_sum.log()? + shift)? + offset)?;
     let neg_inf = value.ones_like()?.affine(0.0, f64::NEG_INFINITY)?;
     let out = positive.where_cond(&value, &neg_inf)?;
     if keepdim { Ok(out) } else { out.squeeze(dim) }
@@ -140,6 +171,28 @@ mod tests {
             &finite_difference_gradient(f, &x, 1e-6)?,
             1e-7,
             2e-9,
+        )?;
+        Ok(())
+    }
+
+    #[test]
+    fn log_sum_exp_and_log_softmax() -> Result<()> {
+        let x = Tensor::new(&[[1.0, 2.0, NEG_INF], [-1e4, -1e4, -1e4]], &Device::Cpu)?;
+        let lse = log_sum_exp(&x, 1, false)?.to_vec1::<f64>()?;
+        assert!((lse[0] - (1f64.exp() + 2f64.exp()).ln()).abs() < 1e-15);
+        assert!((lse[1] - (-1e4 + 3f64.ln())).abs() < 1e-9);
+        let lsm = log_softmax(&x, 1)?.to_vec2::<f64>()?;
+        assert_eq!(lsm[0][2], NEG_INF);
+        let total: f64 = lsm[0].iter().map(|v| v.exp()).sum();
+        assert!((total - 1.0).abs() < 1e-15);
+        assert!((lsm[1][0] + 3f64.ln()).abs() < 1e-12);
+        let f = |x: &Tensor| log_softmax(x, 0)?.narrow(0, 1, 1);
+        let x = Tensor::new(&[0.5, -0.25, 2.0], &Device::Cpu)?;
+        assert_all_close(
+            &autograd_gradient(f, &x)?,
+            &finite_difference_gradient(f, &x, 1e-6)?,
+            1e-7,
+            1e-9,
         )?;
         Ok(())
     }

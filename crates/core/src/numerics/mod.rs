@@ -13,7 +13,8 @@ mod log_mean_exp;
 mod softplus;
 
 pub use clamp::clamp_preserve_gradients;
+pub use elementwise::map_elementwise;
 pub use finite::is_finite;
-pub use log_mean_exp::log_mean_exp;
+pub use log_mean_exp::{log_mean_exp, log_softmax, log_sum_exp};
 pub use log1mexp::log1mexp;
 pub use softplus::{log_sigmoid, softplus};

@@ -1,6 +1,6 @@
 //! `softplus(x) = log(1 + exp(x))` and `log_sigmoid(x) = -softplus(-x)`.
 
-use super::elementwise::{Differentiable, Map, apply};
+use super::elementwise::{Differentiable, F64Fn, Map, apply};
 use candle::{Result, Tensor};
 
 pub(crate) fn softplus_f64(x: f64) -> f64 {
@@ -20,7 +20,7 @@ pub(crate) fn sigmoid_f64(x: f64) -> f64 {
     }
 }
 
-const SOFTPLUS: Differentiable = Differentiable {
+const SOFTPLUS: Differentiable<F64Fn, F64Fn> = Differentiable {
     value: Map {
         name: "softplus",
         f: softplus_f64,
@@ -31,7 +31,7 @@ const SOFTPLUS: Differentiable = Differentiable {
     },
 };
 
-const LOG_SIGMOID: Differentiable = Differentiable {
+const LOG_SIGMOID: Differentiable<F64Fn, F64Fn> = Differentiable {
     value: Map {
         name: "log_sigmoid",
         f: |x| -softplus_f64(-x),

@@ -1,0 +1,233 @@
+//! `Normal` (element-wise Gaussian; diagonal once wrapped in `Independent`) and
+//! `StandardNormal`.
+
+use crate::shape::{check_event, check_same_shape, extend};
+use crate::traits::{Distribution, Entropy, Moments, Reparameterize};
+use crate::validate;
+use candle::{DType, Device, Result, Shape, Tensor};
+use vaekit_core::NoiseSource;
+
+const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
+
+/// Independent Gaussians `N(loc, scale²)`, one per element of `loc`.
+///
+/// Wrap it in [`crate::Independent`] to get a diagonal multivariate Gaussian (the usual VAE
+/// posterior): `Independent::new(Normal::new(loc, scale)?, 1)?`.
+///
+/// # Shapes
+/// `batch_shape = loc.shape()`, `event_shape = []`.
+///
+/// # References
+/// Kingma, Welling, "Auto-encoding variational Bayes", arXiv 1312.6114 (the
+/// reparameterization `loc + scale * eps`).
+#[derive(Debug, Clone)]
+pub struct Normal {
+    loc: Tensor,
+    scale: Tensor,
+    log_scale: Tensor,
+    batch_shape: Shape,
+    event_shape: Shape,
+}
+
+impl Normal {
+    /// From a mean and a standard deviation of the same shape.
+    ///
+    /// # Errors
+    /// Different shapes, a non-float dtype, a non-finite `loc`, a `scale` that is not finite
+    /// and `> 0`.
+    pub fn new(loc: Tensor, scale: Tensor) -> Result<Self> {
+        validate::float("Normal", "loc", &loc)?;
+        validate::finite("Normal", "loc", &loc)?;
+        validate::positive("Normal", "scale", &scale, false)?;
+        let log_scale = scale.log()?;
+        Self::build(loc, scale, log_scale)
+    }
+
+    /// From a mean and a log standard deviation (what an encoder outputs); the scale is
+    /// `exp(log_scale)`, so any finite `log_scale` is valid.
+    ///
+    /// # Errors
+    /// Different shapes, a non-float dtype, non-finite parameters.
+    pub fn from_log_scale(loc: Tensor, log_scale: Tensor) -> Result<Self> {
+        validate::float("Normal", "loc", &loc)?;
+        validate::finite("Normal", "loc", &loc)?;
+        validate::finite("Normal", "log_scale", &log_scale)?;
+        let scale = log_scale.exp()?;
+        Self::build(loc, scale, log_scale)
+    }
+
+    fn build(loc: Tensor, scale: Tensor, log_scale: Tensor) -> Result<Self> {
+        check_same_shape("Normal", "loc and scale", &loc, &scale)?;
+        if loc.dtype() != scale.dtype() {
+            candle::bail!(
+                "Normal: loc and scale must share a dtype, got {:?} and {:?}",
+                loc.dtype(),
+                scale.dtype()
+            );
+        }
+        let batch_shape = loc.shape().clone();
+        Ok(Self {
+            loc,
+            scale,
+            log_scale,
+            batch_shape,
+            event_shape: Shape::from(()),
+        })
+    }
+
+    /// The mean.
+    pub fn loc(&self) -> &Tensor {
+        &self.loc
+    }
+
+    /// The standard deviation.
+    pub fn scale(&self) -> &Tensor {
+        &self.scale
+    }
+
+    /// The log standard deviation.
+    pub fn log_scale(&self) -> &Tensor {
+        &self.log_scale
+    }
+}
+
+impl Distribution for Normal {
+    fn name(&self) -> &'static str {
+        "Normal"
+    }
+    fn batch_shape(&self) -> &Shape {
+        &self.batch_shape
+    }
+    fn event_shape(&self) -> &Shape {
+        &self.event_shape
+    }
+    fn dtype(&self) -> DType {
+        self.loc.dtype()
+    }
+    fn device(&self) -> &Device {
+        self.loc.device()
+    }
+    fn sample(&self, sample_shape: &[usize], noise: &mut dyn NoiseSource) -> Result<Tensor> {
+        Ok(self.rsample(sample_shape, noise)?.detach())
+    }
+    /// `-(x - loc)² / (2 scale²) - ln scale - ½ ln 2π`.
+    fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
+        check_event("Normal", value, &self.event_shape)?;
+        let z = value.broadcast_sub(&self.loc)?.broadcast_div(&self.scale)?;
+        (z.sqr()? * -0.5)?.broadcast_sub(&self.log_scale)? - HALF_LN_2PI
+    }
+    fn as_reparameterize(&self) -> Option<&dyn Reparameterize> {
+        Some(self)
+    }
+}
+
+impl Reparameterize for Normal {
+    /// `loc + scale * eps`, `eps ~ N(0, 1)`.
+    fn rsample(&self, sample_shape: &[usize], noise: &mut dyn NoiseSource) -> Result<Tensor> {
+        let shape = extend(sample_shape, &self.batch_shape);
+        let eps = noise.standard_normal(&shape, self.dtype(), self.device())?;
+        eps.broadcast_mul(&self.scale)?.broadcast_add(&self.loc)
+    }
+}
+
+impl Entropy for Normal {
+    /// `½ + ½ ln 2π + ln scale`.
+    fn entropy(&self) -> Result<Tensor> {
+        self.log_scale.affine(1.0, 0.5 + HALF_LN_2PI)
+    }
+}
+
+impl Moments for Normal {
+    fn mean(&self) -> Result<Tensor> {
+        Ok(self.loc.clone())
+    }
+    fn variance(&self) -> Result<Tensor> {
+        self.scale.sqr()
+    }
+}
+
+/// `N(0, 1)` with a batch shape, a dtype and a device, and no parameter tensors: the usual
+/// VAE prior (wrap it in [`crate::Independent`] for a latent vector).
+///
+/// # Shapes
+/// `batch_shape` as given, `event_shape = []`.
+#[derive(Debug, Clone)]
+pub struct StandardNormal {
+    batch_shape: Shape,
+    event_shape: Shape,
+    dtype: DType,
+    device: Device,
+}
+
+impl StandardNormal {
+    /// A batch of standard normals.
+    ///
+    /// # Errors
+    /// A non-float dtype.
+    pub fn new(batch_shape: impl Into<Shape>, dtype: DType, device: &Device) -> Result<Self> {
+        if !dtype.is_float() {
+            candle::bail!("StandardNormal: dtype must be a float dtype, got {dtype:?}");
+        }
+        Ok(Self {
+            batch_shape: batch_shape.into(),
+            event_shape: Shape::from(()),
+            dtype,
+            device: device.clone(),
+        })
+    }
+}
+
+impl Distribution for StandardNormal {
+    fn name(&self) -> &'static str {
+        "StandardNormal"
+    }
+    fn batch_shape(&self) -> &Shape {
+        &self.batch_shape
+    }
+    fn event_shape(&self) -> &Shape {
+        &self.event_shape
+    }
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+    fn device(&self) -> &Device {
+        &self.device
+    }
+    fn sample(&self, sample_shape: &[usize], noise: &mut dyn NoiseSource) -> Result<Tensor> {
+        self.rsample(sample_shape, noise)
+    }
+    /// `-x²/2 - ½ ln 2π`, broadcast to the batch shape.
+    fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
+        let lp = (value.sqr()? * -0.5)?.affine(1.0, -HALF_LN_2PI)?;
+        let zeros = Tensor::zeros(&self.batch_shape, self.dtype, &self.device)?;
+        lp.broadcast_add(&zeros)
+    }
+    fn as_reparameterize(&self) -> Option<&dyn Reparameterize> {
+        Some(self)
+    }
+}
+
+impl Reparameterize for StandardNormal {
+    fn rsample(&self, sample_shape: &[usize], noise: &mut dyn NoiseSource) -> Result<Tensor> {
+        noise.standard_normal(
+            &extend(sample_shape, &self.batch_shape),
+            self.dtype,
+            &self.device,
+        )
+    }
+}
+
+impl Entropy for StandardNormal {
+    fn entropy(&self) -> Result<Tensor> {
+        Tensor::full(0.5 + HALF_LN_2PI, &self.batch_shape, &self.device)?.to_dtype(self.dtype)
+    }
+}
+
+impl Moments for StandardNormal {
+    fn mean(&self) -> Result<Tensor> {
+        Tensor::zeros(&self.batch_shape, self.dtype, &self.device)
+    }
+    fn variance(&self) -> Result<Tensor> {
+        Tensor::ones(&self.batch_shape, self.dtype, &self.device)
+    }
+}
