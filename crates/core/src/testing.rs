@@ -142,3 +142,123 @@ impl MomentCheck {
         }
     }
 }
+
+/// The Kolmogorov–Smirnov statistic `sup_x |F_n(x) - F(x)|` of a sample against a CDF.
+pub fn ks_statistic(sample: &[f64], cdf: impl Fn(f64) -> f64) -> f64 {
+    let mut sorted = sample.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len() as f64;
+    sorted
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            let f = cdf(x);
+            (f - i as f64 / n).abs().max(((i + 1) as f64 / n - f).abs())
+        })
+        .fold(0.0, f64::max)
+}
+
+/// Panics unless the one-sample KS test accepts `sample ~ cdf` at level `alpha` (asymptotic
+/// critical value `sqrt(-ln(alpha / 2) / (2n))`).
+pub fn assert_ks(sample: &[f64], cdf: impl Fn(f64) -> f64, alpha: f64) {
+    let d = ks_statistic(sample, cdf);
+    let critical = (-(alpha / 2.0).ln() / (2.0 * sample.len() as f64)).sqrt();
+    assert!(
+        d <= critical,
+        "KS statistic {d:.5} > critical value {critical:.5} (alpha {alpha:e}, n {})",
+        sample.len()
+    );
+}
+
+/// Panics unless observed category counts fit the expected probabilities: Pearson's
+/// chi-square with `k - 1` degrees of freedom below its `1 - alpha` quantile (Wilson–Hilferty
+/// approximation). Categories with expected count below 5 are merged into one.
+pub fn assert_chi_square(counts: &[usize], probs: &[f64], alpha: f64) {
+    assert_eq!(
+        counts.len(),
+        probs.len(),
+        "assert_chi_square: lengths differ"
+    );
+    let n: usize = counts.iter().sum();
+    let (mut chi2, mut cells, mut small_obs, mut small_exp) = (0.0, 0usize, 0.0, 0.0);
+    for (&c, &p) in counts.iter().zip(probs) {
+        let e = p * n as f64;
+        if e < 5.0 {
+            small_obs += c as f64;
+            small_exp += e;
+        } else {
+            chi2 += (c as f64 - e).powi(2) / e;
+            cells += 1;
+        }
+    }
+    if small_exp > 0.0 {
+        chi2 += (small_obs - small_exp).powi(2) / small_exp.max(1e-300);
+        cells += 1;
+    }
+    let dof = cells.saturating_sub(1).max(1) as f64;
+    // Wilson–Hilferty: chi2_q ≈ dof (1 - 2/(9 dof) + z_q sqrt(2/(9 dof)))³.
+    let z = normal_quantile_upper(alpha);
+    let critical = dof * (1.0 - 2.0 / (9.0 * dof) + z * (2.0 / (9.0 * dof)).sqrt()).powi(3);
+    assert!(
+        chi2 <= critical,
+        "chi-square {chi2:.2} > {critical:.2} ({dof} dof, alpha {alpha:e})"
+    );
+}
+
+/// The standard normal CDF `Φ(x)`, to about 1e-7 (enough for KS tests).
+pub fn normal_cdf(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 - 0.5 * erfc(x / std::f64::consts::SQRT_2)
+    } else {
+        0.5 * erfc(-x / std::f64::consts::SQRT_2)
+    }
+}
+
+/// The upper `alpha` quantile of N(0, 1), by bisection on the complementary error function.
+fn normal_quantile_upper(alpha: f64) -> f64 {
+    let tail = |z: f64| 0.5 * erfc(z / std::f64::consts::SQRT_2);
+    let (mut lo, mut hi) = (0.0f64, 40.0f64);
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if tail(mid) > alpha {
+            lo = mid
+        } else {
+            hi = mid
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+/// `erfc(x)` for `x >= 0` (Numerical Recipes' Chebyshev fit, relative error < 1.2e-7: enough
+/// for a critical value).
+fn erfc(x: f64) -> f64 {
+    let t = 1.0 / (1.0 + 0.5 * x.abs());
+    let poly = -x * x - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    t * poly.exp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ks_and_chi_square_accept_and_reject() {
+        let uniform: Vec<f64> = (0..1000).map(|i| (i as f64 + 0.5) / 1000.0).collect();
+        assert!(ks_statistic(&uniform, |x| x) < 1e-3);
+        assert!(ks_statistic(&uniform, |x| x * x) > 0.2);
+        assert_chi_square(&[250, 250, 500], &[0.25, 0.25, 0.5], 1e-6);
+        let result = std::panic::catch_unwind(|| {
+            assert_chi_square(&[400, 100, 500], &[0.25, 0.25, 0.5], 1e-6)
+        });
+        assert!(result.is_err());
+        // z for alpha = 1e-6 is 4.753424.
+        assert!((normal_quantile_upper(1e-6) - 4.753_424).abs() < 1e-4);
+    }
+}

@@ -83,12 +83,16 @@ impl Distribution for Bernoulli {
         let threshold = log_sigmoid(&self.logits.detach())?;
         u.log()?.broadcast_lt(&threshold)?.to_dtype(self.dtype())
     }
-    /// `x * logits - softplus(logits)`.
+    /// `x * logits - softplus(logits)`, evaluated as the identical
+    /// `-x softplus(-logits) - (1 - x) softplus(logits)`, which does not cancel: at logits 50,
+    /// `log p(1) = -e^-50` instead of the `0` the first form rounds to.
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         check_event("Bernoulli", value, &self.event_shape)?;
-        value
-            .broadcast_mul(&self.logits)?
-            .broadcast_sub(&softplus(&self.logits)?)
+        let one = value.broadcast_mul(&softplus(&self.logits.neg()?)?)?;
+        let zero = value
+            .affine(-1.0, 1.0)?
+            .broadcast_mul(&softplus(&self.logits)?)?;
+        (one + zero)?.neg()
     }
 }
 

@@ -104,12 +104,13 @@ impl MixtureSameFamily {
         (z.sqr()? * -0.5)?.broadcast_sub(&self.log_scale)? - HALF_LN_2PI
     }
 
-    /// The distributional transform `u_d = F(z_d | z_<d)` for every `d`, and the conditional
-    /// densities `q(z_d | z_<d)` (the diagonal of its Jacobian).
+    /// The distributional transform `u_d = F(z_d | z_<d)` for every `d` (uniform on `[0, 1]^D`
+    /// when `z` is drawn from the mixture), and the conditional densities `q(z_d | z_<d)`, the
+    /// diagonal of its triangular Jacobian. `rsample`'s gradients are those that keep `u` fixed.
     ///
     /// # Shapes
     /// `z: [.., batch.., D]` gives two `[.., batch.., D]` tensors.
-    pub(crate) fn distributional_transform(&self, z: &Tensor) -> Result<(Tensor, Tensor)> {
+    pub fn distributional_transform(&self, z: &Tensor) -> Result<(Tensor, Tensor)> {
         let d_total = self.event_shape.dims()[0];
         let mut log_w = self.log_weights.clone();
         let (mut cdfs, mut pdfs) = (Vec::with_capacity(d_total), Vec::with_capacity(d_total));

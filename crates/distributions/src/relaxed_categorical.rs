@@ -114,7 +114,9 @@ impl Distribution for RelaxedOneHotCategorical {
         let (tiny, _) = open_unit_bounds(value.dtype());
         let log_y = value.clamp(tiny, 1.0)?.log()?;
         let scores = self.logits.broadcast_sub(&(&log_y * tau)?)?;
-        let first = (scores.sum(D::Minus1)? - log_y.sum(D::Minus1)?)?;
+        let first = scores
+            .sum(D::Minus1)?
+            .broadcast_sub(&log_y.sum(D::Minus1)?)?;
         let constant = ln_gamma(k) + (k - 1.0) * tau.ln();
         (first - (log_sum_exp(&scores, D::Minus1, false)? * k)?)? + constant
     }
