@@ -1,9 +1,10 @@
 //! `Bernoulli` on logits.
 
+use crate::accessors::distribution_accessors;
 use crate::shape::{check_event, extend};
 use crate::traits::{Distribution, Entropy, Moments};
 use crate::validate;
-use candle::{DType, Device, Result, Shape, Tensor};
+use candle::{Result, Shape, Tensor};
 use vaekit_core::{NoiseSource, log_sigmoid, softplus};
 
 /// Independent Bernoulli variables with `P(x = 1) = sigmoid(logits)`, parameterised by logits
@@ -61,21 +62,7 @@ impl Bernoulli {
 }
 
 impl Distribution for Bernoulli {
-    fn name(&self) -> &'static str {
-        "Bernoulli"
-    }
-    fn batch_shape(&self) -> &Shape {
-        &self.batch_shape
-    }
-    fn event_shape(&self) -> &Shape {
-        &self.event_shape
-    }
-    fn dtype(&self) -> DType {
-        self.logits.dtype()
-    }
-    fn device(&self) -> &Device {
-        self.logits.device()
-    }
+    distribution_accessors!("Bernoulli", tensor logits);
     /// `1` where `ln u < log_sigmoid(logits)` for `u ~ U[0, 1)`: exact in the tails.
     fn sample(&self, sample_shape: &[usize], noise: &mut dyn NoiseSource) -> Result<Tensor> {
         let shape = extend(sample_shape, &self.batch_shape);

@@ -1,5 +1,6 @@
 //! `Categorical` on logits, sampled by Gumbel-max.
 
+use crate::accessors::distribution_accessors;
 use crate::shape::{check_event, extend};
 use crate::traits::{Distribution, Entropy};
 use crate::validate;
@@ -120,21 +121,7 @@ pub(crate) fn open_unit_bounds(dtype: DType) -> (f64, f64) {
 }
 
 impl Distribution for Categorical {
-    fn name(&self) -> &'static str {
-        "Categorical"
-    }
-    fn batch_shape(&self) -> &Shape {
-        &self.batch_shape
-    }
-    fn event_shape(&self) -> &Shape {
-        &self.event_shape
-    }
-    fn dtype(&self) -> DType {
-        self.logits.dtype()
-    }
-    fn device(&self) -> &Device {
-        self.logits.device()
-    }
+    distribution_accessors!("Categorical", tensor logits);
     /// `argmax_k(logits_k + G_k)` with Gumbel noise `G`.
     fn sample(&self, sample_shape: &[usize], noise: &mut dyn NoiseSource) -> Result<Tensor> {
         let shape = extend(sample_shape, self.logits.shape());

@@ -42,6 +42,7 @@
 //! # }
 //! ```
 
+mod accessors;
 mod bernoulli;
 mod categorical;
 mod host_rng;

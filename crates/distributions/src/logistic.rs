@@ -1,5 +1,6 @@
 //! `Logistic` and `DiscretizedLogistic`.
 
+use crate::accessors::distribution_accessors;
 use crate::categorical::open_unit_bounds;
 use crate::shape::{check_event, check_same_shape, extend};
 use crate::traits::{Distribution, Entropy, Moments, Reparameterize};
@@ -69,21 +70,7 @@ fn logistic_noise(
 }
 
 impl Distribution for Logistic {
-    fn name(&self) -> &'static str {
-        "Logistic"
-    }
-    fn batch_shape(&self) -> &Shape {
-        &self.batch_shape
-    }
-    fn event_shape(&self) -> &Shape {
-        &self.event_shape
-    }
-    fn dtype(&self) -> DType {
-        self.loc.dtype()
-    }
-    fn device(&self) -> &Device {
-        self.loc.device()
-    }
+    distribution_accessors!("Logistic", tensor loc);
     fn sample(&self, sample_shape: &[usize], noise: &mut dyn NoiseSource) -> Result<Tensor> {
         Ok(self.rsample(sample_shape, noise)?.detach())
     }
@@ -176,21 +163,7 @@ impl DiscretizedLogistic {
 }
 
 impl Distribution for DiscretizedLogistic {
-    fn name(&self) -> &'static str {
-        "DiscretizedLogistic"
-    }
-    fn batch_shape(&self) -> &Shape {
-        &self.batch_shape
-    }
-    fn event_shape(&self) -> &Shape {
-        &self.event_shape
-    }
-    fn dtype(&self) -> DType {
-        self.loc.dtype()
-    }
-    fn device(&self) -> &Device {
-        self.loc.device()
-    }
+    distribution_accessors!("DiscretizedLogistic", tensor loc);
     /// A logistic draw rounded to the nearest bin value and clipped to `[0, 1]`.
     fn sample(&self, sample_shape: &[usize], noise: &mut dyn NoiseSource) -> Result<Tensor> {
         let shape = extend(sample_shape, &self.batch_shape);

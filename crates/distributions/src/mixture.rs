@@ -1,10 +1,11 @@
 //! `MixtureSameFamily` of diagonal Gaussians, with implicit reparameterization gradients.
 
+use crate::accessors::distribution_accessors;
 use crate::categorical::Categorical;
 use crate::shape::{check_event, extend};
 use crate::traits::{Distribution, Moments, Reparameterize};
 use crate::validate;
-use candle::{D, DType, Device, Result, Shape, Tensor};
+use candle::{D, Result, Shape, Tensor};
 use vaekit_core::{NoiseSource, log_softmax, log_sum_exp};
 
 const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
@@ -152,21 +153,7 @@ impl MixtureSameFamily {
 }
 
 impl Distribution for MixtureSameFamily {
-    fn name(&self) -> &'static str {
-        "MixtureSameFamily"
-    }
-    fn batch_shape(&self) -> &Shape {
-        &self.batch_shape
-    }
-    fn event_shape(&self) -> &Shape {
-        &self.event_shape
-    }
-    fn dtype(&self) -> DType {
-        self.loc.dtype()
-    }
-    fn device(&self) -> &Device {
-        self.loc.device()
-    }
+    distribution_accessors!("MixtureSameFamily", tensor loc);
     /// A component by Gumbel-max, then a Gaussian draw from it.
     fn sample(&self, sample_shape: &[usize], noise: &mut dyn NoiseSource) -> Result<Tensor> {
         let k = Categorical::new(self.mixture_logits.detach())?.sample(sample_shape, noise)?;

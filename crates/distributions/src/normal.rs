@@ -1,6 +1,7 @@
 //! `Normal` (element-wise Gaussian; diagonal once wrapped in `Independent`) and
 //! `StandardNormal`.
 
+use crate::accessors::distribution_accessors;
 use crate::shape::{check_event, check_same_shape, extend};
 use crate::traits::{Distribution, Entropy, Moments, Reparameterize};
 use crate::validate;
@@ -92,21 +93,7 @@ impl Normal {
 }
 
 impl Distribution for Normal {
-    fn name(&self) -> &'static str {
-        "Normal"
-    }
-    fn batch_shape(&self) -> &Shape {
-        &self.batch_shape
-    }
-    fn event_shape(&self) -> &Shape {
-        &self.event_shape
-    }
-    fn dtype(&self) -> DType {
-        self.loc.dtype()
-    }
-    fn device(&self) -> &Device {
-        self.loc.device()
-    }
+    distribution_accessors!("Normal", tensor loc);
     fn sample(&self, sample_shape: &[usize], noise: &mut dyn NoiseSource) -> Result<Tensor> {
         Ok(self.rsample(sample_shape, noise)?.detach())
     }
@@ -178,21 +165,7 @@ impl StandardNormal {
 }
 
 impl Distribution for StandardNormal {
-    fn name(&self) -> &'static str {
-        "StandardNormal"
-    }
-    fn batch_shape(&self) -> &Shape {
-        &self.batch_shape
-    }
-    fn event_shape(&self) -> &Shape {
-        &self.event_shape
-    }
-    fn dtype(&self) -> DType {
-        self.dtype
-    }
-    fn device(&self) -> &Device {
-        &self.device
-    }
+    distribution_accessors!("StandardNormal", fields);
     fn sample(&self, sample_shape: &[usize], noise: &mut dyn NoiseSource) -> Result<Tensor> {
         self.rsample(sample_shape, noise)
     }

@@ -1,10 +1,11 @@
 //! `RelaxedBernoulli`: the binary Concrete distribution.
 
+use crate::accessors::distribution_accessors;
 use crate::categorical::open_unit_bounds;
 use crate::shape::{check_event, extend};
 use crate::traits::{Distribution, Reparameterize};
 use crate::validate;
-use candle::{DType, Device, Result, Shape, Tensor};
+use candle::{Result, Shape, Tensor};
 use vaekit_core::{NoiseSource, log_sigmoid, softplus};
 
 /// The binary Concrete (relaxed Bernoulli) distribution on `(0, 1)` with `temperature > 0`
@@ -77,21 +78,7 @@ impl RelaxedBernoulli {
 }
 
 impl Distribution for RelaxedBernoulli {
-    fn name(&self) -> &'static str {
-        "RelaxedBernoulli"
-    }
-    fn batch_shape(&self) -> &Shape {
-        &self.batch_shape
-    }
-    fn event_shape(&self) -> &Shape {
-        &self.event_shape
-    }
-    fn dtype(&self) -> DType {
-        self.logits.dtype()
-    }
-    fn device(&self) -> &Device {
-        self.logits.device()
-    }
+    distribution_accessors!("RelaxedBernoulli", tensor logits);
     fn sample(&self, sample_shape: &[usize], noise: &mut dyn NoiseSource) -> Result<Tensor> {
         Ok(self.rsample(sample_shape, noise)?.detach())
     }

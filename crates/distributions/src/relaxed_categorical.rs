@@ -1,11 +1,12 @@
 //! `RelaxedOneHotCategorical`: the Concrete / Gumbel-softmax distribution.
 
+use crate::accessors::distribution_accessors;
 use crate::categorical::{gumbel, one_hot, open_unit_bounds};
 use crate::shape::{check_event, extend};
 use crate::special::ln_gamma;
 use crate::traits::{Distribution, Reparameterize};
 use crate::validate;
-use candle::{D, DType, Device, Result, Shape, Tensor};
+use candle::{D, Result, Shape, Tensor};
 use vaekit_core::{NoiseSource, log_softmax, log_sum_exp};
 
 /// The Concrete (Gumbel-softmax) distribution on the `K`-simplex with `temperature > 0` and
@@ -88,21 +89,7 @@ impl RelaxedOneHotCategorical {
 }
 
 impl Distribution for RelaxedOneHotCategorical {
-    fn name(&self) -> &'static str {
-        "RelaxedOneHotCategorical"
-    }
-    fn batch_shape(&self) -> &Shape {
-        &self.batch_shape
-    }
-    fn event_shape(&self) -> &Shape {
-        &self.event_shape
-    }
-    fn dtype(&self) -> DType {
-        self.logits.dtype()
-    }
-    fn device(&self) -> &Device {
-        self.logits.device()
-    }
+    distribution_accessors!("RelaxedOneHotCategorical", tensor logits);
     fn sample(&self, sample_shape: &[usize], noise: &mut dyn NoiseSource) -> Result<Tensor> {
         Ok(self.rsample(sample_shape, noise)?.detach())
     }

@@ -1,5 +1,6 @@
 //! The von Mises–Fisher distribution on the sphere, and the uniform distribution on it.
 
+use crate::accessors::distribution_accessors;
 use crate::host_rng::HostRng;
 use crate::shape::{check_event, extend, sample_dims};
 use crate::special::{log_sphere_area, vmf_log_normalizer, vmf_mean_resultant};
@@ -232,21 +233,7 @@ impl VonMisesFisher {
 }
 
 impl Distribution for VonMisesFisher {
-    fn name(&self) -> &'static str {
-        "VonMisesFisher"
-    }
-    fn batch_shape(&self) -> &Shape {
-        &self.batch_shape
-    }
-    fn event_shape(&self) -> &Shape {
-        &self.event_shape
-    }
-    fn dtype(&self) -> DType {
-        self.loc.dtype()
-    }
-    fn device(&self) -> &Device {
-        self.loc.device()
-    }
+    distribution_accessors!("VonMisesFisher", tensor loc);
     fn sample(&self, sample_shape: &[usize], noise: &mut dyn NoiseSource) -> Result<Tensor> {
         Ok(self.rsample(sample_shape, noise)?.detach())
     }
@@ -349,21 +336,7 @@ impl SphereUniform {
 }
 
 impl Distribution for SphereUniform {
-    fn name(&self) -> &'static str {
-        "SphereUniform"
-    }
-    fn batch_shape(&self) -> &Shape {
-        &self.batch_shape
-    }
-    fn event_shape(&self) -> &Shape {
-        &self.event_shape
-    }
-    fn dtype(&self) -> DType {
-        self.dtype
-    }
-    fn device(&self) -> &Device {
-        &self.device
-    }
+    distribution_accessors!("SphereUniform", fields);
     /// A normalised Gaussian vector.
     fn sample(&self, sample_shape: &[usize], noise: &mut dyn NoiseSource) -> Result<Tensor> {
         let shape = sample_dims(sample_shape, &self.batch_shape, &self.event_shape);
