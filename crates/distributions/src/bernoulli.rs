@@ -4,12 +4,12 @@ use crate::accessors::distribution_accessors;
 use crate::shape::{check_event, extend};
 use crate::traits::{Distribution, Entropy, Moments};
 use crate::validate;
-use candle::{Result, Shape, Tensor};
+use candle::{DType, Result, Shape, Tensor};
 use vaekit_core::{NoiseSource, log_sigmoid, softplus};
 
-/// Independent Bernoulli variables with `P(x = 1) = sigmoid(logits)`, parameterised by logits
-/// only (never probabilities), so that saturated decoders stay finite: `log_prob` at logits
-/// ±50 is exact, not `-inf`.
+/// Independent Bernoulli variables with `P(x = 1) = sigmoid(logits)`, parameterised by finite
+/// logits only (never probabilities), so that saturated decoders stay finite: `log_prob` at
+/// logits ±50 is exact, not `-inf`.
 ///
 /// # Shapes
 /// `batch_shape = logits.shape()`, `event_shape = []`; values are 0.0 / 1.0 in the logits'
@@ -29,19 +29,11 @@ impl Bernoulli {
     /// From logits.
     ///
     /// # Errors
-    /// A non-float dtype; NaN logits (±inf logits are allowed: certain outcomes).
+    /// A non-float dtype; non-finite logits (use [`crate::Categorical`] with `-inf` logits to
+    /// mask impossible outcomes).
     pub fn new(logits: Tensor) -> Result<Self> {
         validate::float("Bernoulli", "logits", &logits)?;
-        if logits.elem_count() > 0 {
-            let nan = logits
-                .ne(&logits)?
-                .flatten_all()?
-                .max(0)?
-                .to_scalar::<u8>()?;
-            if nan != 0 {
-                candle::bail!("Bernoulli: logits must not be NaN");
-            }
-        }
+        validate::finite("Bernoulli", "logits", &logits)?;
         let batch_shape = logits.shape().clone();
         Ok(Self {
             logits,
@@ -63,11 +55,12 @@ impl Bernoulli {
 
 impl Distribution for Bernoulli {
     distribution_accessors!("Bernoulli", tensor logits);
-    /// `1` where `ln u < log_sigmoid(logits)` for `u ~ U[0, 1)`: exact in the tails.
+    /// `1` where `ln u < log_sigmoid(logits)` for `u ~ U[0, 1)` drawn in f64, so the
+    /// probabilities are honoured down to the uniform's resolution, 2^-53 (logits > -36).
     fn sample(&self, sample_shape: &[usize], noise: &mut dyn NoiseSource) -> Result<Tensor> {
         let shape = extend(sample_shape, &self.batch_shape);
-        let u = noise.uniform(&shape, self.dtype(), self.device())?;
-        let threshold = log_sigmoid(&self.logits.detach())?;
+        let u = noise.uniform(&shape, DType::F64, self.device())?;
+        let threshold = log_sigmoid(&self.logits.detach().to_dtype(DType::F64)?)?;
         u.log()?.broadcast_lt(&threshold)?.to_dtype(self.dtype())
     }
     /// `x * logits - softplus(logits)`, evaluated as the identical

@@ -1,6 +1,6 @@
 //! `Independent`: reinterpret the rightmost batch dimensions as event dimensions.
 
-use crate::shape::sum_rightmost;
+use crate::shape::{check_event, sum_rightmost};
 use crate::traits::{Distribution, Entropy, Moments, Reparameterize};
 use candle::{DType, Device, Result, Shape, Tensor};
 use vaekit_core::NoiseSource;
@@ -78,6 +78,7 @@ impl<D: Distribution> Distribution for Independent<D> {
         self.base.sample(sample_shape, noise)
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
+        check_event("Independent", value, &self.event_shape)?;
         sum_rightmost(&self.base.log_prob(value)?, self.reinterpreted)
     }
     fn as_reparameterize(&self) -> Option<&dyn Reparameterize> {

@@ -45,7 +45,8 @@ impl Normal {
     }
 
     /// From a mean and a log standard deviation (what an encoder outputs); the scale is
-    /// `exp(log_scale)`, so any finite `log_scale` is valid.
+    /// `exp(log_scale)`, so any finite `log_scale` whose exponential is finite and non-zero in
+    /// the dtype is valid (in f32: about -87 to 88).
     ///
     /// # Errors
     /// Different shapes, a non-float dtype, non-finite parameters.

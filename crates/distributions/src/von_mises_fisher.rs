@@ -221,12 +221,12 @@ impl VonMisesFisher {
             0,
         )?;
         let u = e1.broadcast_sub(&self.loc)?;
-        let norm = u
-            .sqr()?
-            .sum_keepdim(D::Minus1)?
-            .sqrt()?
-            .clamp(1e-12, f64::INFINITY)?;
-        let u = u.broadcast_div(&norm)?;
+        // |u|² is 0 when loc = e1: divide by 1 there instead ("double where"), which keeps the
+        // value (u = 0, identity reflection) and the gradient (no 0/0 in sqrt's backward).
+        let n2 = u.sqr()?.sum_keepdim(D::Minus1)?;
+        let nonzero = n2.gt(1e-30)?;
+        let safe = nonzero.where_cond(&n2, &n2.ones_like()?)?;
+        let u = u.broadcast_div(&safe.sqrt()?)?;
         let proj = x.broadcast_mul(&u)?.sum_keepdim(D::Minus1)?;
         x - proj.broadcast_mul(&u)?.affine(2.0, 0.0)?
     }

@@ -145,3 +145,35 @@ fn low_temperature_samples_are_nearly_discrete() {
         "within 0.01 of a vertex: {cold}/2000 at τ 0.05, {warm}/2000 at τ 1"
     );
 }
+
+/// Regression: loc = e1 makes the reflection vector 0; the gradient must stay finite.
+#[test]
+fn von_mises_fisher_at_e1_has_finite_loc_gradients() {
+    for dtype in [DType::F32, DType::F64] {
+        let mu = var(&[1.0, 0.0, 0.0], dtype);
+        let d = VonMisesFisher::new(
+            mu.as_tensor().unsqueeze(0).unwrap(),
+            Tensor::new(&[5.0], &Device::Cpu)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap(),
+        )
+        .unwrap();
+        let x = d.rsample(&[4], &mut SeededNoise::new(2)).unwrap();
+        let grads = x
+            .sqr()
+            .unwrap()
+            .sum(2)
+            .unwrap()
+            .affine(0.0, 0.0)
+            .unwrap()
+            .add(&x.narrow(2, 0, 1).unwrap().squeeze(2).unwrap())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g = grads.get(mu.as_tensor()).unwrap();
+        assert!(all_finite(g), "{g}");
+    }
+}

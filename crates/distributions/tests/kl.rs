@@ -84,6 +84,17 @@ fn bernoulli_and_categorical() {
     let p = Bernoulli::new(t(&[-2.0, 0.0, 3.0, 10.0])).unwrap();
     let q = Bernoulli::new(t(&[1.0, 0.5, -3.0, 9.0])).unwrap();
     check_against_monte_carlo(&p, &q, 3);
+    // Batch shapes broadcast: p [4] against q [2, 4].
+    let wide = Bernoulli::new(
+        Tensor::new(&[[1.0, 0.5, -3.0, 9.0], [0.0, 0.0, 0.0, 0.0]], &Device::Cpu).unwrap(),
+    )
+    .unwrap();
+    let kl = p.kl_divergence(&wide).unwrap();
+    assert_eq!(kl.dims(), &[2, 4]);
+    assert_eq!(
+        kl.get(0).unwrap().to_vec1::<f64>().unwrap(),
+        p.kl_divergence(&q).unwrap().to_vec1::<f64>().unwrap()
+    );
     let p =
         Categorical::new(Tensor::new(&[[0.0, 1.0, -1.0], [2.0, 2.0, -5.0]], &Device::Cpu).unwrap())
             .unwrap();

@@ -41,7 +41,11 @@ fn parameter_domains() {
     );
     says(
         Bernoulli::new(t(&[f64::NAN])),
-        "Bernoulli: logits must not be NaN",
+        "Bernoulli: logits must be finite",
+    );
+    says(
+        Bernoulli::new(t(&[f64::INFINITY])),
+        "Bernoulli: logits must be finite",
     );
     says(
         Categorical::new(t(&[0.0, f64::INFINITY])),
@@ -108,6 +112,13 @@ fn parameter_domains() {
 
 #[test]
 fn log_prob_checks_the_event_shape() {
+    // Independent checks its own event shape, not only the base's.
+    let ones = Tensor::ones((8, 2), DType::F64, &Device::Cpu).unwrap();
+    let i = Independent::new(Normal::new(ones.zeros_like().unwrap(), ones).unwrap(), 1).unwrap();
+    says(
+        i.log_prob(&Tensor::zeros((8, 1), DType::F64, &Device::Cpu).unwrap()),
+        "Independent: log_prob value of shape [8, 1] does not end in the event shape [2]",
+    );
     let d = Independent::new(
         Normal::new(
             Tensor::zeros((2, 3), DType::F64, &Device::Cpu).unwrap(),

@@ -39,8 +39,10 @@ impl KlDivergence<Bernoulli> for Bernoulli {
         let (lp, lq) = (self.logits(), q.logits());
         let (log_p, log_1mp) = (log_sigmoid(lp)?, log_sigmoid(&lp.neg()?)?);
         let (log_q, log_1mq) = (log_sigmoid(lq)?, log_sigmoid(&lq.neg()?)?);
-        let a = log_p.exp()?.mul(&log_p.broadcast_sub(&log_q)?)?;
-        let b = log_1mp.exp()?.mul(&log_1mp.broadcast_sub(&log_1mq)?)?;
+        let a = log_p.exp()?.broadcast_mul(&log_p.broadcast_sub(&log_q)?)?;
+        let b = log_1mp
+            .exp()?
+            .broadcast_mul(&log_1mp.broadcast_sub(&log_1mq)?)?;
         a + b
     }
 }

@@ -28,7 +28,9 @@ fn mean_resultant_derivative(m: usize, kappa: f64) -> f64 {
         return 1.0 / m as f64;
     }
     let a = mean_resultant(m, kappa);
-    1.0 - a * a - (m as f64 - 1.0) * a / kappa
+    // The terms cancel to about (m-1)/(2κ²): ~2e-4 relative error at κ = 1e4, growing
+    // beyond; the true derivative is positive, so round-off never makes it negative.
+    (1.0 - a * a - (m as f64 - 1.0) * a / kappa).max(0.0)
 }
 
 /// `ln C_m(κ)`, the log-normalizer of the von Mises–Fisher density on `S^{m-1}`,

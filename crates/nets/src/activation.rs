@@ -1,0 +1,35 @@
+//! Activation functions, as a serialisable choice.
+
+use candle::{Result, Tensor};
+use serde::{Deserialize, Serialize};
+
+/// An element-wise non-linearity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// `x` for `x > 0`, `exp(x) - 1` otherwise (Clevert et al., arXiv 1511.07289); the IAF
+    /// paper's choice.
+    #[default]
+    Elu,
+    /// `tanh(x)`; the IWAE paper's dense networks.
+    Tanh,
+    /// `max(x, 0)`.
+    Relu,
+    /// `x`.
+    Identity,
+}
+
+impl Activation {
+    /// Applies the activation.
+    ///
+    /// # Shapes
+    /// Element-wise.
+    pub fn apply(self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Activation::Elu => x.elu(1.0),
+            Activation::Tanh => x.tanh(),
+            Activation::Relu => x.relu(),
+            Activation::Identity => Ok(x.clone()),
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! 2-D convolution and transposed convolution with none / batch / weight normalisation.
+
+use crate::fast_conv::{ConvGeometry, conv2d_fast_backward};
+use crate::norm::{Normalization, weight_norm_output};
+use crate::pass::Pass;
+use candle::{Result, Tensor};
+use candle_nn::{BatchNorm, Init, ModuleT, VarBuilder};
+use serde::{Deserialize, Serialize};
+
+/// Configuration of a [`Conv2d`] or [`ConvTranspose2d`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ConvConfig {
+    /// Zero padding.
+    pub padding: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Extra rows/columns on the output of a transposed convolution.
+    pub output_padding: usize,
+    /// Normalisation.
+    pub norm: Normalization,
+    /// Output standard deviation after data-dependent initialisation (weight norm).
+    pub init_scale: f64,
+}
+
+impl Default for ConvConfig {
+    fn default() -> Self {
+        Self {
+            padding: 0,
+            stride: 1,
+            output_padding: 0,
+            norm: Normalization::None,
+            init_scale: 1.0,
+        }
+    }
+}
+
+/// Shared parameters of both convolution layers.
+#[derive(Debug, Clone)]
+struct ConvParams {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    g: Option<Tensor>,
+    bn: Option<BatchNorm>,
+    config: ConvConfig,
+    path: String,
+}
+
+impl ConvParams {
+    /// `weight_shape` puts the output channels at `out_axis`.
+    fn new(
+        weight_shape: (usize, usize, usize, usize),
+        out_channels: usize,
+        fan_in: usize,
+        config: ConvConfig,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let path = vb.prefix();
+        let init = match config.norm {
+            Normalization::Weight => Init::Randn {
+                mean: 0.0,
+                stdev: 0.05,
+            },
+            _ => Init::Randn {
+                mean: 0.0,
+                stdev: 1.0 / (fan_in.max(1) as f64).sqrt(),
+            },
+        };
+        let weight = vb.get_with_hints(weight_shape, "weight", init)?;
+        let bias = match config.norm {
+            Normalization::Batch => None,
+            _ => Some(vb.get_with_hints(out_channels, "bias", Init::Const(0.0))?),
+        };
+        let g = match config.norm {
+            Normalization::Weight => {
+                Some(vb.get_with_hints(out_channels, "g", Init::Const(1.0))?)
+            }
+            _ => None,
+        };
+        let bn = match config.norm {
+            Normalization::Batch => Some(candle_nn::batch_norm(
+                out_channels,
+                candle_nn::BatchNormConfig::default(),
+                vb.pp("bn"),
+            )?),
+            _ => None,
+        };
+        Ok(Self {
+            weight,
+            bias,
+            g,
+            bn,
+            config,
+            path,
+        })
+    }
+
+    /// Bias / normalisation applied to `t` (computed with the raw weight); `reduce` are the
+    /// weight axes summed for `|v|` per output channel.
+    fn finish(&self, t: Tensor, reduce: &[usize], pass: Pass) -> Result<Tensor> {
+        let shape1 = |u: &Tensor| u.reshape((1, u.elem_count(), 1, 1));
+        match (&self.g, &self.bn, &self.bias) {
+            (Some(g), _, Some(b)) => {
+                let v_norm = (self.weight.sqr()?.sum(reduce)? + 1e-12)?.sqrt()?;
+                weight_norm_output(&t, &v_norm, g, b, &self.path, self.config.init_scale, pass)
+            }
+            (None, Some(bn), _) => bn.forward_t(&t, pass.train()),
+            (_, _, Some(b)) => t.broadcast_add(&shape1(b)?),
+            (_, _, None) => Ok(t),
+        }
+    }
+}
+
+/// A 2-D convolution, one group, with the fast input-gradient path of
+/// [`conv2d_fast_backward`]. Parameters: `weight` `[out, in, k, k]`, `bias`, `g` or `bn.*`.
+///
+/// # Shapes
+/// `[B, in, H, W]` gives `[B, out, H', W']`, `H' = (H + 2p - k) / s + 1`.
+#[derive(Debug, Clone)]
+pub struct Conv2d(ConvParams);
+
+/// A 2-D convolution `in -> out` with a `kernel x kernel` window at `vb`'s path.
+///
+/// # Errors
+/// Variable creation errors.
+pub fn conv2d(
+    in_channels: usize,
+    out_channels: usize,
+    kernel: usize,
+    config: ConvConfig,
+    vb: VarBuilder,
+) -> Result<Conv2d> {
+    let shape = (out_channels, in_channels, kernel, kernel);
+    Ok(Conv2d(ConvParams::new(
+        shape,
+        out_channels,
+        in_channels * kernel * kernel,
+        config,
+        vb,
+    )?))
+}
+
+impl Conv2d {
+    /// Applies the convolution.
+    ///
+    /// # Errors
+    /// Shape errors.
+    pub fn forward(&self, x: &Tensor, pass: Pass) -> Result<Tensor> {
+        let c = &self.0.config;
+        let geometry = ConvGeometry {
+            padding: c.padding,
+            stride: c.stride,
+            dilation: 1,
+        };
+        let t = conv2d_fast_backward(x, &self.0.weight, geometry)?;
+        self.0.finish(t, &[1, 2, 3], pass)
+    }
+}
+
+/// A 2-D transposed convolution. Parameters: `weight` `[in, out, k, k]`, `bias`, `g` or `bn.*`.
+///
+/// # Shapes
+/// `[B, in, H, W]` gives `[B, out, (H - 1) s - 2p + k + output_padding, ..]`.
+#[derive(Debug, Clone)]
+pub struct ConvTranspose2d(ConvParams);
+
+/// A transposed convolution `in -> out` at `vb`'s path.
+///
+/// # Errors
+/// Variable creation errors.
+pub fn conv_transpose2d(
+    in_channels: usize,
+    out_channels: usize,
+    kernel: usize,
+    config: ConvConfig,
+    vb: VarBuilder,
+) -> Result<ConvTranspose2d> {
+    let shape = (in_channels, out_channels, kernel, kernel);
+    Ok(ConvTranspose2d(ConvParams::new(
+        shape,
+        out_channels,
+        in_channels * kernel * kernel,
+        config,
+        vb,
+    )?))
+}
+
+impl ConvTranspose2d {
+    /// Applies the transposed convolution.
+    ///
+    /// # Errors
+    /// Shape errors.
+    pub fn forward(&self, x: &Tensor, pass: Pass) -> Result<Tensor> {
+        let c = &self.0.config;
+        let t = x.conv_transpose2d(&self.0.weight, c.padding, c.output_padding, c.stride, 1)?;
+        self.0.finish(t, &[0, 2, 3], pass)
+    }
+}

@@ -1,0 +1,35 @@
+//! # vaekit-nets
+//!
+//! Layers candle lacks and the VAE networks built from them.
+//!
+//! - [`ParamStore`]: a `VarBuilder` backend that initialises every parameter from a seeded
+//!   noise stream (candle's own initialisers cannot be seeded).
+//! - Layers: [`Linear`] (optionally masked, for MADE), [`Conv2d`] (with the fast input
+//!   gradient of [`conv2d_fast_backward`]), [`ConvTranspose2d`], each with
+//!   [`Normalization`] none / batch / weight (weight recomputed every forward, data-dependent
+//!   initialisation through [`Pass::DataInit`]); [`GatedConv2d`], [`GatedConvTranspose2d`];
+//!   [`ResBlock`].
+//! - Networks: dense, ResNet and gated-conv encoders and decoders ([`Encoder`], [`Decoder`]),
+//!   each with a serde config; their parameter paths are the checkpoint format.
+//!
+//! Layers take a [`Pass`]: `Train`, `Eval` or `DataInit(&store)`.
+
+mod activation;
+mod conv;
+mod fast_conv;
+mod gated;
+mod linear;
+mod norm;
+mod params;
+mod pass;
+mod resnet_block;
+
+pub use activation::Activation;
+pub use conv::{Conv2d, ConvConfig, ConvTranspose2d, conv_transpose2d, conv2d};
+pub use fast_conv::{ConvGeometry, conv2d_fast_backward};
+pub use gated::{GatedConv2d, GatedConvTranspose2d, gated_conv_transpose2d, gated_conv2d};
+pub use linear::{Linear, LinearConfig, linear, masked_linear};
+pub use norm::Normalization;
+pub use params::{NON_TRAINABLE_SUFFIXES, ParamStore, is_trainable};
+pub use pass::Pass;
+pub use resnet_block::{ResBlock, ResBlockConfig, Resample, res_block};
