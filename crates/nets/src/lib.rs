@@ -16,6 +16,8 @@
 
 mod activation;
 mod conv;
+mod decoder;
+mod encoder;
 mod fast_conv;
 mod gated;
 mod linear;
@@ -26,6 +28,14 @@ mod resnet_block;
 
 pub use activation::Activation;
 pub use conv::{Conv2d, ConvConfig, ConvTranspose2d, conv_transpose2d, conv2d};
+pub use decoder::{
+    Decoder, DecoderOutput, DenseDecoder, GatedDecoder, Likelihood, ResNetDecoder, dense_decoder,
+    gated_decoder, resnet_decoder,
+};
+pub use encoder::{
+    DenseConfig, DenseEncoder, Encoder, EncoderOutput, GatedConfig, GatedEncoder, ImageShape,
+    ResNetConfig, ResNetEncoder, Stage, Upsample, dense_encoder, gated_encoder, resnet_encoder,
+};
 pub use fast_conv::{ConvGeometry, conv2d_fast_backward};
 pub use gated::{GatedConv2d, GatedConvTranspose2d, gated_conv_transpose2d, gated_conv2d};
 pub use linear::{Linear, LinearConfig, linear, masked_linear};

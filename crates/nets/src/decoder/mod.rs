@@ -1,0 +1,134 @@
+//! Decoders: `z -> p(x|z)` parameters.
+
+mod dense;
+mod gated;
+mod resnet;
+
+pub use dense::{DenseDecoder, dense_decoder};
+pub use gated::{GatedDecoder, gated_decoder};
+pub use resnet::{ResNetDecoder, resnet_decoder};
+
+use crate::pass::Pass;
+use candle::{D, Result, Tensor};
+use serde::{Deserialize, Serialize};
+use vaekit_distributions::{Bernoulli, DiscretizedLogistic, Distribution, Independent, Moments};
+
+/// The pixel likelihood a decoder parameterises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Likelihood {
+    /// Binary pixels, one logit each.
+    #[default]
+    Bernoulli,
+    /// 8-bit (or `num_bins`-level) pixels in `[0, 1]`: a location and a log-scale each.
+    DiscretizedLogistic {
+        /// Levels per pixel (256 for 8 bits).
+        num_bins: usize,
+    },
+}
+
+impl Likelihood {
+    /// Network outputs per pixel.
+    pub fn outputs_per_pixel(&self) -> usize {
+        match self {
+            Likelihood::Bernoulli => 1,
+            Likelihood::DiscretizedLogistic { .. } => 2,
+        }
+    }
+}
+
+/// The parameters of `p(x|z)` for a batch of `N` latent vectors, over `P` pixels.
+#[derive(Debug, Clone)]
+pub enum DecoderOutput {
+    /// Bernoulli logits `[N, P]`.
+    Bernoulli {
+        /// Logits.
+        logits: Tensor,
+    },
+    /// Discretized logistic locations and log-scales, each `[N, P]`.
+    DiscretizedLogistic {
+        /// Locations in data units (`[0, 1]`).
+        loc: Tensor,
+        /// Log-scales.
+        log_scale: Tensor,
+        /// Levels per pixel.
+        num_bins: usize,
+    },
+}
+
+impl DecoderOutput {
+    /// Builds the output from raw network outputs `[N, k, P]` (`k` per [`Likelihood`]).
+    pub(crate) fn from_raw(raw: &Tensor, likelihood: Likelihood) -> Result<Self> {
+        Ok(match likelihood {
+            Likelihood::Bernoulli => DecoderOutput::Bernoulli {
+                logits: raw.narrow(1, 0, 1)?.squeeze(1)?,
+            },
+            Likelihood::DiscretizedLogistic { num_bins } => DecoderOutput::DiscretizedLogistic {
+                loc: (raw.narrow(1, 0, 1)?.squeeze(1)? + 0.5)?,
+                log_scale: (raw.narrow(1, 1, 1)?.squeeze(1)? - 3.0)?,
+                num_bins,
+            },
+        })
+    }
+
+    /// `p(x|z)` as a distribution with event `[P]` and batch `[N]`.
+    ///
+    /// # Errors
+    /// Non-finite parameters.
+    pub fn distribution(&self) -> Result<Box<dyn Distribution>> {
+        Ok(match self {
+            DecoderOutput::Bernoulli { logits } => {
+                Box::new(Independent::new(Bernoulli::new(logits.clone())?, 1)?)
+            }
+            DecoderOutput::DiscretizedLogistic {
+                loc,
+                log_scale,
+                num_bins,
+            } => Box::new(Independent::new(
+                DiscretizedLogistic::new(loc.clone(), log_scale.exp()?, *num_bins)?,
+                1,
+            )?),
+        })
+    }
+
+    /// `log p(x|z)` summed over pixels.
+    ///
+    /// # Shapes
+    /// `x: [N, P]` (or broadcastable to it) gives `[N]`.
+    ///
+    /// # Errors
+    /// Shape errors; non-finite parameters.
+    pub fn log_prob(&self, x: &Tensor) -> Result<Tensor> {
+        self.distribution()?.log_prob(x)
+    }
+
+    /// The mean image (Bernoulli probabilities, or the clipped logistic location), `[N, P]`:
+    /// what reconstructions and samples are drawn as.
+    ///
+    /// # Errors
+    /// Tensor errors.
+    pub fn mean(&self) -> Result<Tensor> {
+        match self {
+            DecoderOutput::Bernoulli { logits } => Bernoulli::new(logits.clone())?.mean(),
+            DecoderOutput::DiscretizedLogistic { loc, .. } => loc.clamp(0.0, 1.0),
+        }
+    }
+}
+
+/// A generative network's body.
+pub trait Decoder: Send + Sync + std::fmt::Debug {
+    /// Decodes `z: [N, D]`.
+    ///
+    /// # Errors
+    /// Shape errors.
+    fn forward(&self, z: &Tensor, pass: Pass) -> Result<DecoderOutput>;
+    /// Latent dimension `D`.
+    fn latent_dim(&self) -> usize;
+}
+
+/// Raw outputs `[N, k·P]` (pixel-major per output kind) as `[N, k, P]`.
+pub(crate) fn split_outputs(raw: &Tensor, k: usize) -> Result<Tensor> {
+    let n = raw.dim(0)?;
+    let p = raw.dim(D::Minus1)? / k;
+    raw.reshape((n, k, p))
+}

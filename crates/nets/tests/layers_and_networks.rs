@@ -1,0 +1,592 @@
+//! Every layer and network: output shapes, train vs eval (batch-norm statistics), weight norm
+//! recomputed per forward with data-dependent initialisation, and after one backward pass a
+//! finite, non-zero gradient for every trainable parameter.
+#![allow(clippy::unwrap_used)]
+
+use candle::{DType, Device, Result, Shape, Tensor};
+use vaekit_core::testing::assert_all_close;
+use vaekit_core::{NoiseSource, SeededNoise};
+use vaekit_nets::*;
+
+fn randn(shape: impl Into<Shape>, seed: u64) -> Tensor {
+    SeededNoise::new(seed)
+        .standard_normal(&shape.into(), DType::F32, &Device::Cpu)
+        .unwrap()
+}
+
+/// Backpropagates `loss` and checks every trainable parameter of `store`.
+fn assert_every_parameter_learns(store: &ParamStore, loss: &Tensor) {
+    let grads = loss.backward().unwrap();
+    let trainable = store.trainable();
+    assert!(!trainable.is_empty());
+    for (name, var) in trainable {
+        let g = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("{name} received no gradient"));
+        let v = g
+            .flatten_all()
+            .unwrap()
+            .to_dtype(DType::F64)
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        assert!(
+            v.iter().all(|x| x.is_finite()),
+            "{name}: non-finite gradient"
+        );
+        assert!(v.iter().any(|x| *x != 0.0), "{name}: all-zero gradient");
+    }
+}
+
+fn encoder_loss(out: &EncoderOutput) -> Tensor {
+    let a = out.loc.sqr().unwrap().sum_all().unwrap();
+    let b = out.log_scale.sin().unwrap().sum_all().unwrap();
+    let c = out.context.sqr().unwrap().sum_all().unwrap();
+    ((a + b).unwrap() + c).unwrap()
+}
+
+fn binary_images(n: usize, pixels: usize, seed: u64) -> Tensor {
+    SeededNoise::new(seed)
+        .uniform(&Shape::from((n, pixels)), DType::F32, &Device::Cpu)
+        .unwrap()
+        .gt(0.5)
+        .unwrap()
+        .to_dtype(DType::F32)
+        .unwrap()
+}
+
+#[test]
+fn linear_layers_match_their_formulas_and_learn() {
+    for norm in [
+        Normalization::None,
+        Normalization::Batch,
+        Normalization::Weight,
+    ] {
+        let store = ParamStore::new(1);
+        let vb = store.var_builder(DType::F32, &Device::Cpu);
+        let layer = linear(
+            5,
+            3,
+            LinearConfig {
+                norm,
+                init_scale: 1.0,
+            },
+            vb.pp("fc"),
+        )
+        .unwrap();
+        let x = randn((8, 5), 2);
+        let y = layer.forward(&x, Pass::Train).unwrap();
+        assert_eq!(y.dims(), &[8, 3]);
+        if norm != Normalization::Batch {
+            // Independent reference: x Wᵀ + b with the effective weight.
+            let w = layer.effective_weight().unwrap();
+            let b = store
+                .varmap()
+                .data()
+                .lock()
+                .unwrap()
+                .get("fc.bias")
+                .unwrap()
+                .as_tensor()
+                .clone();
+            let expected = x
+                .matmul(&w.t().unwrap())
+                .unwrap()
+                .broadcast_add(&b)
+                .unwrap();
+            assert_all_close(&y, &expected, 1e-5, 1e-6).unwrap();
+        }
+        assert_every_parameter_learns(&store, &y.sqr().unwrap().sum_all().unwrap());
+    }
+}
+
+#[test]
+fn weight_norm_is_recomputed_every_forward_and_data_initialised() {
+    let store = ParamStore::new(3);
+    let vb = store.var_builder(DType::F32, &Device::Cpu);
+    let layer = linear(
+        6,
+        4,
+        LinearConfig {
+            norm: Normalization::Weight,
+            init_scale: 0.5,
+        },
+        vb.pp("wn"),
+    )
+    .unwrap();
+    let x = (randn((256, 6), 4) * 3.0)
+        .unwrap()
+        .affine(1.0, 2.0)
+        .unwrap();
+    let y = layer.forward(&x, Pass::DataInit(&store)).unwrap();
+    // After data-dependent init each unit has mean 0 and std init_scale on this batch.
+    let mean = y.mean(0).unwrap().to_vec1::<f32>().unwrap();
+    let std = y
+        .broadcast_sub(&y.mean_keepdim(0).unwrap())
+        .unwrap()
+        .sqr()
+        .unwrap()
+        .mean(0)
+        .unwrap()
+        .sqrt()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    for (m, s) in mean.iter().zip(&std) {
+        assert!(
+            m.abs() < 1e-4 && (s - 0.5).abs() < 1e-3,
+            "mean {m}, std {s}"
+        );
+    }
+    // The same output in a plain pass: the init was written to the store.
+    assert_all_close(&layer.forward(&x, Pass::Train).unwrap(), &y, 1e-5, 1e-5).unwrap();
+    // Rows of the effective weight have norm g, whatever v is: change v, the norms stay.
+    let g = store
+        .varmap()
+        .data()
+        .lock()
+        .unwrap()
+        .get("wn.g")
+        .unwrap()
+        .as_tensor()
+        .to_vec1::<f32>()
+        .unwrap();
+    store
+        .set("wn.weight", &(randn((4, 6), 5) * 10.0).unwrap())
+        .unwrap();
+    let norms = layer
+        .effective_weight()
+        .unwrap()
+        .sqr()
+        .unwrap()
+        .sum(1)
+        .unwrap()
+        .sqrt()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    for (n, g) in norms.iter().zip(&g) {
+        assert!(
+            (n - g).abs() < 1e-4 * g.abs().max(1.0),
+            "row norm {n} vs g {g}"
+        );
+    }
+}
+
+#[test]
+fn batch_norm_train_and_eval() {
+    let store = ParamStore::new(5);
+    let vb = store.var_builder(DType::F32, &Device::Cpu);
+    let layer = linear(
+        4,
+        3,
+        LinearConfig {
+            norm: Normalization::Batch,
+            init_scale: 1.0,
+        },
+        vb.pp("bn_fc"),
+    )
+    .unwrap();
+    let x = randn((32, 4), 6).affine(2.0, 5.0).unwrap();
+    let running = |name: &str| {
+        store
+            .varmap()
+            .data()
+            .lock()
+            .unwrap()
+            .get(name)
+            .unwrap()
+            .as_tensor()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    let before = running("bn_fc.bn.running_mean");
+    let train = layer.forward(&x, Pass::Train).unwrap();
+    let after = running("bn_fc.bn.running_mean");
+    assert_ne!(before, after, "a training pass updates the running mean");
+    // Batch statistics in training: per-unit mean 0.
+    assert!(
+        train
+            .mean(0)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+            < 1e-4
+    );
+    let eval = layer.forward(&x, Pass::Eval).unwrap();
+    assert_eq!(
+        running("bn_fc.bn.running_mean"),
+        after,
+        "an eval pass leaves the statistics alone"
+    );
+    let diff = (eval - train)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(diff > 1e-2, "eval uses running statistics, not the batch's");
+    assert!(!store.trainable().iter().any(|(n, _)| n.contains("running")));
+}
+
+#[test]
+fn masked_linear_respects_the_mask() {
+    let store = ParamStore::new(7);
+    let vb = store.var_builder(DType::F64, &Device::Cpu);
+    let mask = Tensor::new(&[[1.0f64, 0.0, 0.0], [1.0, 1.0, 0.0]], &Device::Cpu).unwrap();
+    let layer = masked_linear(3, 2, mask, LinearConfig::default(), vb.pp("m")).unwrap();
+    let x = Tensor::new(&[[1.0f64, 2.0, 3.0]], &Device::Cpu).unwrap();
+    let x2 = Tensor::new(&[[1.0f64, 2.0, 100.0]], &Device::Cpu).unwrap();
+    let (y, y2) = (
+        layer.forward(&x, Pass::Train).unwrap(),
+        layer.forward(&x2, Pass::Train).unwrap(),
+    );
+    assert_eq!(
+        y.to_vec2::<f64>().unwrap(),
+        y2.to_vec2::<f64>().unwrap(),
+        "input 3 is masked out"
+    );
+    assert!(
+        masked_linear(
+            3,
+            2,
+            Tensor::ones((3, 2), DType::F64, &Device::Cpu).unwrap(),
+            LinearConfig::default(),
+            vb.pp("bad")
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn conv_layers_and_blocks() {
+    for norm in [
+        Normalization::None,
+        Normalization::Batch,
+        Normalization::Weight,
+    ] {
+        let store = ParamStore::new(8);
+        let vb = store.var_builder(DType::F32, &Device::Cpu);
+        let x = randn((2, 3, 9, 9), 9);
+        let conv = conv2d(
+            3,
+            4,
+            3,
+            ConvConfig {
+                padding: 1,
+                stride: 2,
+                norm,
+                ..ConvConfig::default()
+            },
+            vb.pp("c"),
+        )
+        .unwrap();
+        let y = conv.forward(&x, Pass::DataInit(&store)).unwrap();
+        assert_eq!(y.dims(), &[2, 4, 5, 5]);
+        let t = conv_transpose2d(
+            4,
+            2,
+            3,
+            ConvConfig {
+                padding: 1,
+                stride: 2,
+                output_padding: 0,
+                norm,
+                init_scale: 1.0,
+            },
+            vb.pp("t"),
+        )
+        .unwrap();
+        let z = t.forward(&y, Pass::Train).unwrap();
+        assert_eq!(z.dims(), &[2, 2, 9, 9]);
+        let g = gated_conv2d(
+            3,
+            4,
+            5,
+            ConvConfig {
+                padding: 2,
+                norm,
+                ..ConvConfig::default()
+            },
+            vb.pp("g"),
+        )
+        .unwrap();
+        let gy = g.forward(&x, Pass::Train).unwrap();
+        assert_eq!(gy.dims(), &[2, 4, 9, 9]);
+        let gt = gated_conv_transpose2d(
+            4,
+            3,
+            5,
+            ConvConfig {
+                padding: 2,
+                stride: 2,
+                output_padding: 1,
+                norm,
+                init_scale: 1.0,
+            },
+            vb.pp("gt"),
+        )
+        .unwrap();
+        assert_eq!(
+            gt.forward(&gy, Pass::Train).unwrap().dims(),
+            &[2, 3, 18, 18]
+        );
+        let loss = (z.sqr().unwrap().sum_all().unwrap()
+            + gt.forward(&gy, Pass::Train).unwrap().sum_all().unwrap())
+        .unwrap();
+        assert_every_parameter_learns(&store, &loss);
+    }
+    // Res blocks: every resampling mode.
+    let store = ParamStore::new(10);
+    let vb = store.var_builder(DType::F32, &Device::Cpu);
+    let x = randn((2, 4, 7, 7), 11);
+    let cfg = ResBlockConfig::default();
+    let same = res_block(4, 4, cfg, vb.pp("same")).unwrap();
+    let down = res_block(
+        4,
+        6,
+        ResBlockConfig {
+            resample: Resample::Down,
+            ..cfg
+        },
+        vb.pp("down"),
+    )
+    .unwrap();
+    let up = res_block(
+        6,
+        4,
+        ResBlockConfig {
+            resample: Resample::UpTransposed { output_padding: 0 },
+            ..cfg
+        },
+        vb.pp("up"),
+    )
+    .unwrap();
+    let near = res_block(
+        4,
+        5,
+        ResBlockConfig {
+            resample: Resample::UpNearest { size: 14 },
+            norm: Normalization::Batch,
+            ..cfg
+        },
+        vb.pp("near"),
+    )
+    .unwrap();
+    let a = same.forward(&x, Pass::Train).unwrap();
+    let b = down.forward(&a, Pass::Train).unwrap();
+    assert_eq!(b.dims(), &[2, 6, 4, 4]);
+    let c = up.forward(&b, Pass::Train).unwrap();
+    assert_eq!(c.dims(), &[2, 4, 7, 7]);
+    let d = near.forward(&c, Pass::Train).unwrap();
+    assert_eq!(d.dims(), &[2, 5, 14, 14]);
+    assert_every_parameter_learns(&store, &d.sqr().unwrap().sum_all().unwrap());
+    assert!(res_block(4, 4, ResBlockConfig { kernel: 4, ..cfg }, vb.pp("even")).is_err());
+}
+
+/// Builds an encoder/decoder pair, checks shapes, data-dependent init, and gradients.
+fn check_pair(
+    encoder: &dyn Encoder,
+    decoder: &dyn Decoder,
+    store: &ParamStore,
+    pixels: usize,
+) -> Result<()> {
+    let x = binary_images(3, pixels, 12);
+    // Data-dependent initialisation runs through every layer.
+    encoder.forward(&x, Pass::DataInit(store))?;
+    let out = encoder.forward(&x, Pass::Train)?;
+    let d = encoder.latent_dim();
+    assert_eq!(out.loc.dims(), &[3, d]);
+    assert_eq!(out.log_scale.dims(), &[3, d]);
+    assert_eq!(out.context.dims(), &[3, encoder.context_dim()]);
+    let z = (&out.loc + (out.log_scale.exp()? * randn((3, d), 13))?)?;
+    decoder.forward(&z, Pass::DataInit(store))?;
+    let px = decoder.forward(&z, Pass::Train)?;
+    assert_eq!(px.mean()?.dims(), &[3, pixels]);
+    let log_lik = px.log_prob(&x)?;
+    assert_eq!(log_lik.dims(), &[3]);
+    let loss = (encoder_loss(&out) - log_lik.sum_all()?)?;
+    assert_every_parameter_learns(store, &loss);
+    // Eval mode gives finite outputs too.
+    let e = decoder.forward(&z.detach(), Pass::Eval)?.log_prob(&x)?;
+    assert!(e.to_vec1::<f32>()?.iter().all(|v| v.is_finite()));
+    Ok(())
+}
+
+#[test]
+fn dense_networks() {
+    for (norm, every, act) in [
+        (Normalization::None, false, Activation::Tanh),
+        (Normalization::Batch, true, Activation::Elu),
+        (Normalization::Weight, true, Activation::Elu),
+    ] {
+        let cfg = DenseConfig {
+            hidden: vec![32, 16],
+            norm,
+            input_to_every_layer: every,
+            activation: act,
+            latent_dim: 5,
+            context_dim: 7,
+            log_scale_offset: -3.0,
+            ..DenseConfig::default()
+        };
+        for likelihood in [
+            Likelihood::Bernoulli,
+            Likelihood::DiscretizedLogistic { num_bins: 256 },
+        ] {
+            let store = ParamStore::new(14);
+            let vb = store.var_builder(DType::F32, &Device::Cpu);
+            let enc = dense_encoder(&cfg, vb.pp("encoder")).unwrap();
+            let dec = dense_decoder(&cfg, likelihood, vb.pp("decoder")).unwrap();
+            check_pair(&enc, &dec, &store, 784).unwrap();
+        }
+    }
+    // The log-scale offset shifts the head.
+    let store = ParamStore::new(15);
+    let cfg = DenseConfig {
+        log_scale_offset: -3.0,
+        ..DenseConfig::default()
+    };
+    let enc = dense_encoder(&cfg, store.var_builder(DType::F32, &Device::Cpu)).unwrap();
+    let mean_log_scale = enc
+        .forward(&binary_images(4, 784, 1), Pass::Eval)
+        .unwrap()
+        .log_scale
+        .mean_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!((mean_log_scale + 3.0).abs() < 1.0, "{mean_log_scale}");
+}
+
+#[test]
+fn resnet_networks() {
+    let small = ResNetConfig {
+        stages: vec![
+            Stage {
+                channels: 6,
+                blocks: 2,
+                downsample: true,
+            },
+            Stage {
+                channels: 8,
+                blocks: 1,
+                downsample: true,
+            },
+            Stage {
+                channels: 8,
+                blocks: 1,
+                downsample: false,
+            },
+        ],
+        latent_dim: 4,
+        context_dim: 10,
+        ..ResNetConfig::reference_tf()
+    };
+    for (norm, upsample) in [
+        (Normalization::Weight, Upsample::TransposedConv),
+        (Normalization::Batch, Upsample::Nearest),
+        (Normalization::None, Upsample::TransposedConv),
+    ] {
+        let cfg = ResNetConfig {
+            norm,
+            upsample,
+            ..small.clone()
+        };
+        let store = ParamStore::new(16);
+        let vb = store.var_builder(DType::F32, &Device::Cpu);
+        let enc = resnet_encoder(&cfg, vb.pp("encoder")).unwrap();
+        let dec = resnet_decoder(&cfg, Likelihood::Bernoulli, vb.pp("decoder")).unwrap();
+        check_pair(&enc, &dec, &store, 784).unwrap();
+    }
+    // The IAF paper's three stride-2 stages (28 -> 14 -> 7 -> 4) and dense layer, narrowed.
+    let iaf = ResNetConfig {
+        stages: vec![
+            Stage {
+                channels: 4,
+                blocks: 1,
+                downsample: true
+            };
+            3
+        ],
+        dense_units: Some(20),
+        context_dim: 6,
+        ..ResNetConfig::iaf_paper()
+    };
+    assert_eq!(iaf.spatial_sizes(), vec![28, 14, 7, 4]);
+    let store = ParamStore::new(17);
+    let vb = store.var_builder(DType::F32, &Device::Cpu);
+    let enc = resnet_encoder(&iaf, vb.pp("encoder")).unwrap();
+    let dec = resnet_decoder(
+        &iaf,
+        Likelihood::DiscretizedLogistic { num_bins: 256 },
+        vb.pp("decoder"),
+    )
+    .unwrap();
+    check_pair(&enc, &dec, &store, 784).unwrap();
+    // Full-size presets build and run.
+    for cfg in [ResNetConfig::reference_tf(), ResNetConfig::iaf_paper()] {
+        let store = ParamStore::new(18);
+        let vb = store.var_builder(DType::F32, &Device::Cpu);
+        let enc = resnet_encoder(&cfg, vb.pp("encoder")).unwrap();
+        let out = enc.forward(&binary_images(2, 784, 2), Pass::Eval).unwrap();
+        assert_eq!(out.context.dims(), &[2, cfg.context_dim]);
+        let dec = resnet_decoder(&cfg, Likelihood::Bernoulli, vb.pp("decoder")).unwrap();
+        assert_eq!(
+            dec.forward(&out.loc, Pass::Eval)
+                .unwrap()
+                .mean()
+                .unwrap()
+                .dims(),
+            &[2, 784]
+        );
+    }
+}
+
+#[test]
+fn gated_networks() {
+    let cfg = GatedConfig {
+        latent_dim: 6,
+        context_dim: 12,
+        ..GatedConfig::default()
+    };
+    let store = ParamStore::new(19);
+    let vb = store.var_builder(DType::F32, &Device::Cpu);
+    let enc = gated_encoder(&cfg, vb.pp("encoder")).unwrap();
+    let dec = gated_decoder(&cfg, Likelihood::Bernoulli, vb.pp("decoder")).unwrap();
+    check_pair(&enc, &dec, &store, 784).unwrap();
+    let bad = GatedConfig {
+        image: ImageShape {
+            channels: 1,
+            height: 32,
+            width: 32,
+        },
+        ..cfg
+    };
+    assert!(gated_encoder(&bad, vb.pp("x")).is_err());
+}
+
+#[test]
+fn same_seed_same_network() {
+    let out = |seed| {
+        let store = ParamStore::new(seed);
+        let enc = dense_encoder(
+            &DenseConfig::default(),
+            store.var_builder(DType::F32, &Device::Cpu),
+        )
+        .unwrap();
+        enc.forward(&binary_images(2, 784, 0), Pass::Eval)
+            .unwrap()
+            .loc
+            .to_vec2::<f32>()
+            .unwrap()
+    };
+    assert_eq!(out(3), out(3));
+    assert_ne!(out(3), out(4));
+}
