@@ -2,7 +2,7 @@
 //! central-difference Jacobian (tolerance 1e-6); IAF/MADE Jacobians are triangular in the
 //! ordering, for every ordering and with the context present; planar and Sylvester steps
 //! keep `det J > 0` over random parameter draws.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::needless_range_loop)] // matrix code reads best with indices
 
 use candle::{DType, Device, Shape, Tensor};
 use vaekit_core::{NoiseSource, SeededNoise};

@@ -88,7 +88,7 @@ pub fn res_block(
     config: ResBlockConfig,
     vb: VarBuilder,
 ) -> Result<ResBlock> {
-    if config.kernel % 2 == 0 {
+    if config.kernel.is_multiple_of(2) {
         candle::bail!(
             "res_block: the kernel size must be odd, got {}",
             config.kernel

@@ -210,7 +210,7 @@ impl ResNetConfig {
                 "ResNetConfig: need at least one stage, each with blocks >= 1 and channels >= 1"
             );
         }
-        if self.kernel % 2 == 0 || self.latent_dim == 0 {
+        if self.kernel.is_multiple_of(2) || self.latent_dim == 0 {
             candle::bail!("ResNetConfig: kernel must be odd and latent_dim > 0");
         }
         Ok(())
