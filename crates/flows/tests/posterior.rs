@@ -110,3 +110,42 @@ fn posterior_samples_log_densities_and_gradients() {
         .uniform(&Shape::from(1), DType::F32, &Device::Cpu)
         .unwrap();
 }
+
+/// Parameter paths are the checkpoint format: pinned.
+#[test]
+fn iaf_parameter_paths_are_pinned() {
+    let store = ParamStore::new(0);
+    let made_cfg = MadeConfig {
+        dim: 2,
+        hidden: vec![4],
+        context_dim: 3,
+        norm: Normalization::Weight,
+        ..MadeConfig::default()
+    };
+    iaf_chain(
+        2,
+        &made_cfg,
+        IafVariant::Gated { forget_bias: 1.0 },
+        store.var_builder(DType::F32, &Device::Cpu).pp("flow"),
+    )
+    .unwrap();
+    let names = store.names();
+    let expected: Vec<String> = (0..2)
+        .flat_map(|k| {
+            [
+                "context.bias",
+                "context.g",
+                "context.weight",
+                "hidden0.bias",
+                "hidden0.g",
+                "hidden0.weight",
+                "out.bias",
+                "out.g",
+                "out.weight",
+            ]
+            .into_iter()
+            .map(move |p| format!("flow.iaf{k}.made.{p}"))
+        })
+        .collect();
+    assert_eq!(names, expected);
+}
