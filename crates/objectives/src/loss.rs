@@ -1,0 +1,86 @@
+//! The loss object: an objective plus the history of its evaluations.
+
+use crate::model::{GenerativeModel, InferenceNetwork};
+use crate::objective::{Evaluation, ObjectiveConfig, evaluate};
+use candle::{Result, Tensor};
+use serde::{Deserialize, Serialize};
+use vaekit_core::NoiseSource;
+use vaekit_nets::Pass;
+
+/// One evaluation, as recorded in a [`Loss`]'s history.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LossRecord {
+    /// The (fractional) epoch it was evaluated at.
+    pub epoch: f64,
+    /// The minimised scalar.
+    pub loss: f64,
+    /// The bound, nats per data point.
+    pub bound: f64,
+    /// Mean `E_q[log p(x|z)]`.
+    pub reconstruction: f64,
+    /// Mean KL.
+    pub kl: f64,
+    /// Mean `log p(x, z)`.
+    pub mean_log_p: f64,
+    /// Mean `log q(z|x)`.
+    pub mean_log_q: f64,
+}
+
+/// Takes an inference network, a generative model and a batch, returns a scalar to
+/// differentiate, and keeps the history (loss, bound, mean log p, mean log q per call).
+#[derive(Debug, Clone)]
+pub struct Loss {
+    config: ObjectiveConfig,
+    history: Vec<LossRecord>,
+}
+
+impl Loss {
+    /// A loss for an objective configuration.
+    pub fn new(config: ObjectiveConfig) -> Self {
+        Self {
+            config,
+            history: Vec::new(),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ObjectiveConfig {
+        &self.config
+    }
+
+    /// Evaluates the objective on `x: [B, P]` and records it.
+    ///
+    /// # Errors
+    /// Those of [`evaluate`].
+    pub fn compute(
+        &mut self,
+        inference: &dyn InferenceNetwork,
+        model: &dyn GenerativeModel,
+        x: &Tensor,
+        epoch: f64,
+        noise: &mut dyn NoiseSource,
+        pass: Pass,
+    ) -> Result<Evaluation> {
+        let eval = evaluate(&self.config, inference, model, x, epoch, noise, pass)?;
+        self.history.push(LossRecord {
+            epoch,
+            loss: eval.loss.to_dtype(candle::DType::F64)?.to_scalar::<f64>()?,
+            bound: eval.bound,
+            reconstruction: eval.reconstruction,
+            kl: eval.kl,
+            mean_log_p: eval.mean_log_p,
+            mean_log_q: eval.mean_log_q,
+        });
+        Ok(eval)
+    }
+
+    /// Every recorded evaluation, oldest first.
+    pub fn history(&self) -> &[LossRecord] {
+        &self.history
+    }
+
+    /// Forgets the history (e.g. at the start of an epoch).
+    pub fn clear_history(&mut self) {
+        self.history.clear();
+    }
+}

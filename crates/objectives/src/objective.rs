@@ -1,0 +1,325 @@
+//! Objectives on log-weights: ELBO, IWAE (standard and DReG gradients), KL warm-up, free bits.
+
+use crate::model::{GenerativeModel, InferenceNetwork};
+use candle::{D, DType, Result, Tensor, Var};
+use serde::{Deserialize, Serialize};
+use vaekit_core::{NoiseSource, log_mean_exp};
+use vaekit_distributions::{KlMethod, default_registry};
+use vaekit_nets::Pass;
+
+/// The gradient estimator of the IWAE bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum IwaeGradient {
+    /// Autograd through the bound (the reparameterized IWAE gradient).
+    #[default]
+    Standard,
+    /// Doubly reparameterized gradients for the inference network (Tucker et al., arXiv
+    /// 1810.04152): `Σ_s w̃_s² ∂ log w_s / ∂z_s ∂z_s / ∂φ`; needs a posterior whose density
+    /// can be evaluated with detached parameters (no flow).
+    Dreg,
+}
+
+/// Which bound is optimised.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Objective {
+    /// `E_q[log p(x|z)] - KL(q(z|x) || p(z))`, averaged over `num_samples` draws; the KL in
+    /// closed form when `analytic_kl`, the posterior has no flow and the registry has the
+    /// pair, by Monte Carlo otherwise.
+    Elbo {
+        /// Draws per data point.
+        num_samples: usize,
+        /// Use the closed-form KL when it exists.
+        analytic_kl: bool,
+    },
+    /// `E[log (1/k) Σ_s p(x, z_s) / q(z_s|x)]` (Burda et al., arXiv 1509.00519).
+    Iwae {
+        /// `k`, the importance samples per data point.
+        num_samples: usize,
+        /// The gradient estimator.
+        gradient: IwaeGradient,
+    },
+}
+
+/// Linear KL warm-up: the KL term is scaled by `min(1, epoch / epochs)`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct KlWarmup {
+    /// Epochs until the KL term has full weight.
+    pub epochs: f64,
+}
+
+impl KlWarmup {
+    /// The KL weight at a (fractional) epoch.
+    pub fn beta(&self, epoch: f64) -> f64 {
+        if self.epochs <= 0.0 {
+            1.0
+        } else {
+            (epoch / self.epochs).clamp(0.0, 1.0)
+        }
+    }
+}
+
+/// Free bits (the IAF paper's form): the latent dimensions are split into `groups`
+/// contiguous groups, and each group's KL, averaged over the minibatch, counts at least
+/// `nats_per_dim` times its size: `Σ_j max(λ |g_j|, E_x[KL_j])`. Per-dimension KLs need an
+/// analytic KL (Gaussian posterior without flow); otherwise the whole latent vector is one
+/// group.
+///
+/// # References
+/// Kingma et al., arXiv 1606.04934, appendix C.8.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FreeBits {
+    /// `λ`, nats per latent dimension.
+    pub nats_per_dim: f64,
+    /// Number of groups (1 = one group for all dimensions).
+    pub groups: usize,
+}
+
+/// The configuration of a [`crate::Loss`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ObjectiveConfig {
+    /// The bound.
+    pub objective: Objective,
+    /// Optional KL warm-up (ELBO only).
+    pub warmup: Option<KlWarmup>,
+    /// Optional free bits (ELBO only).
+    pub free_bits: Option<FreeBits>,
+}
+
+impl Default for ObjectiveConfig {
+    fn default() -> Self {
+        Self {
+            objective: Objective::Elbo {
+                num_samples: 1,
+                analytic_kl: true,
+            },
+            warmup: None,
+            free_bits: None,
+        }
+    }
+}
+
+/// The result of evaluating an objective on a batch.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// The scalar to minimise. With [`IwaeGradient::Dreg`] its gradient is meant for the
+    /// generative model's parameters only.
+    pub loss: Tensor,
+    /// With DReG, the surrogate whose gradient is meant for the inference network's
+    /// parameters only; `None` when `loss` serves both (see [`Evaluation::gradients`]).
+    pub inference_loss: Option<Tensor>,
+    /// The bound itself, mean over the batch, nats per data point (no warm-up, no free bits).
+    pub bound: f64,
+    /// Mean `E_q[log p(x|z)]`.
+    pub reconstruction: f64,
+    /// Mean KL (analytic or Monte Carlo, see `kl_method`).
+    pub kl: f64,
+    /// Mean `log p(x, z)` over samples and batch.
+    pub mean_log_p: f64,
+    /// Mean `log q(z|x)` over samples and batch.
+    pub mean_log_q: f64,
+    /// How the KL was computed.
+    pub kl_method: KlMethod,
+    /// Detached log-weights `log p(x, z_s) - log q(z_s|x)`, `[B, S]`, f64.
+    pub log_weights: Tensor,
+}
+
+impl Evaluation {
+    /// Gradients for each variable: from `loss` for `model` variables, and from
+    /// `inference_loss` (or `loss`) for `inference` variables. Variables that receive no
+    /// gradient get zeros.
+    ///
+    /// # Errors
+    /// Backward errors.
+    pub fn gradients(&self, model: &[Var], inference: &[Var]) -> Result<Vec<Tensor>> {
+        let main = self.loss.backward()?;
+        let inf = match &self.inference_loss {
+            Some(l) => Some(l.backward()?),
+            None => None,
+        };
+        let pick = |store: &candle::backprop::GradStore, v: &Var| -> Result<Tensor> {
+            match store.get(v.as_tensor()) {
+                Some(g) => Ok(g.clone()),
+                None => v.as_tensor().zeros_like(),
+            }
+        };
+        let mut out = Vec::with_capacity(model.len() + inference.len());
+        for v in model {
+            out.push(pick(&main, v)?);
+        }
+        for v in inference {
+            out.push(pick(inf.as_ref().unwrap_or(&main), v)?);
+        }
+        Ok(out)
+    }
+}
+
+fn mean_f64(t: &Tensor) -> Result<f64> {
+    t.to_dtype(DType::F64)?.mean_all()?.to_scalar::<f64>()
+}
+
+/// Evaluates `config` on a batch `x: [B, P]` at a (fractional) `epoch` (for warm-up).
+///
+/// # Errors
+/// DReG with a flow posterior; a zero sample count; non-finite values (a NaN or infinite
+/// bound is reported as an error naming the objective, never returned silently).
+pub fn evaluate(
+    config: &ObjectiveConfig,
+    inference: &dyn InferenceNetwork,
+    model: &dyn GenerativeModel,
+    x: &Tensor,
+    epoch: f64,
+    noise: &mut dyn NoiseSource,
+    pass: Pass,
+) -> Result<Evaluation> {
+    let num_samples = match config.objective {
+        Objective::Elbo { num_samples, .. } | Objective::Iwae { num_samples, .. } => num_samples,
+    };
+    if num_samples == 0 {
+        candle::bail!("objective: num_samples must be > 0");
+    }
+    let posterior = inference.forward(x, pass)?;
+    let sample = posterior.rsample_with_log_prob(num_samples, noise)?;
+    let log_lik = model.log_likelihood(x, &sample.z, pass)?; // [B, S]
+    let log_prior = model.log_prior(&sample.z)?; // [B, S]
+    let log_p = (&log_lik + &log_prior)?;
+    let log_w = (&log_p - &sample.log_q)?;
+    let log_w64 = log_w.to_dtype(DType::F64)?;
+    let reconstruction = mean_f64(&log_lik)?;
+    let (mean_log_p, mean_log_q) = (mean_f64(&log_p)?, mean_f64(&sample.log_q)?);
+    let eval = match config.objective {
+        Objective::Elbo { analytic_kl, .. } => {
+            let analytic = match posterior.as_distribution() {
+                Some(q) if analytic_kl && default_registry().has_analytic(q, model.prior()) => {
+                    Some(q)
+                }
+                _ => None,
+            };
+            let (kl, method, per_dim) = match analytic {
+                Some(q) => {
+                    let per_dim = match (q.reinterpreted(), model.prior().reinterpreted()) {
+                        (Some((bq, 1)), Some((bp, 1)))
+                            if default_registry().has_analytic(bq, bp) =>
+                        {
+                            Some(default_registry().analytic(bq, bp)?)
+                        }
+                        _ => None,
+                    };
+                    (
+                        default_registry().analytic(q, model.prior())?,
+                        KlMethod::Analytic,
+                        per_dim,
+                    )
+                }
+                None => (
+                    (&sample.log_q - &log_prior)?.mean(D::Minus1)?,
+                    KlMethod::MonteCarlo { num_samples },
+                    None,
+                ),
+            };
+            let recon_b = log_lik.mean(D::Minus1)?; // [B]
+            let beta = config.warmup.map_or(1.0, |w| w.beta(epoch));
+            let kl_term = match config.free_bits {
+                Some(fb) => free_bits_term(&kl, per_dim.as_ref(), fb, sample.z.dim(D::Minus1)?)?,
+                None => kl.mean_all()?,
+            };
+            let objective = (recon_b.mean_all()? - (kl_term * beta)?)?;
+            let kl_mean = mean_f64(&kl)?;
+            Evaluation {
+                loss: objective.neg()?,
+                inference_loss: None,
+                bound: reconstruction - kl_mean,
+                reconstruction,
+                kl: kl_mean,
+                mean_log_p,
+                mean_log_q,
+                kl_method: method,
+                log_weights: log_w64.detach(),
+            }
+        }
+        Objective::Iwae { gradient, .. } => {
+            let bound_b = log_mean_exp(&log_w64, D::Minus1, false)?; // [B]
+            let bound = bound_b.mean_all()?;
+            let kl = mean_f64(&(&sample.log_q - &log_prior)?)?;
+            let (loss, inference_loss) = match gradient {
+                IwaeGradient::Standard => (bound.neg()?.to_dtype(x.dtype())?, None),
+                IwaeGradient::Dreg => {
+                    let Some(log_q_stopped) = &sample.log_q_stopped else {
+                        candle::bail!(
+                            "objective: DReG needs a posterior whose density can be evaluated with detached parameters; flow posteriors cannot"
+                        );
+                    };
+                    // Normalised weights w̃ (detached), [B, S].
+                    let w_tilde = log_w64
+                        .broadcast_sub(&bound_b.unsqueeze(1)?)?
+                        .exp()?
+                        .affine(1.0 / num_samples as f64, 0.0)?
+                        .detach();
+                    let model_sur = (&w_tilde * log_w64.clone())?.sum(D::Minus1)?.mean_all()?;
+                    let log_w_stop_q = (&log_p - log_q_stopped)?.to_dtype(DType::F64)?;
+                    let inf_sur = (w_tilde.sqr()? * log_w_stop_q)?
+                        .sum(D::Minus1)?
+                        .mean_all()?;
+                    (
+                        model_sur.neg()?.to_dtype(x.dtype())?,
+                        Some(inf_sur.neg()?.to_dtype(x.dtype())?),
+                    )
+                }
+            };
+            Evaluation {
+                loss,
+                inference_loss,
+                bound: bound.to_scalar::<f64>()?,
+                reconstruction,
+                kl,
+                mean_log_p,
+                mean_log_q,
+                kl_method: KlMethod::MonteCarlo { num_samples },
+                log_weights: log_w64.detach(),
+            }
+        }
+    };
+    if !eval.bound.is_finite() {
+        candle::bail!(
+            "objective: the bound is not finite ({}) on this batch",
+            eval.bound
+        );
+    }
+    Ok(eval)
+}
+
+/// `Σ_j max(λ |g_j|, mean_batch KL_j)` with per-dimension KLs `[B, D]` when available, else
+/// one group over the per-datapoint KL `[B]` with floor `λ · latent_dim`.
+fn free_bits_term(
+    kl: &Tensor,
+    per_dim: Option<&Tensor>,
+    fb: FreeBits,
+    latent_dim: usize,
+) -> Result<Tensor> {
+    match per_dim {
+        Some(per_dim) => {
+            let d = per_dim.dim(D::Minus1)?;
+            let groups = fb.groups.clamp(1, d);
+            let mut total: Option<Tensor> = None;
+            for g in 0..groups {
+                let (start, end) = (g * d / groups, (g + 1) * d / groups);
+                let kl_g = per_dim
+                    .narrow(D::Minus1, start, end - start)?
+                    .sum(D::Minus1)?
+                    .mean_all()?;
+                let floor = fb.nats_per_dim * (end - start) as f64;
+                let term = kl_g.maximum(floor)?;
+                total = Some(match total {
+                    Some(t) => (t + term)?,
+                    None => term,
+                });
+            }
+            match total {
+                Some(t) => Ok(t),
+                None => kl.mean_all(),
+            }
+        }
+        None => kl.mean_all()?.maximum(fb.nats_per_dim * latent_dim as f64),
+    }
+}

@@ -1,0 +1,167 @@
+//! The VAE building blocks behind the model-agnostic API: an encoder with an optional flow,
+//! and a decoder with a standard-normal prior.
+
+use crate::model::{GenerativeModel, InferenceNetwork, LatentSample, Posterior};
+use candle::{DType, Device, Result, Tensor};
+use vaekit_core::NoiseSource;
+use vaekit_distributions::{Distribution, Independent, Normal, Reparameterize, StandardNormal};
+use vaekit_flows::{FlowChain, FlowPosterior};
+use vaekit_nets::{Decoder, Encoder, EncoderOutput, Pass};
+
+/// `q(z|x)`: the encoder's diagonal Gaussian, pushed through a conditional flow (an empty
+/// [`FlowChain`] for a plain Gaussian posterior).
+#[derive(Debug)]
+pub struct EncoderFlow<E> {
+    encoder: E,
+    posterior: FlowPosterior<FlowChain>,
+}
+
+impl<E: Encoder> EncoderFlow<E> {
+    /// An inference network from an encoder and a flow.
+    pub fn new(encoder: E, flow: FlowChain) -> Self {
+        Self {
+            encoder,
+            posterior: FlowPosterior::new(flow),
+        }
+    }
+
+    /// The encoder.
+    pub fn encoder(&self) -> &E {
+        &self.encoder
+    }
+
+    /// Whether a flow follows the Gaussian.
+    pub fn has_flow(&self) -> bool {
+        !self.posterior.flow().is_empty()
+    }
+}
+
+/// The posterior of an [`EncoderFlow`] for one batch.
+#[derive(Debug)]
+pub struct GaussianFlowPosterior<'a> {
+    encoded: EncoderOutput,
+    base: Independent<Normal>,
+    flow: Option<&'a FlowPosterior<FlowChain>>,
+    pass: Pass<'a>,
+}
+
+impl<'a> GaussianFlowPosterior<'a> {
+    /// A posterior from encoder outputs; `flow` `None` (or empty) for a plain Gaussian.
+    ///
+    /// # Errors
+    /// Non-finite encoder outputs.
+    pub fn new(
+        encoded: EncoderOutput,
+        flow: Option<&'a FlowPosterior<FlowChain>>,
+        pass: Pass<'a>,
+    ) -> Result<Self> {
+        let base = encoded.posterior()?;
+        let flow = flow.filter(|f| !f.flow().is_empty());
+        Ok(Self {
+            encoded,
+            base,
+            flow,
+            pass,
+        })
+    }
+}
+
+/// `[S, B, ..]` to `[B, S, ..]`.
+fn batch_first(t: &Tensor) -> Result<Tensor> {
+    t.transpose(0, 1)?.contiguous()
+}
+
+impl Posterior for GaussianFlowPosterior<'_> {
+    fn rsample_with_log_prob(
+        &self,
+        num_samples: usize,
+        noise: &mut dyn NoiseSource,
+    ) -> Result<LatentSample> {
+        match self.flow {
+            Some(flow) => {
+                let s = flow.rsample_with_log_prob(&self.encoded, num_samples, noise, self.pass)?;
+                Ok(LatentSample {
+                    z: batch_first(&s.z)?,
+                    log_q: batch_first(&s.log_q)?,
+                    log_q_stopped: None,
+                })
+            }
+            None => {
+                let z = self.base.rsample(&[num_samples], noise)?; // [S, B, D]
+                let log_q = self.base.log_prob(&z)?;
+                let stopped = Independent::new(
+                    Normal::from_log_scale(
+                        self.encoded.loc.detach(),
+                        self.encoded.log_scale.detach(),
+                    )?,
+                    1,
+                )?;
+                let log_q_stopped = stopped.log_prob(&z)?;
+                Ok(LatentSample {
+                    z: batch_first(&z)?,
+                    log_q: batch_first(&log_q)?,
+                    log_q_stopped: Some(batch_first(&log_q_stopped)?),
+                })
+            }
+        }
+    }
+
+    fn log_prob(&self, z: &Tensor) -> Result<Tensor> {
+        if self.flow.is_some() {
+            candle::bail!(
+                "log_prob: a flow posterior has a density only along its sampling path; use rsample_with_log_prob"
+            );
+        }
+        batch_first(&self.base.log_prob(&batch_first(z)?)?)
+    }
+
+    fn as_distribution(&self) -> Option<&dyn Distribution> {
+        match self.flow {
+            None => Some(&self.base),
+            Some(_) => None,
+        }
+    }
+}
+
+impl<E: Encoder> InferenceNetwork for EncoderFlow<E> {
+    fn forward<'a>(&'a self, x: &Tensor, pass: Pass<'a>) -> Result<Box<dyn Posterior + 'a>> {
+        let encoded = self.encoder.forward(x, pass)?;
+        Ok(Box::new(GaussianFlowPosterior::new(
+            encoded,
+            Some(&self.posterior),
+            pass,
+        )?))
+    }
+}
+
+/// `p(x, z) = p(x|z) N(z; 0, I)` with a decoder network for `p(x|z)`.
+#[derive(Debug)]
+pub struct DecoderModel<D> {
+    decoder: D,
+    prior: Independent<StandardNormal>,
+}
+
+impl<D: Decoder> DecoderModel<D> {
+    /// A model from a decoder; the prior is a standard normal on the decoder's latent space.
+    ///
+    /// # Errors
+    /// A non-float dtype.
+    pub fn new(decoder: D, dtype: DType, device: &Device) -> Result<Self> {
+        let prior = Independent::new(StandardNormal::new(decoder.latent_dim(), dtype, device)?, 1)?;
+        Ok(Self { decoder, prior })
+    }
+
+    /// The decoder.
+    pub fn decoder(&self) -> &D {
+        &self.decoder
+    }
+}
+
+impl<D: Decoder> GenerativeModel for DecoderModel<D> {
+    fn forward(&self, z: &Tensor, pass: Pass) -> Result<Box<dyn Distribution>> {
+        self.decoder.forward(z, pass)?.distribution()
+    }
+    fn prior(&self) -> &dyn Distribution {
+        &self.prior
+    }
+}
