@@ -42,6 +42,22 @@ impl Bernoulli {
         })
     }
 
+    /// From logits, checking only the dtype: for hot paths (decoders) where the caller checks
+    /// the resulting log-densities instead (non-finite logits give non-finite log-densities,
+    /// which vaekit's objectives detect and the trainer skips).
+    ///
+    /// # Errors
+    /// A non-float dtype.
+    pub fn new_unchecked(logits: Tensor) -> Result<Self> {
+        validate::float("Bernoulli", "logits", &logits)?;
+        let batch_shape = logits.shape().clone();
+        Ok(Self {
+            logits,
+            batch_shape,
+            event_shape: Shape::from(()),
+        })
+    }
+
     /// The logits.
     pub fn logits(&self) -> &Tensor {
         &self.logits

@@ -152,6 +152,27 @@ impl DiscretizedLogistic {
         })
     }
 
+    /// [`DiscretizedLogistic::new`] checking only shapes, dtypes and `num_bins`: for hot
+    /// paths (decoders) where the caller checks the resulting log-densities instead.
+    ///
+    /// # Errors
+    /// Fewer than 2 bins, different shapes, a non-float dtype.
+    pub fn new_unchecked(loc: Tensor, scale: Tensor, num_bins: usize) -> Result<Self> {
+        if num_bins < 2 {
+            candle::bail!("DiscretizedLogistic: num_bins must be >= 2, got {num_bins}");
+        }
+        validate::float("DiscretizedLogistic", "loc", &loc)?;
+        check_same_shape("DiscretizedLogistic", "loc and scale", &loc, &scale)?;
+        let batch_shape = loc.shape().clone();
+        Ok(Self {
+            loc,
+            scale,
+            num_bins,
+            batch_shape,
+            event_shape: Shape::from(()),
+        })
+    }
+
     /// Number of bins.
     pub fn num_bins(&self) -> usize {
         self.num_bins

@@ -58,6 +58,17 @@ impl Normal {
         Self::build(loc, scale, log_scale)
     }
 
+    /// [`Normal::from_log_scale`] checking only shapes and dtypes: for hot paths (encoders)
+    /// where the caller checks the resulting log-densities instead.
+    ///
+    /// # Errors
+    /// Different shapes or a non-float dtype.
+    pub fn from_log_scale_unchecked(loc: Tensor, log_scale: Tensor) -> Result<Self> {
+        validate::float("Normal", "loc", &loc)?;
+        let scale = log_scale.exp()?;
+        Self::build(loc, scale, log_scale)
+    }
+
     fn build(loc: Tensor, scale: Tensor, log_scale: Tensor) -> Result<Self> {
         check_same_shape("Normal", "loc and scale", &loc, &scale)?;
         if loc.dtype() != scale.dtype() {

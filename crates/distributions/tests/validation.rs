@@ -139,3 +139,22 @@ fn log_prob_checks_the_event_shape() {
         "VonMisesFisher: log_prob value of shape [2] does not end in the event shape [3]",
     );
 }
+
+/// The unchecked constructors (decoder and encoder hot paths) accept non-finite parameters
+/// and give non-finite log-densities, which the objectives detect.
+#[test]
+fn unchecked_constructors_defer_to_the_log_density() {
+    let b = Bernoulli::new_unchecked(t(&[f64::NAN, 0.0])).unwrap();
+    let lp = b
+        .log_prob(&t(&[1.0, 1.0]))
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
+    assert!(lp[0].is_nan() && lp[1].is_finite());
+    let n = Normal::from_log_scale_unchecked(t(&[0.0]), t(&[f64::NAN])).unwrap();
+    assert!(n.log_prob(&t(&[0.0])).unwrap().to_vec1::<f64>().unwrap()[0].is_nan());
+    let d = DiscretizedLogistic::new_unchecked(t(&[0.5]), t(&[f64::NAN]), 256).unwrap();
+    assert!(d.log_prob(&t(&[0.5])).unwrap().to_vec1::<f64>().unwrap()[0].is_nan());
+    assert!(Bernoulli::new_unchecked(Tensor::new(&[1u8], &Device::Cpu).unwrap()).is_err());
+    assert!(DiscretizedLogistic::new_unchecked(t(&[0.5]), t(&[1.0]), 1).is_err());
+}

@@ -23,5 +23,6 @@ pub use loss::{Loss, LossRecord};
 pub use model::{GenerativeModel, InferenceNetwork, LatentSample, Posterior};
 pub use objective::{
     Evaluation, FreeBits, IwaeGradient, KlWarmup, Objective, ObjectiveConfig, evaluate,
+    evaluate_unchecked,
 };
 pub use vae::{DecoderModel, EncoderFlow, GaussianFlowPosterior};

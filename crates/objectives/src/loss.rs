@@ -1,7 +1,7 @@
 //! The loss object: an objective plus the history of its evaluations.
 
 use crate::model::{GenerativeModel, InferenceNetwork};
-use crate::objective::{Evaluation, ObjectiveConfig, evaluate};
+use crate::objective::{Evaluation, ObjectiveConfig, evaluate, evaluate_unchecked};
 use candle::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 use vaekit_core::NoiseSource;
@@ -62,6 +62,32 @@ impl Loss {
         pass: Pass,
     ) -> Result<Evaluation> {
         let eval = evaluate(&self.config, inference, model, x, epoch, noise, pass)?;
+        self.record(&eval, epoch)?;
+        Ok(eval)
+    }
+
+    /// [`Loss::compute`] without the finiteness check: non-finite evaluations are returned
+    /// (and not recorded) so that the caller can skip them; see [`Evaluation::is_finite`].
+    ///
+    /// # Errors
+    /// Those of [`evaluate_unchecked`].
+    pub fn compute_unchecked(
+        &mut self,
+        inference: &dyn InferenceNetwork,
+        model: &dyn GenerativeModel,
+        x: &Tensor,
+        epoch: f64,
+        noise: &mut dyn NoiseSource,
+        pass: Pass,
+    ) -> Result<Evaluation> {
+        let eval = evaluate_unchecked(&self.config, inference, model, x, epoch, noise, pass)?;
+        if eval.is_finite() {
+            self.record(&eval, epoch)?;
+        }
+        Ok(eval)
+    }
+
+    fn record(&mut self, eval: &Evaluation, epoch: f64) -> Result<()> {
         self.history.push(LossRecord {
             epoch,
             loss: eval.loss.to_dtype(candle::DType::F64)?.to_scalar::<f64>()?,
@@ -71,7 +97,7 @@ impl Loss {
             mean_log_p: eval.mean_log_p,
             mean_log_q: eval.mean_log_q,
         });
-        Ok(eval)
+        Ok(())
     }
 
     /// Every recorded evaluation, oldest first.

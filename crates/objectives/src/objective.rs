@@ -126,6 +126,19 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
+    /// Whether the bound and the losses are finite.
+    pub fn is_finite(&self) -> bool {
+        let finite = |t: &Tensor| {
+            t.to_dtype(DType::F64)
+                .and_then(|t| t.to_scalar::<f64>())
+                .map(f64::is_finite)
+                .unwrap_or(false)
+        };
+        self.bound.is_finite()
+            && finite(&self.loss)
+            && self.inference_loss.as_ref().is_none_or(finite)
+    }
+
     /// Gradients for each variable: from `loss` for `model` variables, and from
     /// `inference_loss` (or `loss`) for `inference` variables. Variables that receive no
     /// gradient get zeros.
@@ -165,6 +178,30 @@ fn mean_f64(t: &Tensor) -> Result<f64> {
 /// DReG with a flow posterior; a zero sample count; non-finite values (a NaN or infinite
 /// bound is reported as an error naming the objective, never returned silently).
 pub fn evaluate(
+    config: &ObjectiveConfig,
+    inference: &dyn InferenceNetwork,
+    model: &dyn GenerativeModel,
+    x: &Tensor,
+    epoch: f64,
+    noise: &mut dyn NoiseSource,
+    pass: Pass,
+) -> Result<Evaluation> {
+    let eval = evaluate_unchecked(config, inference, model, x, epoch, noise, pass)?;
+    if !eval.is_finite() {
+        candle::bail!(
+            "objective: the bound is not finite ({}) on this batch",
+            eval.bound
+        );
+    }
+    Ok(eval)
+}
+
+/// [`evaluate`] without the finiteness check, for callers that handle non-finite batches
+/// themselves (the trainer skips and counts them): check [`Evaluation::is_finite`].
+///
+/// # Errors
+/// DReG with a flow posterior; a zero sample count.
+pub fn evaluate_unchecked(
     config: &ObjectiveConfig,
     inference: &dyn InferenceNetwork,
     model: &dyn GenerativeModel,
@@ -280,12 +317,6 @@ pub fn evaluate(
             }
         }
     };
-    if !eval.bound.is_finite() {
-        candle::bail!(
-            "objective: the bound is not finite ({}) on this batch",
-            eval.bound
-        );
-    }
     Ok(eval)
 }
 

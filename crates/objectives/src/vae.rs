@@ -90,7 +90,7 @@ impl Posterior for GaussianFlowPosterior<'_> {
                 let z = self.base.rsample(&[num_samples], noise)?; // [S, B, D]
                 let log_q = self.base.log_prob(&z)?;
                 let stopped = Independent::new(
-                    Normal::from_log_scale(
+                    Normal::from_log_scale_unchecked(
                         self.encoded.loc.detach(),
                         self.encoded.log_scale.detach(),
                     )?,

@@ -77,15 +77,16 @@ impl DecoderOutput {
     /// Non-finite parameters.
     pub fn distribution(&self) -> Result<Box<dyn Distribution>> {
         Ok(match self {
-            DecoderOutput::Bernoulli { logits } => {
-                Box::new(Independent::new(Bernoulli::new(logits.clone())?, 1)?)
-            }
+            DecoderOutput::Bernoulli { logits } => Box::new(Independent::new(
+                Bernoulli::new_unchecked(logits.clone())?,
+                1,
+            )?),
             DecoderOutput::DiscretizedLogistic {
                 loc,
                 log_scale,
                 num_bins,
             } => Box::new(Independent::new(
-                DiscretizedLogistic::new(loc.clone(), log_scale.exp()?, *num_bins)?,
+                DiscretizedLogistic::new_unchecked(loc.clone(), log_scale.exp()?, *num_bins)?,
                 1,
             )?),
         })
@@ -109,7 +110,7 @@ impl DecoderOutput {
     /// Tensor errors.
     pub fn mean(&self) -> Result<Tensor> {
         match self {
-            DecoderOutput::Bernoulli { logits } => Bernoulli::new(logits.clone())?.mean(),
+            DecoderOutput::Bernoulli { logits } => Bernoulli::new_unchecked(logits.clone())?.mean(),
             DecoderOutput::DiscretizedLogistic { loc, .. } => loc.clamp(0.0, 1.0),
         }
     }

@@ -28,13 +28,15 @@ pub struct EncoderOutput {
 }
 
 impl EncoderOutput {
-    /// The diagonal Gaussian `q0(z|x)`, event `[D]`, batch `[B]`.
+    /// The diagonal Gaussian `q0(z|x)`, event `[D]`, batch `[B]`. The outputs are not
+    /// validated here (a hot path): non-finite ones give non-finite log-densities, which the
+    /// objectives report and the trainer skips.
     ///
     /// # Errors
-    /// Non-finite outputs.
+    /// Shape errors.
     pub fn posterior(&self) -> Result<Independent<Normal>> {
         Independent::new(
-            Normal::from_log_scale(self.loc.clone(), self.log_scale.clone())?,
+            Normal::from_log_scale_unchecked(self.loc.clone(), self.log_scale.clone())?,
             1,
         )
     }

@@ -1,0 +1,427 @@
+//! The training loop.
+
+use crate::checkpoint::{CheckpointDir, CheckpointError, TrainerState};
+use crate::clip::clip_grad_norm;
+use crate::ema::Ema;
+use crate::optim::{Optimizer, OptimizerConfig};
+use crate::schedule::LrSchedule;
+use candle::{Device, Tensor, Var};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+use vaekit_core::SeededNoise;
+use vaekit_datasets::{Batcher, BatcherConfig, Binarization, ImageSet};
+use vaekit_nets::{ParamStore, Pass};
+use vaekit_objectives::{GenerativeModel, InferenceNetwork, Loss, ObjectiveConfig, evaluate};
+
+/// Variables with their names.
+type NamedVars = Vec<(String, Var)>;
+
+/// Why training stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    /// A tensor operation failed.
+    #[error(transparent)]
+    Tensor(#[from] candle::Error),
+    /// A checkpoint could not be written or read.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// Too many consecutive steps had a non-finite loss or gradient.
+    #[error(
+        "training stopped: {0} consecutive steps had a non-finite loss or gradient (epoch {1}); the last checkpoint is intact"
+    )]
+    NonFinite(u32, u64),
+    /// Bad data or configuration.
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Everything the loop needs besides the networks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Minibatch size.
+    pub batch_size: usize,
+    /// Base learning rate.
+    pub lr: f64,
+    /// Learning-rate schedule over epochs.
+    pub schedule: LrSchedule,
+    /// Optimizer hyper-parameters.
+    pub optimizer: OptimizerConfig,
+    /// The objective.
+    pub objective: ObjectiveConfig,
+    /// Clip gradients to this global norm.
+    pub clip_norm: Option<f64>,
+    /// Keep an exponential moving average of the parameters with this decay, used for
+    /// evaluation.
+    pub ema_decay: Option<f64>,
+    /// Stop after this many consecutive non-finite steps.
+    pub max_consecutive_nonfinite: u32,
+    /// Epoch checkpoints to keep.
+    pub keep_last: usize,
+    /// Seed of the run's noise stream (shuffles, binarization, samples).
+    pub seed: u64,
+    /// Binarization of training batches.
+    pub binarization: Binarization,
+    /// Parameter-name prefixes of the inference network (for estimators whose inference
+    /// network has its own loss, e.g. DReG); every other parameter belongs to the model.
+    pub inference_prefixes: Vec<String>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 100,
+            lr: 1e-3,
+            schedule: LrSchedule::Constant,
+            optimizer: OptimizerConfig::default(),
+            objective: ObjectiveConfig::default(),
+            clip_norm: None,
+            ema_decay: None,
+            max_consecutive_nonfinite: 20,
+            keep_last: 3,
+            seed: 0,
+            binarization: Binarization::Dynamic,
+            inference_prefixes: vec!["encoder.".into(), "flow.".into()],
+        }
+    }
+}
+
+/// What one epoch did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochReport {
+    /// The epoch just completed (1-based).
+    pub epoch: u64,
+    /// Mean minimised loss.
+    pub loss: f64,
+    /// Mean training bound, nats per data point (−loss without warm-up or free bits).
+    pub bound: f64,
+    /// Mean KL.
+    pub kl: f64,
+    /// Mean reconstruction term.
+    pub reconstruction: f64,
+    /// Learning rate at the start of the epoch.
+    pub lr: f64,
+    /// Steps skipped for non-finite values this epoch.
+    pub skipped: u64,
+    /// Wall time of the epoch.
+    pub seconds: f64,
+}
+
+/// Trains an inference network and a generative model whose parameters live in a
+/// [`ParamStore`].
+pub struct Trainer<'a> {
+    config: TrainConfig,
+    store: &'a ParamStore,
+    inference: &'a dyn InferenceNetwork,
+    model: &'a dyn GenerativeModel,
+    loss: Loss,
+    optimizer: Optimizer,
+    ema: Option<Ema>,
+    noise: SeededNoise,
+    state: TrainerState,
+    checkpoints: Option<CheckpointDir>,
+}
+
+impl std::fmt::Debug for Trainer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+impl<'a> Trainer<'a> {
+    /// A trainer; checkpoints go to `checkpoint_dir` when given. `run_config` is stored in
+    /// every checkpoint.
+    ///
+    /// # Errors
+    /// The checkpoint directory cannot be created.
+    pub fn new(
+        config: TrainConfig,
+        store: &'a ParamStore,
+        inference: &'a dyn InferenceNetwork,
+        model: &'a dyn GenerativeModel,
+        checkpoint_dir: Option<&Path>,
+        run_config: serde_json::Value,
+    ) -> Result<Self, TrainError> {
+        let noise = SeededNoise::new(config.seed);
+        let state = TrainerState {
+            epoch: 0,
+            step: 0,
+            noise: noise.state(),
+            best_validation: None,
+            skipped_steps: 0,
+            config: run_config,
+        };
+        Ok(Self {
+            loss: Loss::new(config.objective),
+            optimizer: Optimizer::new(config.optimizer),
+            ema: config.ema_decay.map(Ema::new),
+            checkpoints: checkpoint_dir
+                .map(|d| CheckpointDir::new(d, config.keep_last))
+                .transpose()?,
+            config,
+            store,
+            inference,
+            model,
+            noise,
+            state,
+        })
+    }
+
+    /// The trainer state (epoch, step, noise position, ...).
+    pub fn state(&self) -> &TrainerState {
+        &self.state
+    }
+
+    /// The loss object, with its history.
+    pub fn loss(&self) -> &Loss {
+        &self.loss
+    }
+
+    /// Resumes from the latest complete checkpoint, if there is one: parameters, optimizer
+    /// state, EMA, noise position and trainer state. Returns whether it resumed.
+    ///
+    /// # Errors
+    /// A corrupt checkpoint, or one whose parameters do not match the networks.
+    pub fn resume(&mut self, device: &Device) -> Result<bool, TrainError> {
+        let Some(dir) = &self.checkpoints else {
+            return Ok(false);
+        };
+        let (tensors, state) = match dir.load_latest(device) {
+            Ok(found) => found,
+            Err(CheckpointError::NotFound(_)) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        };
+        self.restore(&tensors, state)?;
+        Ok(true)
+    }
+
+    fn restore(
+        &mut self,
+        tensors: &HashMap<String, Tensor>,
+        state: TrainerState,
+    ) -> Result<(), TrainError> {
+        for name in self.store.names() {
+            let Some(t) = tensors.get(&format!("param.{name}")) else {
+                return Err(TrainError::Config(format!(
+                    "checkpoint has no parameter {name}"
+                )));
+            };
+            self.store.set(&name, t)?;
+        }
+        let opt: HashMap<String, Tensor> = tensors
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("opt.").map(|n| (n.to_string(), v.clone())))
+            .collect();
+        self.optimizer.load_state(&opt, state.step)?;
+        if let Some(ema) = &mut self.ema {
+            ema.load_state(tensors);
+        }
+        self.noise = SeededNoise::from_state(state.noise);
+        self.state = state;
+        Ok(())
+    }
+
+    fn tensors(&self) -> HashMap<String, Tensor> {
+        let mut out: HashMap<String, Tensor> = self
+            .store
+            .sorted_vars()
+            .into_iter()
+            .map(|(n, v)| (format!("param.{n}"), v.as_tensor().clone()))
+            .collect();
+        out.extend(
+            self.optimizer
+                .state_tensors()
+                .into_iter()
+                .map(|(k, v)| (format!("opt.{k}"), v)),
+        );
+        if let Some(ema) = &self.ema {
+            out.extend(ema.state_tensors());
+        }
+        out
+    }
+
+    /// Writes the epoch checkpoint (and `best` when `validation` improves on the best so far).
+    ///
+    /// # Errors
+    /// Checkpoint errors.
+    pub fn checkpoint(&mut self, validation: Option<f64>) -> Result<(), TrainError> {
+        self.state.noise = self.noise.state();
+        let improved = match (validation, self.state.best_validation) {
+            (Some(v), Some(best)) => v > best,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        if improved {
+            self.state.best_validation = validation;
+        }
+        if let Some(dir) = &self.checkpoints {
+            let tensors = self.tensors();
+            dir.save_epoch(&tensors, &self.state)?;
+            if improved {
+                dir.save("best", &tensors, &self.state)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One epoch over `data` (intensities, binarized per batch as configured).
+    ///
+    /// # Errors
+    /// [`TrainError::NonFinite`] after too many consecutive non-finite steps; tensor errors.
+    pub fn train_epoch(
+        &mut self,
+        data: &ImageSet,
+        device: &Device,
+    ) -> Result<EpochReport, TrainError> {
+        let start = Instant::now();
+        let batcher = Batcher::new(
+            data.len(),
+            BatcherConfig {
+                batch_size: self.config.batch_size,
+                shuffle: true,
+                drop_last: false,
+            },
+        )
+        .map_err(|e| TrainError::Config(e.to_string()))?;
+        let batches = batcher
+            .epoch(&mut self.noise)
+            .map_err(|e| TrainError::Config(e.to_string()))?;
+        let lr = self
+            .config
+            .schedule
+            .lr(self.config.lr, self.state.epoch as f64);
+        let trainable = self.store.trainable();
+        let (inference_vars, model_vars): (NamedVars, NamedVars) =
+            trainable.iter().cloned().partition(|(n, _)| {
+                self.config
+                    .inference_prefixes
+                    .iter()
+                    .any(|p| n.starts_with(p.as_str()))
+            });
+        let model_v: Vec<Var> = model_vars.iter().map(|(_, v)| v.clone()).collect();
+        let inference_v: Vec<Var> = inference_vars.iter().map(|(_, v)| v.clone()).collect();
+        let ordered: Vec<(String, Var)> =
+            model_vars.iter().chain(&inference_vars).cloned().collect();
+        let (mut sums, mut count, mut skipped, mut consecutive) = ([0.0f64; 4], 0usize, 0u64, 0u32);
+        let nb = batches.len().max(1) as f64;
+        for (i, indices) in batches.iter().enumerate() {
+            let x = data
+                .gather_f32(indices, device)
+                .map_err(|e| TrainError::Config(e.to_string()))?;
+            let x = self
+                .config
+                .binarization
+                .apply(&x, &mut self.noise)
+                .map_err(|e| TrainError::Config(e.to_string()))?;
+            let epoch_frac = self.state.epoch as f64 + i as f64 / nb;
+            let eval = self.loss.compute_unchecked(
+                self.inference,
+                self.model,
+                &x,
+                epoch_frac,
+                &mut self.noise,
+                Pass::Train,
+            )?;
+            let step = match eval.is_finite().then_some(eval) {
+                Some(eval) => {
+                    let mut grads = eval.gradients(&model_v, &inference_v)?;
+                    let norm = match self.config.clip_norm {
+                        Some(max) => clip_grad_norm(&mut grads, max)?,
+                        None => crate::clip::global_norm(&grads)?,
+                    };
+                    norm.is_finite().then_some((eval, grads))
+                }
+                None => None,
+            };
+            match step {
+                Some((eval, grads)) => {
+                    consecutive = 0;
+                    self.optimizer.step(&ordered, &grads, lr)?;
+                    if let Some(ema) = &mut self.ema {
+                        ema.update(&trainable)?;
+                    }
+                    self.state.step += 1;
+                    let loss = eval.loss.to_dtype(candle::DType::F64)?.to_scalar::<f64>()?;
+                    for (s, v) in
+                        sums.iter_mut()
+                            .zip([loss, eval.bound, eval.kl, eval.reconstruction])
+                    {
+                        *s += v;
+                    }
+                    count += 1;
+                }
+                None => {
+                    skipped += 1;
+                    consecutive += 1;
+                    self.state.skipped_steps += 1;
+                    if consecutive >= self.config.max_consecutive_nonfinite {
+                        return Err(TrainError::NonFinite(consecutive, self.state.epoch));
+                    }
+                }
+            }
+        }
+        self.state.epoch += 1;
+        self.state.noise = self.noise.state();
+        let n = count.max(1) as f64;
+        Ok(EpochReport {
+            epoch: self.state.epoch,
+            loss: sums[0] / n,
+            bound: sums[1] / n,
+            kl: sums[2] / n,
+            reconstruction: sums[3] / n,
+            lr,
+            skipped,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// The mean bound of `objective` over `data` (already binarized, `[N, P]`), in evaluation
+    /// mode and with the EMA parameters when enabled; draws from a separate stream seeded by
+    /// `seed`, so evaluation does not disturb training's noise.
+    ///
+    /// # Errors
+    /// Tensor errors.
+    pub fn evaluate(
+        &self,
+        data: &Tensor,
+        objective: &ObjectiveConfig,
+        batch_size: usize,
+        seed: u64,
+    ) -> Result<f64, TrainError> {
+        let trainable = self.store.trainable();
+        let backup = match &self.ema {
+            Some(ema) => Some(ema.swap_in(&trainable)?),
+            None => None,
+        };
+        let mut noise = SeededNoise::new(seed);
+        let n = data.dim(0)?;
+        let mut total = 0.0;
+        let mut start = 0;
+        let result = (|| -> Result<f64, TrainError> {
+            while start < n {
+                let b = batch_size.min(n - start);
+                let x = data.narrow(0, start, b)?;
+                let e = evaluate(
+                    objective,
+                    self.inference,
+                    self.model,
+                    &x,
+                    self.state.epoch as f64,
+                    &mut noise,
+                    Pass::Eval,
+                )?;
+                total += e.bound * b as f64;
+                start += b;
+            }
+            Ok(total / n.max(1) as f64)
+        })();
+        if let (Some(ema), Some(b)) = (&self.ema, backup) {
+            ema.swap_out(&trainable, &b)?;
+        }
+        result
+    }
+}
