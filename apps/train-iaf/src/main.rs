@@ -1,10 +1,17 @@
 //! `train-iaf`: train and evaluate VAEs with inverse autoregressive flows on binarized MNIST.
 //!
-//! Subcommands so far: `data` (find, load and verify MNIST).
+//! Subcommands: `data` (find and verify MNIST), `train`, `resume`, `eval`, `sample`.
 
+mod config;
 mod data;
+mod images;
+mod model;
+mod run;
 
-use clap::{Parser, Subcommand};
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use config::{PRESETS, RunConfig};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 // glibc malloc alone costs about 2x on candle's many small allocations.
@@ -23,12 +30,129 @@ struct Cli {
 enum Command {
     /// Find, load and verify MNIST: counts, mean intensity, canonical checksums.
     Data(data::DataArgs),
+    /// Train a new run: writes config.json, metrics.jsonl, checkpoints, pictures, results.json.
+    Train(TrainArgs),
+    /// Continue a run from its latest checkpoint (bit-identically on CPU).
+    Resume {
+        /// The run directory.
+        #[arg(long)]
+        run: PathBuf,
+        /// Train to this many epochs in total.
+        #[arg(long)]
+        epochs: Option<u64>,
+    },
+    /// Importance-sampled test NLL of a run's latest checkpoint.
+    Eval {
+        /// The run directory.
+        #[arg(long)]
+        run: PathBuf,
+        /// Importance samples per test image.
+        #[arg(long, default_value_t = 5000)]
+        is_samples: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Draw samples.png and reconstructions.png from a run's latest checkpoint.
+    Sample {
+        /// The run directory.
+        #[arg(long)]
+        run: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct TrainArgs {
+    /// Starting configuration: iwae-dense, iaf-resnet or snf-gated.
+    #[arg(long, default_value = "iwae-dense")]
+    preset: String,
+    /// A configuration file (TOML or JSON) instead of a preset.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory holding the four MNIST IDX files.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// The run directory to create.
+    #[arg(long, default_value = "runs/latest")]
+    out: PathBuf,
+    /// Epochs to train.
+    #[arg(long)]
+    epochs: Option<u64>,
+    /// Seed of initialisation and training noise.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Importance samples of the objective: 1 trains the ELBO (VAE), k > 1 the IWAE bound.
+    #[arg(long)]
+    k: Option<usize>,
+    /// Minibatch size.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Base learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Use only the first N training images.
+    #[arg(long)]
+    limit_train: Option<usize>,
+    /// Use only the first N test images.
+    #[arg(long)]
+    limit_test: Option<usize>,
+    /// Importance samples for the final test NLL.
+    #[arg(long)]
+    is_samples: Option<usize>,
+}
+
+fn train(args: &TrainArgs) -> Result<()> {
+    let mut cfg = match &args.config {
+        Some(path) => RunConfig::from_file(path)?,
+        None => RunConfig::preset(&args.preset)
+            .with_context(|| format!("presets: {}", PRESETS.join(", ")))?,
+    };
+    if let Some(v) = &args.data_dir {
+        cfg.data_dir = Some(v.clone());
+    }
+    if let Some(v) = args.epochs {
+        cfg.epochs = v;
+    }
+    if let Some(v) = args.seed {
+        cfg.seed = v;
+    }
+    if let Some(v) = args.k {
+        cfg.set_k(v);
+    }
+    if let Some(v) = args.batch_size {
+        cfg.batch_size = v;
+    }
+    if let Some(v) = args.lr {
+        cfg.lr = v;
+    }
+    if let Some(v) = args.limit_train {
+        cfg.limit_train = Some(v);
+    }
+    if let Some(v) = args.limit_test {
+        cfg.limit_test = Some(v);
+    }
+    if let Some(v) = args.is_samples {
+        cfg.is_samples = v;
+    }
+    cfg.validate()?;
+    run::train(cfg, &args.out)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Data(args) => data::run(&args),
+        Command::Train(args) => train(&args).map(|()| ExitCode::SUCCESS),
+        Command::Resume { run, epochs } => run::resume(&run, epochs).map(|()| ExitCode::SUCCESS),
+        Command::Eval {
+            run,
+            is_samples,
+            json,
+        } => run::eval(&run, is_samples, json).map(|()| ExitCode::SUCCESS),
+        Command::Sample { run } => run::sample(&run).map(|p| {
+            println!("wrote {}", p.display());
+            ExitCode::SUCCESS
+        }),
     };
     match result {
         Ok(code) => code,

@@ -133,3 +133,12 @@ pub(crate) fn split_outputs(raw: &Tensor, k: usize) -> Result<Tensor> {
     let p = raw.dim(D::Minus1)? / k;
     raw.reshape((n, k, p))
 }
+
+impl Decoder for Box<dyn Decoder> {
+    fn forward(&self, z: &Tensor, pass: Pass) -> Result<DecoderOutput> {
+        (**self).forward(z, pass)
+    }
+    fn latent_dim(&self) -> usize {
+        (**self).latent_dim()
+    }
+}

@@ -102,3 +102,15 @@ impl GaussianHead {
         self.latent_dim
     }
 }
+
+impl Encoder for Box<dyn Encoder> {
+    fn forward(&self, x: &Tensor, pass: Pass) -> Result<EncoderOutput> {
+        (**self).forward(x, pass)
+    }
+    fn latent_dim(&self) -> usize {
+        (**self).latent_dim()
+    }
+    fn context_dim(&self) -> usize {
+        (**self).context_dim()
+    }
+}

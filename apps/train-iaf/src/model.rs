@@ -1,0 +1,83 @@
+//! Networks and flow from a [`RunConfig`].
+
+use crate::config::{FlowConfig, Networks, RunConfig};
+use anyhow::{Context, Result};
+use candle::{DType, Device};
+use vaekit_flows::{Flow, FlowChain, iaf_chain, planar_step, sylvester_step};
+use vaekit_nets::{
+    Decoder, Encoder, ParamStore, dense_decoder, dense_encoder, gated_decoder, gated_encoder,
+    resnet_decoder, resnet_encoder,
+};
+use vaekit_objectives::{DecoderModel, EncoderFlow};
+
+/// A model: its parameters, its inference network and its generative model.
+pub struct Built {
+    pub store: ParamStore,
+    pub q: EncoderFlow<Box<dyn Encoder>>,
+    pub p: DecoderModel<Box<dyn Decoder>>,
+}
+
+/// Builds the networks at the stable paths `encoder.*`, `flow.*`, `decoder.*`, initialised
+/// from the run's seed.
+pub fn build(cfg: &RunConfig, device: &Device) -> Result<Built> {
+    cfg.validate()?;
+    let store = ParamStore::new(cfg.seed);
+    let vb = store.var_builder(DType::F32, device);
+    let (encoder, decoder): (Box<dyn Encoder>, Box<dyn Decoder>) = match &cfg.networks {
+        Networks::Dense(c) => (
+            Box::new(dense_encoder(c, vb.pp("encoder"))?),
+            Box::new(dense_decoder(c, cfg.likelihood, vb.pp("decoder"))?),
+        ),
+        Networks::ResNet(c) => (
+            Box::new(resnet_encoder(c, vb.pp("encoder"))?),
+            Box::new(resnet_decoder(c, cfg.likelihood, vb.pp("decoder"))?),
+        ),
+        Networks::Gated(c) => (
+            Box::new(gated_encoder(c, vb.pp("encoder"))?),
+            Box::new(gated_decoder(c, cfg.likelihood, vb.pp("decoder"))?),
+        ),
+    };
+    let (d, c) = (cfg.networks.latent_dim(), cfg.networks.context_dim());
+    let flow_vb = vb.pp("flow");
+    let flow = match &cfg.flow {
+        FlowConfig::None => FlowChain::default(),
+        FlowConfig::Iaf {
+            steps,
+            hidden,
+            norm,
+            variant,
+        } => iaf_chain(*steps, &cfg.made(hidden, *norm), *variant, flow_vb)?,
+        FlowConfig::Planar { steps } => {
+            let s: Result<Vec<Box<dyn Flow>>> = (0..*steps)
+                .map(|k| {
+                    Ok(
+                        Box::new(planar_step(d, c, flow_vb.pp(format!("planar{k}")))?)
+                            as Box<dyn Flow>,
+                    )
+                })
+                .collect();
+            FlowChain::new(s?)
+        }
+        FlowConfig::Sylvester { steps, sylvester } => {
+            let s: Result<Vec<Box<dyn Flow>>> = (0..*steps)
+                .map(|k| {
+                    Ok(Box::new(sylvester_step(
+                        d,
+                        c,
+                        *sylvester,
+                        k,
+                        flow_vb.pp(format!("sylvester{k}")),
+                    )?) as Box<dyn Flow>)
+                })
+                .collect();
+            FlowChain::new(s?)
+        }
+    };
+    let p = DecoderModel::new(decoder, DType::F32, device)
+        .context("cannot build the generative model")?;
+    Ok(Built {
+        store,
+        q: EncoderFlow::new(encoder, flow),
+        p,
+    })
+}

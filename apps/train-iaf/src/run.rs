@@ -1,0 +1,403 @@
+//! A run directory and what happens in it: train, resume, eval, sample.
+
+use crate::config::RunConfig;
+use crate::images::{write_curves, write_grid};
+use crate::model::{Built, build};
+use anyhow::{Context, Result, bail};
+use candle::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use vaekit_core::SeededNoise;
+use vaekit_datasets::{ImageSet, Mnist, binarize_fixed, resolve_mnist_dir};
+use vaekit_eval::{ImportanceConfig, NllReport, importance_sampled_log_likelihood};
+use vaekit_nets::Pass;
+use vaekit_objectives::{GenerativeModel, InferenceNetwork, Objective, ObjectiveConfig, evaluate};
+use vaekit_train::{TrainConfig, Trainer, write_atomic};
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub epoch: u64,
+    pub train_neg_elbo: f64,
+    pub test_neg_elbo: f64,
+    pub kl: f64,
+    pub reconstruction: f64,
+    pub lr: f64,
+    pub seconds: f64,
+    pub skipped_steps: u64,
+}
+
+/// `results.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    pub preset: String,
+    pub epochs: u64,
+    pub test_neg_elbo: f64,
+    pub is_samples: usize,
+    pub is_nll: f64,
+    pub is_std_error: f64,
+    pub is_mean_ess: f64,
+    pub test_points: usize,
+    pub test_binarization_seed: u64,
+    pub train_seconds: f64,
+    pub eval_seconds: f64,
+}
+
+fn elbo_objective() -> ObjectiveConfig {
+    ObjectiveConfig {
+        objective: Objective::Elbo {
+            num_samples: 1,
+            analytic_kl: true,
+        },
+        warmup: None,
+        free_bits: None,
+    }
+}
+
+/// The data of a run: training intensities and the fixed binarized test set.
+struct Data {
+    train: ImageSet,
+    test_x: Tensor,
+}
+
+fn load_data(cfg: &RunConfig, device: &Device) -> Result<Data> {
+    let found = resolve_mnist_dir(cfg.data_dir.as_deref()).context("cannot find MNIST")?;
+    let mnist = Mnist::load_dir(&found.dir)
+        .with_context(|| format!("cannot load MNIST from {}", found.dir.display()))?;
+    let limit = |set: &ImageSet, n: Option<usize>| -> Result<ImageSet> {
+        match n {
+            Some(n) if n < set.len() => Ok(set.subset(&(0..n).collect::<Vec<_>>())?),
+            _ => Ok(set.clone()),
+        }
+    };
+    let train = limit(&mnist.train, cfg.limit_train)?;
+    let test = limit(&mnist.test, cfg.limit_test)?;
+    let test_x = binarize_fixed(&test.images_f32(device)?, cfg.test_binarization_seed)?;
+    Ok(Data { train, test_x })
+}
+
+fn train_config(cfg: &RunConfig) -> TrainConfig {
+    TrainConfig {
+        batch_size: cfg.batch_size,
+        lr: cfg.lr,
+        schedule: cfg.schedule,
+        optimizer: cfg.optimizer,
+        objective: cfg.objective,
+        clip_norm: cfg.clip_norm,
+        ema_decay: cfg.ema_decay,
+        seed: cfg.seed,
+        binarization: cfg.binarization,
+        ..TrainConfig::default()
+    }
+}
+
+/// Starts a new run in `out` (which must not hold one already).
+pub fn train(cfg: RunConfig, out: &Path) -> Result<()> {
+    if out.join("config.json").exists() {
+        bail!(
+            "{} already holds a run; use `train-iaf resume --run {}`",
+            out.display(),
+            out.display()
+        );
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    write_atomic(&out.join("config.json"), &serde_json::to_vec_pretty(&cfg)?)?;
+    run(cfg, out, false)
+}
+
+/// Continues the run in `dir`, optionally to a new number of epochs.
+pub fn resume(dir: &Path, epochs: Option<u64>) -> Result<()> {
+    let mut cfg = read_config(dir)?;
+    if let Some(e) = epochs {
+        cfg.epochs = e;
+        write_atomic(&dir.join("config.json"), &serde_json::to_vec_pretty(&cfg)?)?;
+    }
+    run(cfg, dir, true)
+}
+
+fn read_config(dir: &Path) -> Result<RunConfig> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{} is not a run directory (no config.json)", dir.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{}: invalid configuration", path.display()))
+}
+
+fn run(cfg: RunConfig, out: &Path, resuming: bool) -> Result<()> {
+    let device = Device::Cpu;
+    let data = load_data(&cfg, &device)?;
+    let Built { store, q, p } = build(&cfg, &device)?;
+    let mut trainer = Trainer::new(
+        train_config(&cfg),
+        &store,
+        &q,
+        &p,
+        Some(&out.join("checkpoints")),
+        serde_json::to_value(&cfg)?,
+    )?;
+    let resumed = trainer.resume(&device)?;
+    if resuming && !resumed {
+        bail!(
+            "{} has no complete checkpoint to resume from",
+            out.join("checkpoints").display()
+        );
+    }
+    if !resumed {
+        // Data-dependent initialisation (weight norm) on one dynamically binarized batch,
+        // from its own stream.
+        let n = cfg.batch_size.min(data.train.len()).max(1);
+        let mut noise = SeededNoise::new(cfg.seed ^ 0x5eed_1d17);
+        let x = data
+            .train
+            .gather_f32(&(0..n).collect::<Vec<_>>(), &device)?;
+        let x = cfg.binarization.apply(&x, &mut noise)?;
+        evaluate(
+            &elbo_objective(),
+            &q,
+            &p,
+            &x,
+            0.0,
+            &mut noise,
+            Pass::DataInit(&store),
+        )
+        .context("data-dependent initialisation failed")?;
+    }
+    let start = Instant::now();
+    let total = cfg.epochs;
+    println!(
+        "{} run in {}: {} training and {} test images, epochs {} -> {total}",
+        cfg.preset,
+        out.display(),
+        data.train.len(),
+        data.test_x.dim(0)?,
+        trainer.state().epoch
+    );
+    while trainer.state().epoch < total {
+        let report = trainer.train_epoch(&data.train, &device)?;
+        let test = trainer.evaluate(
+            &data.test_x,
+            &elbo_objective(),
+            500,
+            cfg.test_binarization_seed,
+        )?;
+        let m = EpochMetrics {
+            epoch: report.epoch,
+            train_neg_elbo: -report.bound,
+            test_neg_elbo: -test,
+            kl: report.kl,
+            reconstruction: report.reconstruction,
+            lr: report.lr,
+            seconds: report.seconds,
+            skipped_steps: report.skipped,
+        };
+        append_metrics(out, &m)?;
+        trainer.checkpoint(None)?;
+        println!(
+            "epoch {:>5}/{total}  train -ELBO {:8.3}  test -ELBO {:8.3}  KL {:7.3}  lr {:.2e}  {:.1} s{}",
+            m.epoch,
+            m.train_neg_elbo,
+            m.test_neg_elbo,
+            m.kl,
+            m.lr,
+            m.seconds,
+            if m.skipped_steps > 0 {
+                format!("  ({} steps skipped: non-finite)", m.skipped_steps)
+            } else {
+                String::new()
+            }
+        );
+    }
+    let train_seconds = start.elapsed().as_secs_f64();
+    pictures(&cfg, out, &q, &p, &data.test_x)?;
+    let metrics = read_metrics(out)?;
+    let curve = |f: fn(&EpochMetrics) -> f64| {
+        metrics
+            .iter()
+            .map(|m| (m.epoch as f64, f(m)))
+            .collect::<Vec<_>>()
+    };
+    write_curves(
+        &out.join("curves.png"),
+        &curve(|m| m.train_neg_elbo),
+        &curve(|m| m.test_neg_elbo),
+    )?;
+    let test_neg_elbo = metrics.last().map_or(f64::NAN, |m| m.test_neg_elbo);
+    let (report, eval_seconds) = importance_nll(&q, &p, &data.test_x, cfg.is_samples)?;
+    let results = Results {
+        preset: cfg.preset.clone(),
+        epochs: trainer.state().epoch,
+        test_neg_elbo,
+        is_samples: cfg.is_samples,
+        is_nll: report.mean_nll,
+        is_std_error: report.std_error,
+        is_mean_ess: report.mean_ess,
+        test_points: report.log_likelihoods.len(),
+        test_binarization_seed: cfg.test_binarization_seed,
+        train_seconds,
+        eval_seconds,
+    };
+    write_atomic(
+        &out.join("results.json"),
+        &serde_json::to_vec_pretty(&results)?,
+    )?;
+    println!(
+        "done: test -ELBO {:.3}, IS-{} NLL {:.3} ± {:.3} (mean ESS {:.1}); results in {}",
+        results.test_neg_elbo,
+        results.is_samples,
+        results.is_nll,
+        results.is_std_error,
+        results.is_mean_ess,
+        out.join("results.json").display()
+    );
+    Ok(())
+}
+
+fn importance_nll(
+    q: &dyn InferenceNetwork,
+    p: &dyn GenerativeModel,
+    test_x: &Tensor,
+    k: usize,
+) -> Result<(NllReport, f64)> {
+    let start = Instant::now();
+    let cfg = ImportanceConfig {
+        num_samples: k,
+        chunk: 500.min(k),
+        batch_size: 20,
+    };
+    let report =
+        importance_sampled_log_likelihood(q, p, test_x, &cfg, &mut SeededNoise::new(0xe7a1))?;
+    Ok((report, start.elapsed().as_secs_f64()))
+}
+
+fn append_metrics(out: &Path, m: &EpochMetrics) -> Result<()> {
+    let path = out.join("metrics.jsonl");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    writeln!(f, "{}", serde_json::to_string(m)?)?;
+    f.sync_data()?;
+    Ok(())
+}
+
+fn read_metrics(out: &Path) -> Result<Vec<EpochMetrics>> {
+    let path = out.join("metrics.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    // A resumed run may have re-run an epoch that was logged before the crash: keep the last
+    // line of each epoch.
+    let mut by_epoch = std::collections::BTreeMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let m: EpochMetrics = serde_json::from_str(line)
+            .with_context(|| format!("{}: bad line {line:?}", path.display()))?;
+        by_epoch.insert(m.epoch, m);
+    }
+    Ok(by_epoch.into_values().collect())
+}
+
+/// `samples.png` (64 draws from the prior) and `reconstructions.png` (16 test images above
+/// their reconstructions).
+fn pictures(
+    cfg: &RunConfig,
+    out: &Path,
+    q: &dyn InferenceNetwork,
+    p: &dyn GenerativeModel,
+    test_x: &Tensor,
+) -> Result<()> {
+    let side = 28;
+    let mut noise = SeededNoise::new(cfg.seed ^ 0x9a11e7);
+    let z = p.prior().sample(&[64], &mut noise)?;
+    let means = mean_images(p, &z)?;
+    write_grid(&out.join("samples.png"), &means, side, 8)?;
+    let n = 16.min(test_x.dim(0)?);
+    let x = test_x.narrow(0, 0, n)?;
+    let sample = q.sample(&x, 1, &mut noise, Pass::Eval)?;
+    let z = sample.z.squeeze(1)?;
+    let recon = mean_images(p, &z)?;
+    let originals: Vec<Vec<f32>> = x.to_dtype(DType::F32)?.to_vec2::<f32>()?;
+    let mut grid = originals;
+    grid.extend(recon);
+    write_grid(&out.join("reconstructions.png"), &grid, side, n)?;
+    Ok(())
+}
+
+/// The mean of `p(x|z)` for each row of `z`, as `[0, 1]` images (Bernoulli probabilities;
+/// a draw for likelihoods without a closed-form mean).
+fn mean_images(p: &dyn GenerativeModel, z: &Tensor) -> Result<Vec<Vec<f32>>> {
+    use vaekit_distributions::{Bernoulli, Distribution, Independent, Moments};
+    let px = p.forward(z, Pass::Eval)?;
+    let dist: &dyn Distribution = px.as_ref();
+    let any: &dyn std::any::Any = dist;
+    let images = match any.downcast_ref::<Independent<Bernoulli>>() {
+        Some(b) => b.mean()?,
+        None => px.sample(&[], &mut SeededNoise::new(0))?,
+    };
+    Ok(images.to_dtype(DType::F32)?.to_vec2::<f32>()?)
+}
+
+/// Importance-sampled NLL of the run's latest checkpoint on its test set.
+pub fn eval(dir: &Path, is_samples: usize, json: bool) -> Result<()> {
+    let cfg = read_config(dir)?;
+    let device = Device::Cpu;
+    let data = load_data(&cfg, &device)?;
+    let Built { store, q, p } = build(&cfg, &device)?;
+    let mut trainer = Trainer::new(
+        train_config(&cfg),
+        &store,
+        &q,
+        &p,
+        Some(&dir.join("checkpoints")),
+        serde_json::to_value(&cfg)?,
+    )?;
+    if !trainer.resume(&device)? {
+        bail!(
+            "{} has no checkpoint to evaluate",
+            dir.join("checkpoints").display()
+        );
+    }
+    let (report, seconds) = importance_nll(&q, &p, &data.test_x, is_samples)?;
+    let summary = serde_json::json!({
+        "run": dir, "epochs": trainer.state().epoch, "is_samples": is_samples, "is_nll": report.mean_nll,
+        "is_std_error": report.std_error, "is_mean_ess": report.mean_ess, "test_points": report.log_likelihoods.len(), "seconds": seconds,
+    });
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "IS-{is_samples} NLL {:.3} ± {:.3} nats over {} test images (mean ESS {:.1}, {seconds:.1} s)",
+            report.mean_nll,
+            report.std_error,
+            report.log_likelihoods.len(),
+            report.mean_ess
+        );
+    }
+    let path = dir.join(format!("eval-is{is_samples}.json"));
+    write_atomic(&path, &serde_json::to_vec_pretty(&summary)?)?;
+    Ok(())
+}
+
+/// Pictures from the run's latest checkpoint.
+pub fn sample(dir: &Path) -> Result<PathBuf> {
+    let cfg = read_config(dir)?;
+    let device = Device::Cpu;
+    let data = load_data(&cfg, &device)?;
+    let Built { store, q, p } = build(&cfg, &device)?;
+    let mut trainer = Trainer::new(
+        train_config(&cfg),
+        &store,
+        &q,
+        &p,
+        Some(&dir.join("checkpoints")),
+        serde_json::to_value(&cfg)?,
+    )?;
+    if !trainer.resume(&device)? {
+        bail!(
+            "{} has no checkpoint to sample from",
+            dir.join("checkpoints").display()
+        );
+    }
+    pictures(&cfg, dir, &q, &p, &data.test_x)?;
+    Ok(dir.join("samples.png"))
+}

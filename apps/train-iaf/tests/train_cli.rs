@@ -1,0 +1,146 @@
+//! `train-iaf train -> resume -> eval -> sample` on a small synthetic MNIST, as a user runs
+//! it: every output file present and valid, and resume continues the same run.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+use vaekit_datasets::write_synthetic_mnist;
+
+fn train_iaf(args: &[&str]) -> std::process::Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_train-iaf"))
+        .args(args)
+        .env_remove("VAEKIT_DATA_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "train-iaf {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn is_png(path: &Path) -> bool {
+    std::fs::read(path)
+        .map(|b| b.starts_with(&[0x89, b'P', b'N', b'G']))
+        .unwrap_or(false)
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+fn train_resume_eval_sample() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mnist");
+    write_synthetic_mnist(&data, 80, 30, true).unwrap();
+    let run = tmp.path().join("run");
+    let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let out = train_iaf(&[
+        "train",
+        "--preset",
+        "iwae-dense",
+        "--data-dir",
+        d,
+        "--out",
+        r,
+        "--epochs",
+        "2",
+        "--is-samples",
+        "8",
+        "--k",
+        "3",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("epoch     2/2") && text.contains("IS-8 NLL"),
+        "{text}"
+    );
+    for file in [
+        "config.json",
+        "metrics.jsonl",
+        "results.json",
+        "samples.png",
+        "reconstructions.png",
+        "curves.png",
+        "checkpoints/epoch-000002.json",
+    ] {
+        assert!(run.join(file).exists(), "{file} missing");
+    }
+    for png in ["samples.png", "reconstructions.png", "curves.png"] {
+        assert!(is_png(&run.join(png)), "{png} is not a PNG");
+    }
+    let cfg = json(&run.join("config.json"));
+    assert_eq!(cfg["objective"]["objective"]["kind"], "iwae");
+    let results = json(&run.join("results.json"));
+    assert_eq!(results["epochs"], 2);
+    assert!(results["is_nll"].as_f64().unwrap().is_finite());
+    // A second train into the same directory is refused.
+    let again = Command::new(env!("CARGO_BIN_EXE_train-iaf"))
+        .args(["train", "--data-dir", d, "--out", r])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds a run"));
+    // Resume to 3 epochs: one more line of metrics.
+    train_iaf(&["resume", "--run", r, "--epochs", "3"]);
+    let lines = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let epochs: Vec<u64> = lines
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(epochs, vec![1, 2, 3]);
+    assert_eq!(json(&run.join("results.json"))["epochs"], 3);
+    // Eval and sample from the checkpoint.
+    let out = train_iaf(&["eval", "--run", r, "--is-samples", "5", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["epochs"], 3);
+    assert!(run.join("eval-is5.json").exists());
+    std::fs::remove_file(run.join("samples.png")).unwrap();
+    train_iaf(&["sample", "--run", r]);
+    assert!(is_png(&run.join("samples.png")));
+}
+
+#[test]
+fn bad_configurations_fail_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_train-iaf"))
+        .args([
+            "train",
+            "--preset",
+            "nope",
+            "--out",
+            tmp.path().join("r").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown preset"));
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, "preset = 3").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_train-iaf"))
+        .args([
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            tmp.path().join("r2").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("invalid TOML configuration"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_train-iaf"))
+        .args(["resume", "--run", tmp.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a run directory"));
+}
