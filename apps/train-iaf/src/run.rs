@@ -339,25 +339,10 @@ fn mean_images(p: &dyn GenerativeModel, z: &Tensor) -> Result<Vec<Vec<f32>>> {
 
 /// Importance-sampled NLL of the run's latest checkpoint on its test set.
 pub fn eval(dir: &Path, is_samples: usize, json: bool) -> Result<()> {
-    let cfg = read_config(dir)?;
-    let device = Device::Cpu;
-    let data = load_data(&cfg, &device)?;
-    let Built { store, q, p } = build(&cfg, &device)?;
-    let mut trainer = Trainer::new(
-        train_config(&cfg),
-        &store,
-        &q,
-        &p,
-        Some(&dir.join("checkpoints")),
-        serde_json::to_value(&cfg)?,
-    )?;
-    if !trainer.resume(&device)? {
-        bail!(
-            "{} has no checkpoint to evaluate",
-            dir.join("checkpoints").display()
-        );
-    }
-    let (report, seconds) = importance_nll(&q, &p, &data.test_x, is_samples)?;
+    let (cfg, data, built) = open_run(dir)?;
+    let Built { store, q, p } = &built;
+    let trainer = restore(&cfg, dir, store, q, p, "evaluate")?;
+    let (report, seconds) = importance_nll(q, p, &data.test_x, is_samples)?;
     let summary = serde_json::json!({
         "run": dir, "epochs": trainer.state().epoch, "is_samples": is_samples, "is_nll": report.mean_nll,
         "is_std_error": report.std_error, "is_mean_ess": report.mean_ess, "test_points": report.log_likelihoods.len(), "seconds": seconds,
@@ -380,24 +365,44 @@ pub fn eval(dir: &Path, is_samples: usize, json: bool) -> Result<()> {
 
 /// Pictures from the run's latest checkpoint.
 pub fn sample(dir: &Path) -> Result<PathBuf> {
+    let (cfg, data, built) = open_run(dir)?;
+    let Built { store, q, p } = &built;
+    restore(&cfg, dir, store, q, p, "sample from")?;
+    pictures(&cfg, dir, q, p, &data.test_x)?;
+    Ok(dir.join("samples.png"))
+}
+
+/// A run directory's configuration, data and (freshly initialised) networks.
+fn open_run(dir: &Path) -> Result<(RunConfig, Data, Built)> {
     let cfg = read_config(dir)?;
     let device = Device::Cpu;
     let data = load_data(&cfg, &device)?;
-    let Built { store, q, p } = build(&cfg, &device)?;
+    let built = build(&cfg, &device)?;
+    Ok((cfg, data, built))
+}
+
+/// A trainer over the networks with the run's latest checkpoint loaded into them.
+fn restore<'a>(
+    cfg: &RunConfig,
+    dir: &Path,
+    store: &'a vaekit_nets::ParamStore,
+    q: &'a dyn InferenceNetwork,
+    p: &'a dyn GenerativeModel,
+    what: &str,
+) -> Result<Trainer<'a>> {
     let mut trainer = Trainer::new(
-        train_config(&cfg),
-        &store,
-        &q,
-        &p,
+        train_config(cfg),
+        store,
+        q,
+        p,
         Some(&dir.join("checkpoints")),
-        serde_json::to_value(&cfg)?,
+        serde_json::to_value(cfg)?,
     )?;
-    if !trainer.resume(&device)? {
+    if !trainer.resume(&Device::Cpu)? {
         bail!(
-            "{} has no checkpoint to sample from",
+            "{} has no checkpoint to {what}",
             dir.join("checkpoints").display()
         );
     }
-    pictures(&cfg, dir, &q, &p, &data.test_x)?;
-    Ok(dir.join("samples.png"))
+    Ok(trainer)
 }
