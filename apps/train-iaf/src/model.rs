@@ -21,7 +21,8 @@ pub struct Built {
 /// from the run's seed.
 pub fn build(cfg: &RunConfig, device: &Device) -> Result<Built> {
     cfg.validate()?;
-    let store = ParamStore::new(cfg.seed);
+    // Initialisation gets its own stream: the trainer's noise uses `cfg.seed` itself.
+    let store = ParamStore::new(vaekit_core::derive_seed(cfg.seed, 1));
     let vb = store.var_builder(DType::F32, device);
     let (encoder, decoder): (Box<dyn Encoder>, Box<dyn Decoder>) = match &cfg.networks {
         Networks::Dense(c) => (

@@ -139,11 +139,12 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool) -> Result<()> {
     )?;
     let resumed = trainer.resume(&device)?;
     if resuming && !resumed {
-        bail!(
-            "{} has no complete checkpoint to resume from",
+        println!(
+            "{} holds no complete checkpoint yet: starting from epoch 0",
             out.join("checkpoints").display()
         );
     }
+    trainer.set_run_config(serde_json::to_value(&cfg)?);
     if !resumed {
         // Data-dependent initialisation (weight norm) on one dynamically binarized batch,
         // from its own stream.
@@ -180,7 +181,7 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool) -> Result<()> {
             &data.test_x,
             &elbo_objective(),
             500,
-            cfg.test_binarization_seed,
+            vaekit_core::derive_seed(cfg.test_binarization_seed, 2),
         )?;
         let m = EpochMetrics {
             epoch: report.epoch,
@@ -210,7 +211,7 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool) -> Result<()> {
         );
     }
     let train_seconds = start.elapsed().as_secs_f64();
-    pictures(&cfg, out, &q, &p, &data.test_x)?;
+    trainer.with_ema(|| pictures(&cfg, out, &q, &p, &data.test_x))?;
     let metrics = read_metrics(out)?;
     let curve = |f: fn(&EpochMetrics) -> f64| {
         metrics
@@ -224,7 +225,8 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool) -> Result<()> {
         &curve(|m| m.test_neg_elbo),
     )?;
     let test_neg_elbo = metrics.last().map_or(f64::NAN, |m| m.test_neg_elbo);
-    let (report, eval_seconds) = importance_nll(&q, &p, &data.test_x, cfg.is_samples)?;
+    let (report, eval_seconds) =
+        trainer.with_ema(|| importance_nll(&q, &p, &data.test_x, cfg.is_samples))?;
     let results = Results {
         preset: cfg.preset.clone(),
         epochs: trainer.state().epoch,
@@ -278,7 +280,10 @@ fn append_metrics(out: &Path, m: &EpochMetrics) -> Result<()> {
         .append(true)
         .open(&path)
         .with_context(|| format!("cannot open {}", path.display()))?;
-    writeln!(f, "{}", serde_json::to_string(m)?)?;
+    // One write per line, so that a crash cannot split a record from its newline.
+    let mut line = serde_json::to_string(m)?;
+    line.push('\n');
+    f.write_all(line.as_bytes())?;
     f.sync_data()?;
     Ok(())
 }
@@ -286,13 +291,19 @@ fn append_metrics(out: &Path, m: &EpochMetrics) -> Result<()> {
 fn read_metrics(out: &Path) -> Result<Vec<EpochMetrics>> {
     let path = out.join("metrics.jsonl");
     let text = std::fs::read_to_string(&path).unwrap_or_default();
-    // A resumed run may have re-run an epoch that was logged before the crash: keep the last
-    // line of each epoch.
+    // A resumed run may have re-run an epoch that was logged before a crash: keep the last
+    // line of each epoch. A line torn by a crash is skipped with a warning.
     let mut by_epoch = std::collections::BTreeMap::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let m: EpochMetrics = serde_json::from_str(line)
-            .with_context(|| format!("{}: bad line {line:?}", path.display()))?;
-        by_epoch.insert(m.epoch, m);
+        match serde_json::from_str::<EpochMetrics>(line) {
+            Ok(m) => {
+                by_epoch.insert(m.epoch, m);
+            }
+            Err(e) => eprintln!(
+                "warning: {}: skipping a malformed line ({e})",
+                path.display()
+            ),
+        }
     }
     Ok(by_epoch.into_values().collect())
 }
@@ -342,7 +353,7 @@ pub fn eval(dir: &Path, is_samples: usize, json: bool) -> Result<()> {
     let (cfg, data, built) = open_run(dir)?;
     let Built { store, q, p } = &built;
     let trainer = restore(&cfg, dir, store, q, p, "evaluate")?;
-    let (report, seconds) = importance_nll(q, p, &data.test_x, is_samples)?;
+    let (report, seconds) = trainer.with_ema(|| importance_nll(q, p, &data.test_x, is_samples))?;
     let summary = serde_json::json!({
         "run": dir, "epochs": trainer.state().epoch, "is_samples": is_samples, "is_nll": report.mean_nll,
         "is_std_error": report.std_error, "is_mean_ess": report.mean_ess, "test_points": report.log_likelihoods.len(), "seconds": seconds,
@@ -367,8 +378,8 @@ pub fn eval(dir: &Path, is_samples: usize, json: bool) -> Result<()> {
 pub fn sample(dir: &Path) -> Result<PathBuf> {
     let (cfg, data, built) = open_run(dir)?;
     let Built { store, q, p } = &built;
-    restore(&cfg, dir, store, q, p, "sample from")?;
-    pictures(&cfg, dir, q, p, &data.test_x)?;
+    let trainer = restore(&cfg, dir, store, q, p, "sample from")?;
+    trainer.with_ema(|| pictures(&cfg, dir, q, p, &data.test_x))?;
     Ok(dir.join("samples.png"))
 }
 

@@ -104,6 +104,12 @@ fn train_resume_eval_sample() {
     std::fs::remove_file(run.join("samples.png")).unwrap();
     train_iaf(&["sample", "--run", r]);
     assert!(is_png(&run.join("samples.png")));
+    // A run that crashed before its first checkpoint resumes from epoch 0.
+    std::fs::remove_dir_all(run.join("checkpoints")).unwrap();
+    std::fs::remove_file(run.join("metrics.jsonl")).unwrap();
+    let out = train_iaf(&["resume", "--run", r, "--epochs", "1"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("starting from epoch 0"));
+    assert_eq!(json(&run.join("results.json"))["epochs"], 1);
 }
 
 #[test]

@@ -40,4 +40,4 @@ pub use numerics::{
     log1mexp, map_elementwise, softplus,
 };
 pub use philox::philox4x32_10;
-pub use seeded::{NoiseState, SeededNoise};
+pub use seeded::{NoiseState, SeededNoise, derive_seed};

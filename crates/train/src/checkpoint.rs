@@ -128,6 +128,11 @@ impl CheckpointDir {
         state: &TrainerState,
     ) -> Result<(), CheckpointError> {
         let (st, js) = self.paths(name);
+        // Overwriting a name: retract the old JSON first, so that a crash between the two
+        // writes leaves no checkpoint under this name rather than old JSON over new tensors.
+        if js.exists() {
+            std::fs::remove_file(&js).map_err(io(&js))?;
+        }
         let bytes = safetensors_bytes(tensors).map_err(|source| CheckpointError::Tensor {
             path: st.clone(),
             source,

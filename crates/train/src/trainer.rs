@@ -93,7 +93,8 @@ impl Default for TrainConfig {
 pub struct EpochReport {
     /// The epoch just completed (1-based).
     pub epoch: u64,
-    /// Mean minimised loss.
+    /// Mean minimised loss (for DReG, the generative model's surrogate, not the bound; NaN
+    /// when every step was skipped).
     pub loss: f64,
     /// Mean training bound, nats per data point (−loss without warm-up or free bits).
     pub bound: f64,
@@ -122,6 +123,8 @@ pub struct Trainer<'a> {
     noise: SeededNoise,
     state: TrainerState,
     checkpoints: Option<CheckpointDir>,
+    /// Consecutive non-finite steps, across epoch boundaries.
+    consecutive_nonfinite: u32,
 }
 
 impl std::fmt::Debug for Trainer<'_> {
@@ -168,6 +171,7 @@ impl<'a> Trainer<'a> {
             model,
             noise,
             state,
+            consecutive_nonfinite: 0,
         })
     }
 
@@ -179,6 +183,33 @@ impl<'a> Trainer<'a> {
     /// The loss object, with its history.
     pub fn loss(&self) -> &Loss {
         &self.loss
+    }
+
+    /// Replaces the run configuration stored in later checkpoints (after a resume with changed
+    /// settings).
+    pub fn set_run_config(&mut self, config: serde_json::Value) {
+        self.state.config = config;
+    }
+
+    /// Runs `f` with the EMA parameters swapped in (when EMA is enabled), restoring the
+    /// training parameters afterwards, also when `f` fails.
+    ///
+    /// # Errors
+    /// Those of `f` and of swapping.
+    pub fn with_ema<T, E: From<candle::Error>>(
+        &self,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        let trainable = self.store.trainable();
+        let backup = match &self.ema {
+            Some(ema) => Some(ema.swap_in(&trainable)?),
+            None => None,
+        };
+        let result = f();
+        if let (Some(ema), Some(b)) = (&self.ema, backup) {
+            ema.swap_out(&trainable, &b)?;
+        }
+        result
     }
 
     /// Resumes from the latest complete checkpoint, if there is one: parameters, optimizer
@@ -306,7 +337,15 @@ impl<'a> Trainer<'a> {
         let inference_v: Vec<Var> = inference_vars.iter().map(|(_, v)| v.clone()).collect();
         let ordered: Vec<(String, Var)> =
             model_vars.iter().chain(&inference_vars).cloned().collect();
-        let (mut sums, mut count, mut skipped, mut consecutive) = ([0.0f64; 4], 0usize, 0u64, 0u32);
+        let (mut sums, mut count, mut skipped) = ([0.0f64; 4], 0usize, 0u64);
+        // Batch-norm running statistics are updated inside the forward pass: snapshot them so
+        // that a skipped (non-finite) step cannot leave NaN in them.
+        let state_vars: NamedVars = self
+            .store
+            .sorted_vars()
+            .into_iter()
+            .filter(|(n, _)| !vaekit_nets::is_trainable(n))
+            .collect();
         let nb = batches.len().max(1) as f64;
         for (i, indices) in batches.iter().enumerate() {
             let x = data
@@ -318,6 +357,10 @@ impl<'a> Trainer<'a> {
                 .apply(&x, &mut self.noise)
                 .map_err(|e| TrainError::Config(e.to_string()))?;
             let epoch_frac = self.state.epoch as f64 + i as f64 / nb;
+            let snapshot: Vec<Tensor> = state_vars
+                .iter()
+                .map(|(_, v)| v.as_tensor().copy())
+                .collect::<candle::Result<_>>()?;
             let eval = self.loss.compute_unchecked(
                 self.inference,
                 self.model,
@@ -339,7 +382,7 @@ impl<'a> Trainer<'a> {
             };
             match step {
                 Some((eval, grads)) => {
-                    consecutive = 0;
+                    self.consecutive_nonfinite = 0;
                     self.optimizer.step(&ordered, &grads, lr)?;
                     if let Some(ema) = &mut self.ema {
                         ema.update(&trainable)?;
@@ -355,18 +398,25 @@ impl<'a> Trainer<'a> {
                     count += 1;
                 }
                 None => {
+                    for ((_, var), saved) in state_vars.iter().zip(&snapshot) {
+                        var.set(saved)?;
+                    }
                     skipped += 1;
-                    consecutive += 1;
+                    self.consecutive_nonfinite += 1;
                     self.state.skipped_steps += 1;
-                    if consecutive >= self.config.max_consecutive_nonfinite {
-                        return Err(TrainError::NonFinite(consecutive, self.state.epoch));
+                    if self.consecutive_nonfinite >= self.config.max_consecutive_nonfinite {
+                        return Err(TrainError::NonFinite(
+                            self.consecutive_nonfinite,
+                            self.state.epoch,
+                        ));
                     }
                 }
             }
         }
         self.state.epoch += 1;
         self.state.noise = self.noise.state();
-        let n = count.max(1) as f64;
+        // An epoch in which every step was skipped has no mean: NaN, not 0.
+        let n = if count == 0 { f64::NAN } else { count as f64 };
         Ok(EpochReport {
             epoch: self.state.epoch,
             loss: sums[0] / n,
@@ -392,16 +442,11 @@ impl<'a> Trainer<'a> {
         batch_size: usize,
         seed: u64,
     ) -> Result<f64, TrainError> {
-        let trainable = self.store.trainable();
-        let backup = match &self.ema {
-            Some(ema) => Some(ema.swap_in(&trainable)?),
-            None => None,
-        };
         let mut noise = SeededNoise::new(seed);
         let n = data.dim(0)?;
-        let mut total = 0.0;
-        let mut start = 0;
-        let result = (|| -> Result<f64, TrainError> {
+        self.with_ema(|| -> Result<f64, TrainError> {
+            let mut total = 0.0;
+            let mut start = 0;
             while start < n {
                 let b = batch_size.min(n - start);
                 let x = data.narrow(0, start, b)?;
@@ -418,10 +463,6 @@ impl<'a> Trainer<'a> {
                 start += b;
             }
             Ok(total / n.max(1) as f64)
-        })();
-        if let (Some(ema), Some(b)) = (&self.ema, backup) {
-            ema.swap_out(&trainable, &b)?;
-        }
-        result
+        })
     }
 }

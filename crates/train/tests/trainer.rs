@@ -187,8 +187,9 @@ fn non_finite_steps_are_skipped_counted_and_stop_the_run() {
     let dev = Device::Cpu;
     let ckpt = tempfile::tempdir().unwrap();
     let m = vae(3);
+    // 3 batches per epoch, so a limit of 4 can only trip across an epoch boundary.
     let cfg = TrainConfig {
-        max_consecutive_nonfinite: 2,
+        max_consecutive_nonfinite: 4,
         ..config()
     };
     let mut t = Trainer::new(
@@ -203,24 +204,39 @@ fn non_finite_steps_are_skipped_counted_and_stop_the_run() {
     t.train_epoch(&train, &dev).unwrap();
     t.checkpoint(Some(-100.0)).unwrap();
     let good = params(&m.store);
-    // Poison the decoder: every step is now non-finite.
+    // Poison the encoder's first layer: its batch norm now sees NaN, and every step is
+    // non-finite.
     let w = m
         .store
         .sorted_vars()
         .into_iter()
-        .find(|(n, _)| n == "decoder.out.weight")
+        .find(|(n, _)| n == "encoder.fc0.weight")
         .unwrap()
         .1;
     m.store
         .set(
-            "decoder.out.weight",
+            "encoder.fc0.weight",
             &w.as_tensor().affine(0.0, f64::NAN).unwrap(),
         )
         .unwrap();
+    let r = t.train_epoch(&train, &dev).unwrap();
+    assert_eq!(r.skipped, 3);
+    assert!(
+        r.loss.is_nan() && r.bound.is_nan(),
+        "an all-skipped epoch has no mean: {r:?}"
+    );
     let err = t.train_epoch(&train, &dev).unwrap_err();
-    assert!(matches!(err, TrainError::NonFinite(2, 1)), "{err}");
+    assert!(matches!(err, TrainError::NonFinite(4, 2)), "{err}");
     assert!(err.to_string().contains("the last checkpoint is intact"));
-    assert_eq!(t.state().skipped_steps, 2);
+    assert_eq!(t.state().skipped_steps, 4);
+    // The skipped steps did not write NaN into the batch-norm statistics.
+    let stats = params(&m.store);
+    for name in ["encoder.fc0.bn.running_mean", "encoder.fc0.bn.running_var"] {
+        assert!(
+            stats[name].iter().all(|v| v.is_finite()),
+            "{name} holds NaN"
+        );
+    }
     // The checkpoint still holds the good parameters.
     let (tensors, state) = CheckpointDir::new(ckpt.path(), 3)
         .unwrap()
@@ -228,12 +244,12 @@ fn non_finite_steps_are_skipped_counted_and_stop_the_run() {
         .unwrap();
     assert_eq!(state.epoch, 1);
     assert_eq!(state.best_validation, Some(-100.0));
-    let saved = tensors["param.decoder.out.weight"]
+    let saved = tensors["param.encoder.fc0.weight"]
         .flatten_all()
         .unwrap()
         .to_vec1::<f32>()
         .unwrap();
-    assert_eq!(saved, good["decoder.out.weight"]);
+    assert_eq!(saved, good["encoder.fc0.weight"]);
 }
 
 #[test]
