@@ -35,6 +35,15 @@ impl std::fmt::Debug for ParamStore {
 }
 
 impl ParamStore {
+    /// The variable map, locked (a poisoned lock still holds consistent data: every writer
+    /// inserts or sets one whole variable).
+    fn vars(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Var>> {
+        match self.varmap.data().lock() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
     /// An empty store whose initialisations come from `SeededNoise::new(seed)`.
     pub fn new(seed: u64) -> Self {
         Self {
@@ -55,10 +64,7 @@ impl ParamStore {
 
     /// All variable names, sorted.
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = match self.varmap.data().lock() {
-            Ok(map) => map.keys().cloned().collect(),
-            Err(poisoned) => poisoned.into_inner().keys().cloned().collect(),
-        };
+        let mut names: Vec<String> = self.vars().keys().cloned().collect();
         names.sort();
         names
     }
@@ -74,10 +80,7 @@ impl ParamStore {
 
     /// Every variable, sorted by name.
     pub fn sorted_vars(&self) -> Vec<(String, Var)> {
-        let map = match self.varmap.data().lock() {
-            Ok(map) => map,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let map = self.vars();
         let mut vars: Vec<(String, Var)> =
             map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
@@ -89,10 +92,7 @@ impl ParamStore {
     /// # Errors
     /// An unknown name or a shape mismatch.
     pub fn set(&self, name: &str, value: &Tensor) -> Result<()> {
-        let map = match self.varmap.data().lock() {
-            Ok(map) => map,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let map = self.vars();
         match map.get(name) {
             Some(var) => var.set(&value.to_dtype(var.dtype())?),
             None => candle::bail!("ParamStore: no variable named {name}"),
@@ -149,10 +149,7 @@ pub fn is_trainable(name: &str) -> bool {
 impl SimpleBackend for ParamStore {
     fn get(&self, s: Shape, name: &str, h: Init, dtype: DType, dev: &Device) -> Result<Tensor> {
         {
-            let map = match self.varmap.data().lock() {
-                Ok(map) => map,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let map = self.vars();
             if let Some(var) = map.get(name) {
                 if var.shape() != &s {
                     candle::bail!(
@@ -166,19 +163,13 @@ impl SimpleBackend for ParamStore {
         let value = self.init(&s, h, dtype, dev)?;
         let var = Var::from_tensor(&value)?;
         let tensor = var.as_tensor().clone();
-        let mut map = match self.varmap.data().lock() {
-            Ok(map) => map,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut map = self.vars();
         map.insert(name.to_string(), var);
         Ok(tensor)
     }
 
     fn get_unchecked(&self, name: &str, dtype: DType, _dev: &Device) -> Result<Tensor> {
-        let map = match self.varmap.data().lock() {
-            Ok(map) => map,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let map = self.vars();
         match map.get(name) {
             Some(var) => var.as_tensor().to_dtype(dtype),
             None => candle::bail!("ParamStore: no variable named {name}"),
@@ -186,10 +177,7 @@ impl SimpleBackend for ParamStore {
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
-        match self.varmap.data().lock() {
-            Ok(map) => map.contains_key(name),
-            Err(poisoned) => poisoned.into_inner().contains_key(name),
-        }
+        self.vars().contains_key(name)
     }
 }
 
