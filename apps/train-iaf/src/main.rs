@@ -4,8 +4,10 @@
 
 mod config;
 mod data;
+mod evaluate;
 mod images;
 mod model;
+mod progress;
 mod run;
 
 use anyhow::{Context, Result};
@@ -41,18 +43,9 @@ enum Command {
         #[arg(long)]
         epochs: Option<u64>,
     },
-    /// Importance-sampled test NLL of a run's latest checkpoint.
-    Eval {
-        /// The run directory.
-        #[arg(long)]
-        run: PathBuf,
-        /// Importance samples per test image.
-        #[arg(long, default_value_t = 5000)]
-        is_samples: usize,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Test log-likelihood of a run's latest checkpoint: importance sampling, optionally
+    /// Hamiltonian annealed importance sampling and BDMC bounds on simulated data.
+    Eval(evaluate::EvalArgs),
     /// Draw samples.png and reconstructions.png from a run's latest checkpoint.
     Sample {
         /// The run directory.
@@ -144,11 +137,7 @@ fn main() -> ExitCode {
         Command::Data(args) => data::run(&args),
         Command::Train(args) => train(&args).map(|()| ExitCode::SUCCESS),
         Command::Resume { run, epochs } => run::resume(&run, epochs).map(|()| ExitCode::SUCCESS),
-        Command::Eval {
-            run,
-            is_samples,
-            json,
-        } => run::eval(&run, is_samples, json).map(|()| ExitCode::SUCCESS),
+        Command::Eval(args) => evaluate::eval(&args).map(|()| ExitCode::SUCCESS),
         Command::Sample { run } => run::sample(&run).map(|p| {
             println!("wrote {}", p.display());
             ExitCode::SUCCESS

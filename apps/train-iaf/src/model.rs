@@ -3,6 +3,7 @@
 use crate::config::{FlowConfig, Networks, RunConfig};
 use anyhow::{Context, Result};
 use candle::{DType, Device};
+use candle_nn::VarBuilder;
 use vaekit_flows::{Flow, FlowChain, iaf_chain, planar_step, sylvester_step};
 use vaekit_nets::{
     Decoder, Encoder, ParamStore, dense_decoder, dense_encoder, gated_decoder, gated_encoder,
@@ -23,7 +24,23 @@ pub fn build(cfg: &RunConfig, device: &Device) -> Result<Built> {
     cfg.validate()?;
     // Initialisation gets its own stream: the trainer's noise uses `cfg.seed` itself.
     let store = ParamStore::new(vaekit_core::derive_seed(cfg.seed, 1));
-    let vb = store.var_builder(DType::F32, device);
+    let (q, p) = networks(cfg, store.var_builder(DType::F32, device), device)?;
+    Ok(Built { store, q, p })
+}
+
+/// The networks over `store`'s current values as plain tensors: no parameter is tracked by
+/// autograd, so gradients with respect to `z` (HMC) cost no parameter gradients.
+pub fn frozen(cfg: &RunConfig, store: &ParamStore, device: &Device) -> Result<NetworkPair> {
+    networks(cfg, store.frozen_var_builder(DType::F32, device), device)
+}
+
+/// An inference network and a generative model.
+pub type NetworkPair = (
+    EncoderFlow<Box<dyn Encoder>>,
+    DecoderModel<Box<dyn Decoder>>,
+);
+
+fn networks(cfg: &RunConfig, vb: VarBuilder<'static>, device: &Device) -> Result<NetworkPair> {
     let (encoder, decoder): (Box<dyn Encoder>, Box<dyn Decoder>) = match &cfg.networks {
         Networks::Dense(c) => (
             Box::new(dense_encoder(c, vb.pp("encoder"))?),
@@ -76,9 +93,5 @@ pub fn build(cfg: &RunConfig, device: &Device) -> Result<Built> {
     };
     let p = DecoderModel::new(decoder, DType::F32, device)
         .context("cannot build the generative model")?;
-    Ok(Built {
-        store,
-        q: EncoderFlow::new(encoder, flow),
-        p,
-    })
+    Ok((EncoderFlow::new(encoder, flow), p))
 }

@@ -3,6 +3,7 @@
 use crate::config::RunConfig;
 use crate::images::{write_curves, write_grid};
 use crate::model::{Built, build};
+use crate::progress::Progress;
 use anyhow::{Context, Result, bail};
 use candle::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -57,9 +58,9 @@ fn elbo_objective() -> ObjectiveConfig {
 }
 
 /// The data of a run: training intensities and the fixed binarized test set.
-struct Data {
-    train: ImageSet,
-    test_x: Tensor,
+pub(crate) struct Data {
+    pub train: ImageSet,
+    pub test_x: Tensor,
 }
 
 fn load_data(cfg: &RunConfig, device: &Device) -> Result<Data> {
@@ -176,7 +177,11 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool) -> Result<()> {
         trainer.state().epoch
     );
     while trainer.state().epoch < total {
-        let report = trainer.train_epoch(&data.train, &device)?;
+        let mut bar = Progress::new(format!("epoch {:>5}/{total}", trainer.state().epoch + 1));
+        let report = trainer
+            .train_epoch_with_progress(&data.train, &device, &mut |done, n| bar.update(done, n));
+        bar.finish();
+        let report = report?;
         let test = trainer.evaluate(
             &data.test_x,
             &elbo_objective(),
@@ -256,7 +261,7 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool) -> Result<()> {
     Ok(())
 }
 
-fn importance_nll(
+pub(crate) fn importance_nll(
     q: &dyn InferenceNetwork,
     p: &dyn GenerativeModel,
     test_x: &Tensor,
@@ -348,32 +353,6 @@ fn mean_images(p: &dyn GenerativeModel, z: &Tensor) -> Result<Vec<Vec<f32>>> {
     Ok(images.to_dtype(DType::F32)?.to_vec2::<f32>()?)
 }
 
-/// Importance-sampled NLL of the run's latest checkpoint on its test set.
-pub fn eval(dir: &Path, is_samples: usize, json: bool) -> Result<()> {
-    let (cfg, data, built) = open_run(dir)?;
-    let Built { store, q, p } = &built;
-    let trainer = restore(&cfg, dir, store, q, p, "evaluate")?;
-    let (report, seconds) = trainer.with_ema(|| importance_nll(q, p, &data.test_x, is_samples))?;
-    let summary = serde_json::json!({
-        "run": dir, "epochs": trainer.state().epoch, "is_samples": is_samples, "is_nll": report.mean_nll,
-        "is_std_error": report.std_error, "is_mean_ess": report.mean_ess, "test_points": report.log_likelihoods.len(), "seconds": seconds,
-    });
-    if json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        println!(
-            "IS-{is_samples} NLL {:.3} ± {:.3} nats over {} test images (mean ESS {:.1}, {seconds:.1} s)",
-            report.mean_nll,
-            report.std_error,
-            report.log_likelihoods.len(),
-            report.mean_ess
-        );
-    }
-    let path = dir.join(format!("eval-is{is_samples}.json"));
-    write_atomic(&path, &serde_json::to_vec_pretty(&summary)?)?;
-    Ok(())
-}
-
 /// Pictures from the run's latest checkpoint.
 pub fn sample(dir: &Path) -> Result<PathBuf> {
     let (cfg, data, built) = open_run(dir)?;
@@ -384,7 +363,7 @@ pub fn sample(dir: &Path) -> Result<PathBuf> {
 }
 
 /// A run directory's configuration, data and (freshly initialised) networks.
-fn open_run(dir: &Path) -> Result<(RunConfig, Data, Built)> {
+pub(crate) fn open_run(dir: &Path) -> Result<(RunConfig, Data, Built)> {
     let cfg = read_config(dir)?;
     let device = Device::Cpu;
     let data = load_data(&cfg, &device)?;
@@ -393,7 +372,7 @@ fn open_run(dir: &Path) -> Result<(RunConfig, Data, Built)> {
 }
 
 /// A trainer over the networks with the run's latest checkpoint loaded into them.
-fn restore<'a>(
+pub(crate) fn restore<'a>(
     cfg: &RunConfig,
     dir: &Path,
     store: &'a vaekit_nets::ParamStore,

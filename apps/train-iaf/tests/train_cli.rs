@@ -101,6 +101,79 @@ fn train_resume_eval_sample() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["epochs"], 3);
     assert!(run.join("eval-is5.json").exists());
+    // HAIS from the full posterior and BDMC on simulated points, on 4 test images.
+    let out = train_iaf(&[
+        "eval",
+        "--run",
+        r,
+        "--is-samples",
+        "0",
+        "--limit-test",
+        "4",
+        "--hais-steps",
+        "5",
+        "--hais-leapfrog",
+        "2",
+        "--hais-chains",
+        "3",
+        "--bdmc",
+        "2",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["test_points"], 4);
+    assert!(v.get("is_nll").is_none());
+    assert!(v["hais"]["nll"].as_f64().unwrap().is_finite());
+    assert_eq!(v["hais"]["config"]["start"], "posterior");
+    assert!(v["hais"]["leapfrog_steps_per_second"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["bdmc"]["config"]["start"], "encoder");
+    let (lower, upper) = (
+        v["bdmc"]["lower"].as_f64().unwrap(),
+        v["bdmc"]["upper"].as_f64().unwrap(),
+    );
+    assert!((v["bdmc"]["gap"].as_f64().unwrap() - (upper - lower)).abs() < 1e-9);
+    // BDMC alone: the test set skipped.
+    let out = train_iaf(&[
+        "eval",
+        "--run",
+        r,
+        "--is-samples",
+        "0",
+        "--limit-test",
+        "0",
+        "--hais-steps",
+        "3",
+        "--hais-chains",
+        "2",
+        "--bdmc",
+        "1",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.get("hais").is_none() && v["bdmc"]["gap"].as_f64().is_some());
+    let results = json(&run.join("results.json"));
+    assert_eq!(results["hais"]["test_points"], 4);
+    assert!(results["bdmc"]["gap"].as_f64().is_some());
+    assert!(
+        results["is_nll"].as_f64().is_some(),
+        "training results kept"
+    );
+    let bad = Command::new(env!("CARGO_BIN_EXE_train-iaf"))
+        .args([
+            "eval",
+            "--run",
+            r,
+            "--is-samples",
+            "0",
+            "--hais-steps",
+            "3",
+            "--hais-start",
+            "flow",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("prior, encoder or posterior"));
     std::fs::remove_file(run.join("samples.png")).unwrap();
     train_iaf(&["sample", "--run", r]);
     assert!(is_png(&run.join("samples.png")));

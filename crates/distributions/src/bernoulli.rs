@@ -5,7 +5,7 @@ use crate::shape::{check_event, extend};
 use crate::traits::{Distribution, Entropy, Moments};
 use crate::validate;
 use candle::{DType, Result, Shape, Tensor};
-use vaekit_core::{NoiseSource, log_sigmoid, softplus};
+use vaekit_core::{NoiseSource, bernoulli_log_prob, log_sigmoid, softplus};
 
 /// Independent Bernoulli variables with `P(x = 1) = sigmoid(logits)`, parameterised by finite
 /// logits only (never probabilities), so that saturated decoders stay finite: `log_prob` at
@@ -81,14 +81,11 @@ impl Distribution for Bernoulli {
     }
     /// `x * logits - softplus(logits)`, evaluated as the identical
     /// `-x softplus(-logits) - (1 - x) softplus(logits)`, which does not cancel: at logits 50,
-    /// `log p(1) = -e^-50` instead of the `0` the first form rounds to.
+    /// `log p(1) = -e^-50` instead of the `0` the first form rounds to. One fused pass on CPU
+    /// ([`vaekit_core::bernoulli_log_prob`]).
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         check_event("Bernoulli", value, &self.event_shape)?;
-        let one = value.broadcast_mul(&softplus(&self.logits.neg()?)?)?;
-        let zero = value
-            .affine(-1.0, 1.0)?
-            .broadcast_mul(&softplus(&self.logits)?)?;
-        (one + zero)?.neg()
+        bernoulli_log_prob(&self.logits, value)
     }
 }
 

@@ -1,10 +1,28 @@
 //! # vaekit-eval
 //!
 //! Likelihood evaluation through the model-agnostic API of `vaekit-objectives`:
-//! [`importance_sampled_log_likelihood`] (mean NLL, its standard error and the effective
-//! sample size). Annealed importance sampling and bidirectional Monte Carlo follow (issue 6).
+//! - [`importance_sampled_log_likelihood`]: IS with the inference network as proposal (mean
+//!   NLL, its standard error, the effective sample size);
+//! - [`ais_log_likelihood`]: Hamiltonian annealed importance sampling from the prior, the
+//!   encoder or the full (flow) posterior, with step sizes adapted per data point;
+//! - [`bdmc`]: bidirectional Monte Carlo bounds on simulated data;
+//! - the pieces: [`AnnealingPath`], [`hmc_transition`] / [`leapfrog`], [`anneal`],
+//!   [`AnnealingSchedule`].
+//!
 //! Evaluation never depends on training.
 
+mod ais;
+mod anneal;
+mod bdmc;
+mod hmc;
 mod importance;
+mod path;
+mod schedule;
 
+pub use ais::{AisConfig, AisReport, AisStart, VaePath, ais_log_likelihood};
+pub use anneal::{Annealed, anneal, log_mean_weights};
+pub use bdmc::{BdmcReport, bdmc, bdmc_on_pairs};
+pub use hmc::{HmcConfig, StepSizeAdaptation, StepSizes, Transition, hmc_transition, leapfrog};
 pub use importance::{ImportanceConfig, NllReport, importance_sampled_log_likelihood};
+pub use path::{AnnealingPath, PathPoint};
+pub use schedule::AnnealingSchedule;

@@ -24,30 +24,14 @@ fn setup(perturb: f64) -> (LinearGaussian, EncoderFlow<LinearEncoder>, Tensor) {
     let (x, _) = model
         .sample(30, &mut SeededNoise::new(1), Pass::Eval)
         .unwrap();
-    let zero = Tensor::zeros((1, 4), DType::F64, &Device::Cpu).unwrap();
-    let (c, cov) = model.exact_posterior(&zero).unwrap();
-    let (cols, _) = model
-        .exact_posterior(&Tensor::eye(4, DType::F64, &Device::Cpu).unwrap())
-        .unwrap();
-    let a = cols
-        .broadcast_sub(&c)
-        .unwrap()
-        .t()
-        .unwrap()
-        .contiguous()
-        .unwrap();
-    let v = cov.to_vec2::<f64>().unwrap();
+    let exact = model.posterior_encoder().unwrap();
     let jitter = SeededNoise::new(2)
         .standard_normal(&Shape::from((2, 4)), DType::F64, &Device::Cpu)
         .unwrap();
     let enc = LinearEncoder {
-        a: (a + (jitter * perturb).unwrap()).unwrap(),
-        c: c.squeeze(0).unwrap(),
-        log_scale: Tensor::new(
-            &[0.5 * v[0][0].ln() + perturb, 0.5 * v[1][1].ln() + perturb],
-            &Device::Cpu,
-        )
-        .unwrap(),
+        a: (exact.a + (jitter * perturb).unwrap()).unwrap(),
+        c: exact.c,
+        log_scale: (exact.log_scale + perturb).unwrap(),
     };
     (model, EncoderFlow::new(enc, FlowChain::default()), x)
 }

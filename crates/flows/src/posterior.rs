@@ -59,6 +59,41 @@ impl<F: Flow> FlowPosterior<F> {
         let base = encoded.posterior()?;
         let z0 = base.rsample(&[num_samples], noise)?; // [S, B, D]
         let log_q0 = base.log_prob(&z0)?; // [S, B]
+        self.through_flow(encoded, z0, log_q0, pass)
+    }
+
+    /// The sampling path as a function of its noise: standard-normal `eps: [S, B, D]` gives
+    /// `z0 = loc + exp(log_scale) · eps`, pushed through the flow, with `log q` of every point
+    /// (differentiable in `eps`). [`FlowPosterior::rsample_with_log_prob`] is this map applied
+    /// to drawn noise. Annealed importance sampling runs its chains in `eps` space, where
+    /// the flow posterior's density is available everywhere.
+    ///
+    /// # Errors
+    /// Shape errors, non-finite encoder outputs.
+    pub fn push_forward(
+        &self,
+        encoded: &EncoderOutput,
+        eps: &Tensor,
+        pass: Pass,
+    ) -> Result<PosteriorSample> {
+        let base = encoded.posterior()?;
+        let z0 = encoded
+            .log_scale
+            .exp()?
+            .unsqueeze(0)?
+            .broadcast_mul(eps)?
+            .broadcast_add(&encoded.loc.unsqueeze(0)?)?;
+        let log_q0 = base.log_prob(&z0)?;
+        self.through_flow(encoded, z0, log_q0, pass)
+    }
+
+    fn through_flow(
+        &self,
+        encoded: &EncoderOutput,
+        z0: Tensor,
+        log_q0: Tensor,
+        pass: Pass,
+    ) -> Result<PosteriorSample> {
         let (s, b, d) = z0.dims3()?;
         let flat = z0.reshape((s * b, d))?;
         let c = encoded.context.dim(1)?;

@@ -57,6 +57,19 @@ impl ParamStore {
         VarBuilder::from_backend(Box::new(self.clone()), dtype, device.clone())
     }
 
+    /// A `VarBuilder` over detached copies of the current values (sharing their storage):
+    /// networks built on it compute the same function but autograd tracks none of their
+    /// parameters, so a gradient with respect to an input (HMC's `∇_z log p(x, z)`) costs no
+    /// parameter gradients. Asking it for a variable the store lacks is an error.
+    pub fn frozen_var_builder(&self, dtype: DType, device: &Device) -> VarBuilder<'static> {
+        let tensors: std::collections::HashMap<String, Tensor> = self
+            .vars()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_tensor().detach()))
+            .collect();
+        VarBuilder::from_tensors(tensors, dtype, device)
+    }
+
     /// The underlying `VarMap` (for saving, loading and optimizers).
     pub fn varmap(&self) -> &VarMap {
         &self.varmap

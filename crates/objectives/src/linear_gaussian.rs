@@ -127,6 +127,32 @@ impl LinearGaussian {
     }
 }
 
+impl LinearGaussian {
+    /// The linear encoder closest to the exact posterior: its mean map `x ↦ A x + c` (exact,
+    /// since the posterior mean is linear in `x`) and the exact marginal standard deviations.
+    /// It is the exact posterior when `Wᵀ W` is diagonal (the covariance is then diagonal).
+    ///
+    /// # Shapes
+    /// `a: [D, P]`, `c: [D]`, `log_scale: [D]`, in f64 on the CPU.
+    ///
+    /// # Errors
+    /// Tensor errors.
+    pub fn posterior_encoder(&self) -> Result<LinearEncoder> {
+        let (p, d) = self.weight.dims2()?;
+        let (c, cov) = self.exact_posterior(&Tensor::zeros((1, p), DType::F64, &Device::Cpu)?)?;
+        // The posterior means of the unit vectors are the columns of A, plus c.
+        let (cols, _) = self.exact_posterior(&Tensor::eye(p, DType::F64, &Device::Cpu)?)?;
+        let a = cols.broadcast_sub(&c)?.t()?.contiguous()?;
+        let v = cov.to_vec2::<f64>()?;
+        let log_scale: Vec<f64> = (0..d).map(|i| 0.5 * v[i][i].ln()).collect();
+        Ok(LinearEncoder {
+            a,
+            c: c.squeeze(0)?,
+            log_scale: Tensor::from_vec(log_scale, d, &Device::Cpu)?,
+        })
+    }
+}
+
 fn cholesky(m: &[Vec<f64>]) -> Vec<Vec<f64>> {
     let n = m.len();
     let mut l = vec![vec![0.0; n]; n];

@@ -39,6 +39,24 @@ pub trait Posterior {
     /// When the posterior has no tractable density at arbitrary points (flows).
     fn log_prob(&self, z: &Tensor) -> Result<Tensor>;
 
+    /// The sampling path as a function of its standard-normal noise: `eps: [B, S, D]` gives
+    /// `z = T(eps)` (`[B, S, D]`) and `log q(z|x)` (`[B, S]`), differentiable in `eps`. With
+    /// it, annealed importance sampling can start from the full posterior (flows included) by
+    /// running its chains in noise space.
+    ///
+    /// # Errors
+    /// Posteriors that are not a transformation of standard-normal noise (the default).
+    fn reparameterize(&self, eps: &Tensor) -> Result<LatentSample> {
+        let _ = eps;
+        candle::bail!("reparameterize: this posterior is not a transformation of normal noise")
+    }
+
+    /// The diagonal Gaussian the posterior starts from, before any flow: `(loc, log_scale)`,
+    /// each `[B, D]`; `None` when there is none.
+    fn base_gaussian(&self) -> Option<(Tensor, Tensor)> {
+        None
+    }
+
     /// The posterior as a plain distribution (event `[D]`, batch `[B]`) when it is one (no
     /// flow): the KL registry can then give an analytic KL.
     fn as_distribution(&self) -> Option<&dyn Distribution>;

@@ -106,6 +106,28 @@ impl Posterior for GaussianFlowPosterior<'_> {
         }
     }
 
+    fn reparameterize(&self, eps: &Tensor) -> Result<LatentSample> {
+        let eps = batch_first(eps)?; // [S, B, D]
+        let s = match self.flow {
+            Some(flow) => flow.push_forward(&self.encoded, &eps, self.pass)?,
+            // The identity flow: the plain Gaussian's noise-to-sample map.
+            None => FlowPosterior::new(FlowChain::default()).push_forward(
+                &self.encoded,
+                &eps,
+                self.pass,
+            )?,
+        };
+        Ok(LatentSample {
+            z: batch_first(&s.z)?,
+            log_q: batch_first(&s.log_q)?,
+            log_q_stopped: None,
+        })
+    }
+
+    fn base_gaussian(&self) -> Option<(Tensor, Tensor)> {
+        Some((self.encoded.loc.clone(), self.encoded.log_scale.clone()))
+    }
+
     fn log_prob(&self, z: &Tensor) -> Result<Tensor> {
         if self.flow.is_some() {
             candle::bail!(

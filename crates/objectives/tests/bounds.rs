@@ -34,30 +34,15 @@ fn model_and_data() -> (LinearGaussian, Tensor) {
 
 /// The exact posterior as a linear encoder, optionally perturbed.
 fn encoder(model: &LinearGaussian, x: &Tensor, perturb: f64) -> LinearEncoder {
-    // Posterior mean M⁻¹ Wᵀ (x - b) / σ²: linear in x; recover A and c from the model's
-    // exact posterior at the unit vectors and at 0.
-    let zero = Tensor::zeros((1, 4), DType::F64, &Device::Cpu).unwrap();
-    let (c, cov) = model.exact_posterior(&zero).unwrap();
-    let eye = Tensor::eye(4, DType::F64, &Device::Cpu).unwrap();
-    let (cols, _) = model.exact_posterior(&eye).unwrap(); // [4, 2]: A e_j + c
-    let a = cols
-        .broadcast_sub(&c)
-        .unwrap()
-        .t()
-        .unwrap()
-        .contiguous()
-        .unwrap(); // [2, 4]
-    let var = cov.to_vec2::<f64>().unwrap();
-    let log_scale =
-        Tensor::new(&[0.5 * var[0][0].ln(), 0.5 * var[1][1].ln()], &Device::Cpu).unwrap();
+    let exact = model.posterior_encoder().unwrap();
     let _ = x;
     let noise = SeededNoise::new(9)
         .standard_normal(&Shape::from((2, 4)), DType::F64, &Device::Cpu)
         .unwrap();
     LinearEncoder {
-        a: (a + (noise * perturb).unwrap()).unwrap(),
-        c: c.squeeze(0).unwrap(),
-        log_scale: (log_scale + perturb).unwrap(),
+        a: (exact.a + (noise * perturb).unwrap()).unwrap(),
+        c: exact.c,
+        log_scale: (exact.log_scale + perturb).unwrap(),
     }
 }
 

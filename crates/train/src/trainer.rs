@@ -308,6 +308,20 @@ impl<'a> Trainer<'a> {
         data: &ImageSet,
         device: &Device,
     ) -> Result<EpochReport, TrainError> {
+        self.train_epoch_with_progress(data, device, &mut |_, _| {})
+    }
+
+    /// [`Trainer::train_epoch`], calling `progress(done, total)` after every minibatch (for a
+    /// progress bar).
+    ///
+    /// # Errors
+    /// Those of [`Trainer::train_epoch`].
+    pub fn train_epoch_with_progress(
+        &mut self,
+        data: &ImageSet,
+        device: &Device,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<EpochReport, TrainError> {
         let start = Instant::now();
         let batcher = Batcher::new(
             data.len(),
@@ -412,6 +426,7 @@ impl<'a> Trainer<'a> {
                     }
                 }
             }
+            progress(i + 1, batches.len());
         }
         self.state.epoch += 1;
         self.state.noise = self.noise.state();

@@ -2,6 +2,23 @@
 
 use candle::backend::BackendStorage;
 use candle::{CpuStorage, CustomOp1, DType, Device, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Inputs at least this long are split across rayon's threads (transcendental functions in
+/// f64 cost tens of nanoseconds per element; below this size the split costs more).
+pub(crate) const PARALLEL_MIN: usize = 1 << 15;
+
+/// `f` over `v`, in parallel for long inputs (the result is identical either way).
+fn map_slice<T: Copy + Send + Sync>(v: &[T], f: impl Fn(T) -> T + Send + Sync) -> Vec<T> {
+    if v.len() >= PARALLEL_MIN {
+        v.par_iter()
+            .with_min_len(PARALLEL_MIN / 2)
+            .map(|&x| f(x))
+            .collect()
+    } else {
+        v.iter().map(|&x| f(x)).collect()
+    }
+}
 
 /// A plain scalar function.
 pub(crate) type F64Fn = fn(f64) -> f64;
@@ -25,13 +42,10 @@ impl<F: Fn(f64) -> f64 + Send + Sync> CustomOp1 for Map<F> {
         };
         let f = &self.f;
         let out = match storage {
-            CpuStorage::F32(v) => CpuStorage::F32(
-                v[start..end]
-                    .iter()
-                    .map(|&x| f(f64::from(x)) as f32)
-                    .collect(),
-            ),
-            CpuStorage::F64(v) => CpuStorage::F64(v[start..end].iter().map(|&x| f(x)).collect()),
+            CpuStorage::F32(v) => {
+                CpuStorage::F32(map_slice(&v[start..end], |x| f(f64::from(x)) as f32))
+            }
+            CpuStorage::F64(v) => CpuStorage::F64(map_slice(&v[start..end], f)),
             other => candle::bail!(
                 "{}: f32 or f64 expected, got {:?}",
                 self.name,

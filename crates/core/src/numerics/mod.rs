@@ -5,6 +5,7 @@
 //! carry their own backward. On other devices they fall back to compositions of candle
 //! primitives that are stable but less accurate in the far tails (issue 9 adds kernels).
 
+mod bernoulli;
 mod clamp;
 mod elementwise;
 mod finite;
@@ -12,6 +13,7 @@ mod log1mexp;
 mod log_mean_exp;
 mod softplus;
 
+pub use bernoulli::bernoulli_log_prob;
 pub use clamp::clamp_preserve_gradients;
 pub use elementwise::map_elementwise;
 pub use finite::is_finite;

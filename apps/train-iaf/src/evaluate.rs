@@ -1,0 +1,208 @@
+//! `train-iaf eval`: importance sampling, HAIS and BDMC on a run's latest checkpoint.
+
+use crate::model::{Built, frozen};
+use crate::run::{importance_nll, open_run, restore};
+use anyhow::{Context, Result, bail};
+use candle::Device;
+use clap::Args;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::time::Instant;
+use vaekit_core::SeededNoise;
+use vaekit_eval::{AisConfig, AisStart, AnnealingSchedule, HmcConfig, ais_log_likelihood, bdmc};
+use vaekit_train::write_atomic;
+
+/// Options of `train-iaf eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The run directory.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Importance samples per test image (0 skips importance sampling).
+    #[arg(long, default_value_t = 5000)]
+    pub is_samples: usize,
+    /// Evaluate only the first N test images (all methods use the same images); 0 skips
+    /// the test set (for BDMC alone).
+    #[arg(long)]
+    pub limit_test: Option<usize>,
+    /// Annealing steps of Hamiltonian AIS (0 skips HAIS).
+    #[arg(long, default_value_t = 0)]
+    pub hais_steps: usize,
+    /// Leapfrog steps per HMC transition.
+    #[arg(long, default_value_t = 10)]
+    pub hais_leapfrog: usize,
+    /// AIS chains per test image.
+    #[arg(long, default_value_t = 16)]
+    pub hais_chains: usize,
+    /// Where the chains start: prior, encoder or posterior (the full flow posterior).
+    #[arg(long, default_value = "posterior")]
+    pub hais_start: AisStart,
+    /// Initial HMC step size (adapted per test image towards 65 % acceptance).
+    #[arg(long, default_value_t = 0.1)]
+    pub hais_step_size: f64,
+    /// Test images annealed together.
+    #[arg(long, default_value_t = 100)]
+    pub hais_batch: usize,
+    /// Simulated points for bidirectional Monte Carlo (0 skips BDMC); uses the HAIS settings
+    /// (a `posterior` start is replaced by `encoder`, whose map can be inverted). HAIS on the
+    /// test images runs too unless `--limit-test 0`.
+    #[arg(long, default_value_t = 0)]
+    pub bdmc: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl EvalArgs {
+    fn ais_config(&self, start: AisStart) -> AisConfig {
+        AisConfig {
+            num_steps: self.hais_steps.max(1),
+            schedule: AnnealingSchedule::default(),
+            chains: self.hais_chains,
+            batch_size: self.hais_batch,
+            hmc: HmcConfig {
+                leapfrog_steps: self.hais_leapfrog,
+                initial_step_size: self.hais_step_size,
+                ..HmcConfig::default()
+            },
+            start,
+        }
+    }
+}
+
+/// Runs the requested evaluations; writes `eval-<what>.json` in the run and merges the
+/// figures into `results.json` when the run has one.
+pub fn eval(args: &EvalArgs) -> Result<()> {
+    let dir = &args.run;
+    if args.is_samples == 0 && args.hais_steps == 0 && args.bdmc == 0 {
+        bail!("nothing to evaluate: give --is-samples, --hais-steps or --bdmc");
+    }
+    let (cfg, data, built) = open_run(dir)?;
+    let Built { store, q, p } = &built;
+    let trainer = restore(&cfg, dir, store, q, p, "evaluate")?;
+    let n = data.test_x.dim(0)?;
+    let points = args.limit_test.map_or(n, |l| l.min(n));
+    if points == 0 && args.bdmc == 0 {
+        bail!("nothing to evaluate: --limit-test 0 skips the test set and no --bdmc was given");
+    }
+    let test_x = data.test_x.narrow(0, 0, points)?;
+    let mut summary = json!({
+        "run": dir, "epochs": trainer.state().epoch, "test_points": points,
+        "test_binarization_seed": cfg.test_binarization_seed,
+    });
+    let mut lines = Vec::new();
+    if args.is_samples > 0 && points > 0 {
+        let (report, seconds) =
+            trainer.with_ema(|| importance_nll(q, p, &test_x, args.is_samples))?;
+        summary["is_samples"] = json!(args.is_samples);
+        summary["is_nll"] = json!(report.mean_nll);
+        summary["is_std_error"] = json!(report.std_error);
+        summary["is_mean_ess"] = json!(report.mean_ess);
+        summary["is_seconds"] = json!(seconds);
+        lines.push(format!(
+            "IS-{} NLL {:.3} ± {:.3} nats (mean ESS {:.1}, {seconds:.1} s)",
+            args.is_samples, report.mean_nll, report.std_error, report.mean_ess
+        ));
+    }
+    // HMC differentiates with respect to z only: networks over plain tensors.
+    let device = Device::Cpu;
+    if args.hais_steps > 0 && points > 0 {
+        let config = args.ais_config(args.hais_start);
+        let start = Instant::now();
+        let report = trainer.with_ema(|| -> Result<_> {
+            let (fq, fp) = frozen(&cfg, store, &device)?;
+            ais_log_likelihood(&fq, &fp, &test_x, &config, &mut SeededNoise::new(0x4a15))
+                .context("HAIS failed")
+        })?;
+        let seconds = start.elapsed().as_secs_f64();
+        let leapfrogs = report.gradient_evaluations * config.chains * points;
+        summary["hais"] = json!({
+            "nll": report.mean_nll, "std_error": report.std_error,
+            "mean_chain_std_error": mean(&report.chain_std_errors),
+            "mean_acceptance": report.mean_acceptance, "mean_step_size": report.mean_step_size,
+            "config": config, "seconds": seconds,
+            "leapfrog_steps_per_second": leapfrogs as f64 / seconds,
+        });
+        lines.push(format!(
+            "HAIS NLL {:.3} ± {:.3} nats ({} steps × {} leapfrog, {} chains from the {:?}; acceptance {:.2}, {seconds:.1} s)",
+            report.mean_nll,
+            report.std_error,
+            config.num_steps,
+            config.hmc.leapfrog_steps,
+            config.chains,
+            config.start,
+            report.mean_acceptance
+        ));
+    }
+    if args.bdmc > 0 {
+        let start_kind = match args.hais_start {
+            AisStart::Posterior => AisStart::Encoder,
+            other => other,
+        };
+        let config = args.ais_config(start_kind);
+        let start = Instant::now();
+        let report = trainer.with_ema(|| -> Result<_> {
+            let (fq, fp) = frozen(&cfg, store, &device)?;
+            bdmc(&fq, &fp, args.bdmc, &config, &mut SeededNoise::new(0xbd3c)).context("BDMC failed")
+        })?;
+        let seconds = start.elapsed().as_secs_f64();
+        summary["bdmc"] = json!({
+            "points": args.bdmc, "lower": report.lower, "upper": report.upper, "gap": report.gap,
+            "lower_std_error": report.lower_std_error, "upper_std_error": report.upper_std_error,
+            "config": config, "seconds": seconds,
+        });
+        lines.push(format!(
+            "BDMC on {} simulated points: {:.3} <= log p(x) <= {:.3}, gap {:.3} nats ({seconds:.1} s)",
+            args.bdmc, report.lower, report.upper, report.gap
+        ));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "{} over {points} test images after {} epochs:",
+            dir.display(),
+            trainer.state().epoch
+        );
+        for l in &lines {
+            println!("  {l}");
+        }
+    }
+    let tag = match (args.is_samples, args.hais_steps, args.bdmc) {
+        (_, 0, 0) => format!("is{}", args.is_samples),
+        (_, h, 0) => format!("hais{h}"),
+        (_, _, b) => format!("bdmc{b}"),
+    };
+    write_atomic(
+        &dir.join(format!("eval-{tag}.json")),
+        &serde_json::to_vec_pretty(&summary)?,
+    )?;
+    merge_results(dir, &summary)?;
+    Ok(())
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// Adds the HAIS and BDMC figures to the run's `results.json` (when it exists), keyed so
+/// that the training results stay as they are.
+fn merge_results(dir: &std::path::Path, summary: &Value) -> Result<()> {
+    let path = dir.join("results.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let mut results: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: invalid results", path.display()))?;
+    for key in ["hais", "bdmc"] {
+        if let Some(v) = summary.get(key) {
+            let mut v = v.clone();
+            if key == "hais" {
+                v["test_points"] = summary["test_points"].clone();
+            }
+            results[key] = v;
+        }
+    }
+    write_atomic(&path, &serde_json::to_vec_pretty(&results)?)?;
+    Ok(())
+}
