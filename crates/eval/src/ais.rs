@@ -10,8 +10,6 @@ use vaekit_core::NoiseSource;
 use vaekit_nets::Pass;
 use vaekit_objectives::{GenerativeModel, InferenceNetwork, Posterior};
 
-const LN_2PI: f64 = 1.837_877_066_409_345_5;
-
 /// The distribution the chains start from (`f_0`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -156,7 +154,10 @@ impl<'a> VaePath<'a> {
 impl AnnealingPath for VaePath<'_> {
     fn log_ratio(&self, eps: &Tensor) -> Result<Tensor> {
         let d = eps.dim(2)?;
-        let log_normal = eps.sqr()?.sum(2)?.affine(-0.5, -0.5 * d as f64 * LN_2PI)?;
+        let log_normal = eps
+            .sqr()?
+            .sum(2)?
+            .affine(-0.5, -0.5 * d as f64 * std::f64::consts::TAU.ln())?;
         let (z, log_q) = match &self.start {
             StartMap::Prior => (eps.clone(), log_normal),
             StartMap::Gaussian(loc, scale, log_scale_sum) => (

@@ -117,19 +117,10 @@ pub fn importance_sampled_log_likelihood(
         start += b;
     }
     let count = log_likelihoods.len() as f64;
-    let mean_ll = log_likelihoods.iter().sum::<f64>() / count;
-    let var = if count > 1.0 {
-        log_likelihoods
-            .iter()
-            .map(|v| (v - mean_ll).powi(2))
-            .sum::<f64>()
-            / (count - 1.0)
-    } else {
-        0.0
-    };
+    let (mean_ll, std_error) = crate::ais::mean_and_error(&log_likelihoods);
     Ok(NllReport {
         mean_nll: -mean_ll,
-        std_error: (var / count).sqrt(),
+        std_error,
         mean_ess: ess.iter().sum::<f64>() / count,
         num_samples,
         log_likelihoods,

@@ -3,7 +3,7 @@
 use crate::flow::Flow;
 use candle::{Result, Tensor};
 use vaekit_core::NoiseSource;
-use vaekit_distributions::{Distribution, Reparameterize};
+use vaekit_distributions::Distribution;
 use vaekit_nets::{EncoderOutput, Pass};
 
 /// Samples of a flow posterior with their log-density.
@@ -56,10 +56,13 @@ impl<F: Flow> FlowPosterior<F> {
         noise: &mut dyn NoiseSource,
         pass: Pass,
     ) -> Result<PosteriorSample> {
-        let base = encoded.posterior()?;
-        let z0 = base.rsample(&[num_samples], noise)?; // [S, B, D]
-        let log_q0 = base.log_prob(&z0)?; // [S, B]
-        self.through_flow(encoded, z0, log_q0, pass)
+        let (b, d) = encoded.loc.dims2()?;
+        let eps = noise.standard_normal(
+            &(num_samples, b, d).into(),
+            encoded.loc.dtype(),
+            encoded.loc.device(),
+        )?;
+        self.push_forward(encoded, &eps, pass)
     }
 
     /// The sampling path as a function of its noise: standard-normal `eps: [S, B, D]` gives
@@ -83,17 +86,7 @@ impl<F: Flow> FlowPosterior<F> {
             .unsqueeze(0)?
             .broadcast_mul(eps)?
             .broadcast_add(&encoded.loc.unsqueeze(0)?)?;
-        let log_q0 = base.log_prob(&z0)?;
-        self.through_flow(encoded, z0, log_q0, pass)
-    }
-
-    fn through_flow(
-        &self,
-        encoded: &EncoderOutput,
-        z0: Tensor,
-        log_q0: Tensor,
-        pass: Pass,
-    ) -> Result<PosteriorSample> {
+        let log_q0 = base.log_prob(&z0)?; // [S, B]
         let (s, b, d) = z0.dims3()?;
         let flat = z0.reshape((s * b, d))?;
         let c = encoded.context.dim(1)?;

@@ -125,9 +125,7 @@ impl LinearGaussian {
             Tensor::from_vec(cov, (d, d), &Device::Cpu)?,
         ))
     }
-}
 
-impl LinearGaussian {
     /// The linear encoder closest to the exact posterior: its mean map `x ↦ A x + c` (exact,
     /// since the posterior mean is linear in `x`) and the exact marginal standard deviations.
     /// It is the exact posterior when `Wᵀ W` is diagonal (the covariance is then diagonal).

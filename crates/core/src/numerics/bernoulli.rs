@@ -1,10 +1,9 @@
 //! The Bernoulli log-likelihood of logits, fused: `x l - softplus(l)` in one pass.
 
-use super::elementwise::PARALLEL_MIN;
+use super::elementwise::collect_indexed;
 use super::softplus::{sigmoid_f64, softplus_f64};
 use candle::backend::BackendStorage;
 use candle::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
-use rayon::prelude::*;
 
 /// `log p(x | l) = -x softplus(-l) - (1 - x) softplus(l)` in f64: for binary `x` one softplus
 /// per element (the branch that does not cancel), for fractional `x` both.
@@ -37,16 +36,7 @@ impl Binary {
         from: impl Fn(f64) -> T + Send + Sync,
     ) -> Vec<T> {
         let f = self.f;
-        let one = |(&l, &x): (&T, &T)| from(f(to(l), to(x)));
-        if l.len() >= PARALLEL_MIN {
-            l.par_iter()
-                .zip(x)
-                .with_min_len(PARALLEL_MIN / 2)
-                .map(one)
-                .collect()
-        } else {
-            l.iter().zip(x).map(one).collect()
-        }
+        collect_indexed(l.len().min(x.len()), |i| from(f(to(l[i]), to(x[i]))))
     }
 
     fn cpu(
@@ -163,24 +153,27 @@ pub fn bernoulli_log_prob(logits: &Tensor, value: &Tensor) -> Result<Tensor> {
     if fast {
         l.contiguous()?.apply_op2(&x.contiguous()?, Op::LogProb)
     } else {
-        let one = x.mul(&super::softplus(&l.neg()?)?)?;
-        let zero = x.affine(-1.0, 1.0)?.mul(&super::softplus(&l)?)?;
-        (one + zero)?.neg()
+        composite(&l, &x)
     }
+}
+
+/// The same formula from candle primitives and `softplus` (devices without the kernel; the
+/// reference the kernel is tested against).
+fn composite(l: &Tensor, x: &Tensor) -> Result<Tensor> {
+    let one = x.mul(&super::softplus(&l.neg()?)?)?;
+    let zero = x.affine(-1.0, 1.0)?.mul(&super::softplus(l)?)?;
+    (one + zero)?.neg()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::numerics::elementwise::PARALLEL_MIN;
     use crate::testing::assert_all_close;
     use candle::{Device, Var};
 
     /// The unfused composition, for reference.
-    fn reference(l: &Tensor, x: &Tensor) -> Result<Tensor> {
-        let one = x.mul(&crate::softplus(&l.neg()?)?)?;
-        let zero = x.affine(-1.0, 1.0)?.mul(&crate::softplus(l)?)?;
-        (one + zero)?.neg()
-    }
+    use super::composite as reference;
 
     #[test]
     fn values_and_gradients_match_the_composition() {

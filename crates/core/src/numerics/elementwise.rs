@@ -8,16 +8,23 @@ use rayon::prelude::*;
 /// f64 cost tens of nanoseconds per element; below this size the split costs more).
 pub(crate) const PARALLEL_MIN: usize = 1 << 15;
 
-/// `f` over `v`, in parallel for long inputs (the result is identical either way).
-fn map_slice<T: Copy + Send + Sync>(v: &[T], f: impl Fn(T) -> T + Send + Sync) -> Vec<T> {
-    if v.len() >= PARALLEL_MIN {
-        v.par_iter()
+/// `[f(0), ..., f(n - 1)]`, split across rayon's threads for long outputs (the result is
+/// identical either way).
+pub(crate) fn collect_indexed<T: Send>(n: usize, f: impl Fn(usize) -> T + Send + Sync) -> Vec<T> {
+    if n >= PARALLEL_MIN {
+        (0..n)
+            .into_par_iter()
             .with_min_len(PARALLEL_MIN / 2)
-            .map(|&x| f(x))
+            .map(f)
             .collect()
     } else {
-        v.iter().map(|&x| f(x)).collect()
+        (0..n).map(f).collect()
     }
+}
+
+/// `f` over `v`, in parallel for long inputs.
+fn map_slice<T: Copy + Send + Sync>(v: &[T], f: impl Fn(T) -> T + Send + Sync) -> Vec<T> {
+    collect_indexed(v.len(), |i| f(v[i]))
 }
 
 /// A plain scalar function.
