@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use vaekit_datasets::Binarization;
 use vaekit_flows::{IafVariant, MadeConfig, SylvesterKind};
 use vaekit_nets::{Activation, DenseConfig, GatedConfig, Likelihood, Normalization, ResNetConfig};
-use vaekit_objectives::{FreeBits, IwaeGradient, KlWarmup, Objective, ObjectiveConfig};
+use vaekit_objectives::{
+    DiscreteConfig, FreeBits, IwaeGradient, KlWarmup, LatentUnits, Objective, ObjectiveConfig,
+    ScoreBaseline, TemperatureSchedule,
+};
 use vaekit_train::{LrSchedule, OptimizerConfig, OptimizerKind};
 
 /// The encoder/decoder pair.
@@ -61,6 +64,119 @@ pub enum FlowConfig {
     },
 }
 
+/// The latent variables.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum LatentConfig {
+    /// Gaussian latents of `networks` (with the configured flow).
+    #[default]
+    Gaussian,
+    /// Discrete latents: a sigmoid belief network or a categorical VAE, which replaces
+    /// `networks` and `flow`.
+    Discrete(DiscreteConfig),
+}
+
+impl LatentConfig {
+    /// Parses `gaussian`, `bernoulli:200`, `bernoulli:200,200` or `categorical:30x10`.
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = || {
+            anyhow::anyhow!(
+                "invalid --latent {text:?}: use gaussian, bernoulli:W[,W..] or categorical:VxC"
+            )
+        };
+        if text == "gaussian" {
+            return Ok(LatentConfig::Gaussian);
+        }
+        let (kind, spec) = text.split_once(':').ok_or_else(bad)?;
+        let config = match kind {
+            "bernoulli" => {
+                let units = spec
+                    .split(',')
+                    .map(|w| w.trim().parse::<usize>().map_err(|_| bad()))
+                    .collect::<Result<Vec<_>>>()?;
+                DiscreteConfig::sigmoid_belief_net(784, &units)
+            }
+            "categorical" => {
+                let (v, c) = spec.split_once('x').ok_or_else(bad)?;
+                let (v, c) = (v.parse().map_err(|_| bad())?, c.parse().map_err(|_| bad())?);
+                DiscreteConfig::categorical_vae(784, v, c)
+            }
+            _ => return Err(bad()),
+        };
+        config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(LatentConfig::Discrete(config))
+    }
+
+    /// A short description (`bernoulli:200,200`).
+    pub fn describe(&self) -> String {
+        match self {
+            LatentConfig::Gaussian => "gaussian".into(),
+            LatentConfig::Discrete(c) => {
+                let parts: Vec<String> = c
+                    .layers
+                    .iter()
+                    .map(|l| match l {
+                        LatentUnits::Bernoulli { units } => format!("bernoulli:{units}"),
+                        LatentUnits::Categorical { variables, classes } => {
+                            format!("categorical:{variables}x{classes}")
+                        }
+                    })
+                    .collect();
+                parts.join(",")
+            }
+        }
+    }
+}
+
+/// Names of the `--estimator` choices.
+pub const ESTIMATORS: [&str; 8] = [
+    "elbo",
+    "iwae",
+    "reinforce",
+    "nvil",
+    "vimco",
+    "rws",
+    "concrete",
+    "concrete-st",
+];
+
+/// The objective of an `--estimator` name with `k` draws per data point.
+pub fn estimator_objective(name: &str, k: usize) -> Result<Objective> {
+    let k = k.max(1);
+    Ok(match name {
+        "elbo" => Objective::Elbo {
+            num_samples: k,
+            analytic_kl: true,
+        },
+        "iwae" => Objective::Iwae {
+            num_samples: k,
+            gradient: IwaeGradient::Standard,
+        },
+        "reinforce" => Objective::Reinforce {
+            num_samples: k,
+            baseline: ScoreBaseline::default(),
+        },
+        "nvil" => Objective::Reinforce {
+            num_samples: k,
+            baseline: ScoreBaseline::nvil(),
+        },
+        "vimco" => Objective::Vimco { num_samples: k },
+        "rws" => Objective::Rws {
+            num_samples: k,
+            wake_fraction: 1.0,
+        },
+        "concrete" | "concrete-st" => Objective::Concrete {
+            num_samples: k,
+            temperature: TemperatureSchedule::default(),
+            straight_through: name == "concrete-st",
+        },
+        other => bail!(
+            "unknown estimator {other:?}; choose one of {}",
+            ESTIMATORS.join(", ")
+        ),
+    })
+}
+
 /// Everything a run needs; written to `config.json` in the run directory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
@@ -70,6 +186,9 @@ pub struct RunConfig {
     pub networks: Networks,
     /// Posterior flow.
     pub flow: FlowConfig,
+    /// Gaussian (default) or discrete latents.
+    #[serde(default)]
+    pub latent: LatentConfig,
     /// Pixel likelihood.
     pub likelihood: Likelihood,
     /// Objective (and warm-up, free bits).
@@ -105,7 +224,7 @@ pub struct RunConfig {
 }
 
 /// Names of the presets.
-pub const PRESETS: [&str; 3] = ["iwae-dense", "iaf-resnet", "snf-gated"];
+pub const PRESETS: [&str; 4] = ["iwae-dense", "iaf-resnet", "snf-gated", "sbn"];
 
 impl RunConfig {
     /// A preset by name.
@@ -114,6 +233,7 @@ impl RunConfig {
             preset: name.to_string(),
             networks: Networks::Dense(DenseConfig::default()),
             flow: FlowConfig::None,
+            latent: LatentConfig::Gaussian,
             likelihood: Likelihood::Bernoulli,
             objective: ObjectiveConfig {
                 objective: Objective::Elbo {
@@ -217,6 +337,29 @@ impl RunConfig {
                 is_samples: 1000,
                 ..base
             },
+            // A sigmoid belief network with one layer of 200 binary units, trained by NVIL
+            // (batch 24, Adam 3e-4); `--latent` and `--estimator` change it.
+            "sbn" => {
+                let mut cfg = RunConfig {
+                    latent: LatentConfig::Discrete(DiscreteConfig::sigmoid_belief_net(784, &[200])),
+                    objective: ObjectiveConfig {
+                        objective: estimator_objective("nvil", 1)?,
+                        warmup: None,
+                        free_bits: None,
+                    },
+                    optimizer: OptimizerConfig {
+                        eps: 1e-8,
+                        ..base.optimizer
+                    },
+                    schedule: LrSchedule::Constant,
+                    lr: 3e-4,
+                    epochs: 1000,
+                    batch_size: 24,
+                    ..base
+                };
+                cfg.fit_baseline();
+                cfg
+            }
             other => bail!(
                 "unknown preset {other:?}; choose one of {}",
                 PRESETS.join(", ")
@@ -236,9 +379,22 @@ impl RunConfig {
         }
     }
 
-    /// Sets the number of importance samples `k` of the objective (`1` gives the ELBO).
+    /// Sets the number of importance samples `k` of the objective: for the ELBO and IWAE,
+    /// `1` gives the ELBO and more the IWAE bound; the other estimators keep their kind.
     pub fn set_k(&mut self, k: usize) {
-        self.objective.objective = if k <= 1 {
+        let k = k.max(1);
+        let o = &mut self.objective.objective;
+        match o {
+            Objective::Reinforce { num_samples, .. }
+            | Objective::Vimco { num_samples }
+            | Objective::Rws { num_samples, .. }
+            | Objective::Concrete { num_samples, .. } => {
+                *num_samples = k;
+                return;
+            }
+            Objective::Elbo { .. } | Objective::Iwae { .. } => {}
+        }
+        *o = if k <= 1 {
             Objective::Elbo {
                 num_samples: 1,
                 analytic_kl: true,
@@ -251,6 +407,25 @@ impl RunConfig {
         };
     }
 
+    /// Sets the estimator (`--estimator`) with `k` draws per data point.
+    pub fn set_estimator(&mut self, name: &str, k: usize) -> Result<()> {
+        self.objective.objective = estimator_objective(name, k)?;
+        self.fit_baseline();
+        Ok(())
+    }
+
+    /// Gives a discrete model the learned baseline network that NVIL needs, and removes it
+    /// for the other estimators (which would leave its parameters without gradients).
+    pub fn fit_baseline(&mut self) {
+        if let LatentConfig::Discrete(c) = &mut self.latent {
+            let learned = matches!(
+                self.objective.objective,
+                Objective::Reinforce { baseline, .. } if baseline.learned
+            );
+            c.baseline_hidden = learned.then_some(c.baseline_hidden.unwrap_or(100));
+        }
+    }
+
     /// Checks the combination before any tensor exists.
     pub fn validate(&self) -> Result<()> {
         if self.batch_size == 0 || self.epochs == 0 || self.is_samples == 0 {
@@ -258,6 +433,52 @@ impl RunConfig {
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             bail!("lr must be finite and > 0, got {}", self.lr);
+        }
+        let pathwise = matches!(
+            self.objective.objective,
+            Objective::Elbo { .. } | Objective::Iwae { .. }
+        );
+        match &self.latent {
+            LatentConfig::Discrete(c) => {
+                c.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+                if pathwise {
+                    bail!(
+                        "discrete latents cannot be trained by the ELBO or IWAE gradient: choose --estimator reinforce, nvil, vimco, rws, concrete or concrete-st"
+                    );
+                }
+                if !matches!(self.flow, FlowConfig::None) {
+                    bail!("discrete latents take no flow");
+                }
+                if let Objective::Reinforce { baseline, .. } = self.objective.objective
+                    && baseline.learned
+                    && c.baseline_hidden.is_none()
+                {
+                    bail!("NVIL's learned baseline needs baseline_hidden in the latent config");
+                }
+            }
+            LatentConfig::Gaussian => {
+                if matches!(self.objective.objective, Objective::Concrete { .. }) {
+                    bail!(
+                        "the Concrete relaxation needs discrete latents (--latent bernoulli:.. or categorical:..)"
+                    );
+                }
+                if let Objective::Reinforce { baseline, .. } = self.objective.objective
+                    && baseline.learned
+                {
+                    bail!(
+                        "NVIL's learned baseline exists for discrete latents only; use --estimator reinforce"
+                    );
+                }
+            }
+        }
+        match self.objective.objective {
+            Objective::Vimco { num_samples } if num_samples < 2 => {
+                bail!("VIMCO needs --k 2 or more")
+            }
+            Objective::Concrete { temperature, .. } if !temperature.is_valid() => {
+                bail!("the Concrete temperatures must be finite and > 0")
+            }
+            _ => {}
         }
         let needs_context = !matches!(self.flow, FlowConfig::None);
         if needs_context && self.networks.context_dim() == 0 {
@@ -314,6 +535,43 @@ mod tests {
             assert_eq!(back, cfg);
         }
         assert!(RunConfig::preset("nope").is_err());
+        let mut sbn = RunConfig::preset("sbn")?;
+        sbn.latent = LatentConfig::parse("bernoulli:200,200")?;
+        sbn.set_estimator("vimco", 5)?;
+        sbn.validate()?;
+        assert_eq!(sbn.latent.describe(), "bernoulli:200,bernoulli:200");
+        assert_eq!(sbn.objective.objective, Objective::Vimco { num_samples: 5 });
+        let LatentConfig::Discrete(c) = &sbn.latent else {
+            bail!("not discrete")
+        };
+        assert_eq!(
+            c.baseline_hidden, None,
+            "only NVIL builds a baseline network"
+        );
+        sbn.set_estimator("nvil", 1)?;
+        let LatentConfig::Discrete(c) = &sbn.latent else {
+            bail!("not discrete")
+        };
+        assert_eq!(c.baseline_hidden, Some(100));
+        assert_eq!(
+            LatentConfig::parse("categorical:30x10")?.describe(),
+            "categorical:30x10"
+        );
+        for bad in [
+            "bernoulli:",
+            "bernoulli:0",
+            "categorical:30",
+            "categorical:3x1",
+            "poisson:3",
+        ] {
+            assert!(LatentConfig::parse(bad).is_err(), "{bad}");
+        }
+        sbn.set_k(7);
+        assert_eq!(
+            sbn.objective.objective.num_samples(),
+            7,
+            "--k keeps the estimator"
+        );
         let mut c = RunConfig::preset("iwae-dense")?;
         c.set_k(50);
         assert_eq!(

@@ -79,6 +79,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     }
     let (cfg, data, built) = open_run(dir)?;
     let Built { store, q, p } = &built;
+    let (q, p) = (q.as_ref(), p.as_ref());
     let trainer = restore(&cfg, dir, store, q, p, "evaluate")?;
     let n = data.test_x.dim(0)?;
     let points = args.limit_test.map_or(n, |l| l.min(n));

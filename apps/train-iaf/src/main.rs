@@ -2,6 +2,7 @@
 //!
 //! Subcommands: `data` (find and verify MNIST), `train`, `resume`, `eval`, `sample`.
 
+mod alloc;
 mod config;
 mod data;
 mod evaluate;
@@ -12,13 +13,9 @@ mod run;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use config::{PRESETS, RunConfig};
+use config::{ESTIMATORS, LatentConfig, PRESETS, RunConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-// glibc malloc alone costs about 2x on candle's many small allocations.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Train and evaluate VAEs with inverse autoregressive flows on binarized MNIST.
 #[derive(Debug, Parser)]
@@ -56,7 +53,7 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct TrainArgs {
-    /// Starting configuration: iwae-dense, iaf-resnet or snf-gated.
+    /// Starting configuration: iwae-dense, iaf-resnet, snf-gated or sbn.
     #[arg(long, default_value = "iwae-dense")]
     preset: String,
     /// A configuration file (TOML or JSON) instead of a preset.
@@ -77,6 +74,14 @@ struct TrainArgs {
     /// Importance samples of the objective: 1 trains the ELBO (VAE), k > 1 the IWAE bound.
     #[arg(long)]
     k: Option<usize>,
+    /// Latent variables: gaussian, bernoulli:200 (a sigmoid belief network; bernoulli:200,200
+    /// for two layers) or categorical:30x10 (a categorical VAE).
+    #[arg(long, value_name = "SPEC")]
+    latent: Option<String>,
+    /// Gradient estimator: elbo, iwae (pathwise, Gaussian latents), reinforce, nvil, vimco,
+    /// rws, concrete or concrete-st (straight-through); draws per data point from --k.
+    #[arg(long, value_name = "NAME")]
+    estimator: Option<String>,
     /// Minibatch size.
     #[arg(long)]
     batch_size: Option<usize>,
@@ -109,9 +114,26 @@ fn train(args: &TrainArgs) -> Result<()> {
     if let Some(v) = args.seed {
         cfg.seed = v;
     }
-    if let Some(v) = args.k {
-        cfg.set_k(v);
+    if let Some(v) = &args.latent {
+        cfg.latent = LatentConfig::parse(v)?;
     }
+    match &args.estimator {
+        Some(name) => {
+            let default_k = if matches!(name.as_str(), "vimco" | "rws") {
+                5
+            } else {
+                1
+            };
+            cfg.set_estimator(name, args.k.unwrap_or(default_k))
+                .with_context(|| format!("estimators: {}", ESTIMATORS.join(", ")))?;
+        }
+        None => {
+            if let Some(v) = args.k {
+                cfg.set_k(v);
+            }
+        }
+    }
+    cfg.fit_baseline();
     if let Some(v) = args.batch_size {
         cfg.batch_size = v;
     }
@@ -132,6 +154,7 @@ fn train(args: &TrainArgs) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    alloc::configure();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Data(args) => data::run(&args),

@@ -1,6 +1,6 @@
 //! Networks and flow from a [`RunConfig`].
 
-use crate::config::{FlowConfig, Networks, RunConfig};
+use crate::config::{FlowConfig, LatentConfig, Networks, RunConfig};
 use anyhow::{Context, Result};
 use candle::{DType, Device};
 use candle_nn::VarBuilder;
@@ -9,13 +9,15 @@ use vaekit_nets::{
     Decoder, Encoder, ParamStore, dense_decoder, dense_encoder, gated_decoder, gated_encoder,
     resnet_decoder, resnet_encoder,
 };
-use vaekit_objectives::{DecoderModel, EncoderFlow};
+use vaekit_objectives::{
+    DecoderModel, DiscreteDecoder, DiscreteEncoder, EncoderFlow, GenerativeModel, InferenceNetwork,
+};
 
 /// A model: its parameters, its inference network and its generative model.
 pub struct Built {
     pub store: ParamStore,
-    pub q: EncoderFlow<Box<dyn Encoder>>,
-    pub p: DecoderModel<Box<dyn Decoder>>,
+    pub q: Box<dyn InferenceNetwork>,
+    pub p: Box<dyn GenerativeModel>,
 }
 
 /// Builds the networks at the stable paths `encoder.*`, `flow.*`, `decoder.*`, initialised
@@ -24,13 +26,32 @@ pub fn build(cfg: &RunConfig, device: &Device) -> Result<Built> {
     cfg.validate()?;
     // Initialisation gets its own stream: the trainer's noise uses `cfg.seed` itself.
     let store = ParamStore::new(vaekit_core::derive_seed(cfg.seed, 1));
-    let (q, p) = networks(cfg, store.var_builder(DType::F32, device), device)?;
+    let vb = store.var_builder(DType::F32, device);
+    let (q, p): (Box<dyn InferenceNetwork>, Box<dyn GenerativeModel>) = match &cfg.latent {
+        LatentConfig::Gaussian => {
+            let (q, p) = networks(cfg, vb, device)?;
+            (Box::new(q), Box::new(p))
+        }
+        LatentConfig::Discrete(c) => (
+            Box::new(DiscreteEncoder::new(c, vb.pp("encoder"))?),
+            Box::new(DiscreteDecoder::new(c, DType::F32, vb.pp("decoder"))?),
+        ),
+    };
     Ok(Built { store, q, p })
 }
 
 /// The networks over `store`'s current values as plain tensors: no parameter is tracked by
 /// autograd, so gradients with respect to `z` (HMC) cost no parameter gradients.
+///
+/// # Errors
+/// Discrete latents, which HMC cannot move.
 pub fn frozen(cfg: &RunConfig, store: &ParamStore, device: &Device) -> Result<NetworkPair> {
+    if let LatentConfig::Discrete(_) = cfg.latent {
+        anyhow::bail!(
+            "HAIS and BDMC need continuous latents; this run's are {} (use --is-samples)",
+            cfg.latent.describe()
+        );
+    }
     networks(cfg, store.frozen_var_builder(DType::F32, device), device)
 }
 

@@ -130,11 +130,12 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool) -> Result<()> {
     let device = Device::Cpu;
     let data = load_data(&cfg, &device)?;
     let Built { store, q, p } = build(&cfg, &device)?;
+    let (q, p) = (q.as_ref(), p.as_ref());
     let mut trainer = Trainer::new(
         train_config(&cfg),
         &store,
-        &q,
-        &p,
+        q,
+        p,
         Some(&out.join("checkpoints")),
         serde_json::to_value(&cfg)?,
     )?;
@@ -157,8 +158,8 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool) -> Result<()> {
         let x = cfg.binarization.apply(&x, &mut noise)?;
         evaluate(
             &elbo_objective(),
-            &q,
-            &p,
+            q,
+            p,
             &x,
             0.0,
             &mut noise,
@@ -216,7 +217,7 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool) -> Result<()> {
         );
     }
     let train_seconds = start.elapsed().as_secs_f64();
-    trainer.with_ema(|| pictures(&cfg, out, &q, &p, &data.test_x))?;
+    trainer.with_ema(|| pictures(&cfg, out, q, p, &data.test_x))?;
     let metrics = read_metrics(out)?;
     let curve = |f: fn(&EpochMetrics) -> f64| {
         metrics
@@ -231,7 +232,7 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool) -> Result<()> {
     )?;
     let test_neg_elbo = metrics.last().map_or(f64::NAN, |m| m.test_neg_elbo);
     let (report, eval_seconds) =
-        trainer.with_ema(|| importance_nll(&q, &p, &data.test_x, cfg.is_samples))?;
+        trainer.with_ema(|| importance_nll(q, p, &data.test_x, cfg.is_samples))?;
     let results = Results {
         preset: cfg.preset.clone(),
         epochs: trainer.state().epoch,
@@ -357,6 +358,7 @@ fn mean_images(p: &dyn GenerativeModel, z: &Tensor) -> Result<Vec<Vec<f32>>> {
 pub fn sample(dir: &Path) -> Result<PathBuf> {
     let (cfg, data, built) = open_run(dir)?;
     let Built { store, q, p } = &built;
+    let (q, p) = (q.as_ref(), p.as_ref());
     let trainer = restore(&cfg, dir, store, q, p, "sample from")?;
     trainer.with_ema(|| pictures(&cfg, dir, q, p, &data.test_x))?;
     Ok(dir.join("samples.png"))

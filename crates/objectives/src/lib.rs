@@ -7,22 +7,35 @@
 //!   + log p(z)`); log p and log q are `[batch, n_samples]`.
 //! - [`EncoderFlow`] (any encoder, optionally followed by a flow) and [`DecoderModel`] (any
 //!   decoder with a standard-normal prior) implement them for vaekit's networks;
-//!   [`LinearGaussian`] is a model whose `log p(x)` is exact.
+//!   [`LinearGaussian`] is a model whose `log p(x)` is exact; [`DiscreteEncoder`] and
+//!   [`DiscreteDecoder`] give sigmoid belief networks and categorical-latent VAEs.
 //! - [`Objective`]: ELBO (analytic or Monte Carlo KL, reported in [`Evaluation::kl_method`]),
-//!   IWAE with the standard or the doubly reparameterized gradient; [`KlWarmup`],
-//!   [`FreeBits`]; [`Loss`] evaluates and keeps a history.
+//!   IWAE with the standard or the doubly reparameterized gradient; for latents that cannot
+//!   be reparameterized, REINFORCE with NVIL's baselines ([`ScoreBaseline`]), VIMCO,
+//!   reweighted wake-sleep (separate model and inference losses) and the Concrete relaxation
+//!   ([`TemperatureSchedule`], straight-through); [`KlWarmup`], [`FreeBits`]; [`Loss`]
+//!   evaluates, keeps a history and the estimator's running state ([`EstimatorState`]).
 
+mod discrete;
+mod estimator;
 mod linear_gaussian;
 mod loss;
 mod model;
 mod objective;
+mod relaxation;
 mod vae;
 
+pub use discrete::{
+    DiscreteConfig, DiscreteDecoder, DiscreteEncoder, DiscretePosterior, DiscretePrior,
+    LatentUnits, split_layers,
+};
+pub use estimator::{EstimatorState, ScoreBaseline, vimco_leave_one_out, vimco_signals};
 pub use linear_gaussian::{LinearEncoder, LinearGaussian};
 pub use loss::{Loss, LossRecord};
 pub use model::{GenerativeModel, InferenceNetwork, LatentSample, Posterior};
 pub use objective::{
     Evaluation, FreeBits, IwaeGradient, KlWarmup, Objective, ObjectiveConfig, evaluate,
-    evaluate_unchecked,
+    evaluate_unchecked, evaluate_with_state,
 };
+pub use relaxation::{Relaxation, TemperatureSchedule};
 pub use vae::{DecoderModel, EncoderFlow, GaussianFlowPosterior};

@@ -1,7 +1,8 @@
 //! The loss object: an objective plus the history of its evaluations.
 
+use crate::estimator::EstimatorState;
 use crate::model::{GenerativeModel, InferenceNetwork};
-use crate::objective::{Evaluation, ObjectiveConfig, evaluate, evaluate_unchecked};
+use crate::objective::{Evaluation, ObjectiveConfig, evaluate_with_state};
 use candle::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 use vaekit_core::NoiseSource;
@@ -32,6 +33,7 @@ pub struct LossRecord {
 pub struct Loss {
     config: ObjectiveConfig,
     history: Vec<LossRecord>,
+    state: EstimatorState,
 }
 
 impl Loss {
@@ -40,6 +42,7 @@ impl Loss {
         Self {
             config,
             history: Vec::new(),
+            state: EstimatorState::default(),
         }
     }
 
@@ -61,8 +64,13 @@ impl Loss {
         noise: &mut dyn NoiseSource,
         pass: Pass,
     ) -> Result<Evaluation> {
-        let eval = evaluate(&self.config, inference, model, x, epoch, noise, pass)?;
-        self.record(&eval, epoch)?;
+        let eval = self.compute_unchecked(inference, model, x, epoch, noise, pass)?;
+        if !eval.is_finite() {
+            candle::bail!(
+                "objective: the bound is not finite ({}) on this batch",
+                eval.bound
+            );
+        }
         Ok(eval)
     }
 
@@ -80,7 +88,16 @@ impl Loss {
         noise: &mut dyn NoiseSource,
         pass: Pass,
     ) -> Result<Evaluation> {
-        let eval = evaluate_unchecked(&self.config, inference, model, x, epoch, noise, pass)?;
+        let eval = evaluate_with_state(
+            &self.config,
+            &mut self.state,
+            inference,
+            model,
+            x,
+            epoch,
+            noise,
+            pass,
+        )?;
         if eval.is_finite() {
             self.record(&eval, epoch)?;
         }
@@ -103,6 +120,16 @@ impl Loss {
     /// Every recorded evaluation, oldest first.
     pub fn history(&self) -> &[LossRecord] {
         &self.history
+    }
+
+    /// The estimator's running statistics (NVIL's moving averages), for checkpoints.
+    pub fn state(&self) -> EstimatorState {
+        self.state
+    }
+
+    /// Restores the estimator's running statistics (from a checkpoint).
+    pub fn set_state(&mut self, state: EstimatorState) {
+        self.state = state;
     }
 
     /// Forgets the history (e.g. at the start of an epoch).

@@ -1,5 +1,6 @@
 //! The model-agnostic API: inference networks, posteriors and generative models.
 
+use crate::relaxation::Relaxation;
 use candle::{Result, Tensor};
 use vaekit_core::NoiseSource;
 use vaekit_distributions::Distribution;
@@ -60,6 +61,68 @@ pub trait Posterior {
     /// The posterior as a plain distribution (event `[D]`, batch `[B]`) when it is one (no
     /// flow): the KL registry can then give an analytic KL.
     fn as_distribution(&self) -> Option<&dyn Distribution>;
+
+    /// Whether [`Posterior::rsample_with_log_prob`] is differentiable in the posterior's
+    /// parameters through `z` (false for discrete latents, whose `rsample_with_log_prob`
+    /// returns plain draws: pathwise objectives refuse to train them).
+    fn is_reparameterized(&self) -> bool {
+        true
+    }
+
+    /// `num_samples` draws for score-function estimators: `z` is detached and `log_q` is
+    /// differentiable in the posterior's parameters, so `∇ log q(z|x)` is the score.
+    ///
+    /// # Shapes
+    /// `z: [B, S, D]`, `log_q: [B, S]`.
+    ///
+    /// # Errors
+    /// The default draws by `rsample_with_log_prob` and re-evaluates `log_prob` at the
+    /// detached draw, which flow posteriors cannot do.
+    fn sample_with_log_prob(
+        &self,
+        num_samples: usize,
+        noise: &mut dyn NoiseSource,
+    ) -> Result<LatentSample> {
+        let z = self.rsample_with_log_prob(num_samples, noise)?.z.detach();
+        let log_q = self.log_prob(&z).map_err(|e| {
+            candle::Error::Msg(format!(
+                "score-function estimators need log q(z|x) at a detached draw: {e}"
+            ))
+        })?;
+        Ok(LatentSample {
+            z,
+            log_q,
+            log_q_stopped: None,
+        })
+    }
+
+    /// A continuous relaxation of a discrete posterior (Concrete / Gumbel-softmax), or, with
+    /// `relaxation.straight_through`, hard values whose gradient is the relaxed one.
+    ///
+    /// Without straight-through, `z` lies in the relaxation's unconstrained space (the
+    /// logistic pre-activations of binary units, the log-probabilities of categorical ones)
+    /// and `log_q` is the relaxed density there; score it with
+    /// [`GenerativeModel::log_prob_relaxed`]. With straight-through, `z` holds discrete
+    /// values and `log_q` is the discrete `log q(z|x)`; score it with
+    /// [`GenerativeModel::log_prob`].
+    ///
+    /// # Shapes
+    /// `z: [B, S, D]`, `log_q: [B, S]`.
+    ///
+    /// # Errors
+    /// Posteriors without a relaxation (the default).
+    ///
+    /// # References
+    /// Maddison, Mnih, Teh, arXiv 1611.00712; Jang, Gu, Poole, arXiv 1611.01144.
+    fn rsample_relaxed(
+        &self,
+        num_samples: usize,
+        relaxation: Relaxation,
+        noise: &mut dyn NoiseSource,
+    ) -> Result<LatentSample> {
+        let _ = (num_samples, relaxation, noise);
+        candle::bail!("rsample_relaxed: this posterior has no continuous relaxation")
+    }
 }
 
 /// An inference network: `x -> q(z|x)`.
@@ -91,6 +154,16 @@ pub trait InferenceNetwork: Send + Sync {
     /// Those of [`Posterior::log_prob`].
     fn log_prob(&self, x: &Tensor, z: &Tensor, pass: Pass) -> Result<Tensor> {
         self.forward(x, pass)?.log_prob(z)
+    }
+
+    /// An input-dependent learned baseline `b(x)` for score-function estimators (NVIL), `[B]`,
+    /// trained with the inference network; `None` when the network has none (the default).
+    ///
+    /// # Errors
+    /// Shape errors.
+    fn baseline(&self, x: &Tensor, pass: Pass) -> Result<Option<Tensor>> {
+        let _ = (x, pass);
+        Ok(None)
     }
 }
 
@@ -149,5 +222,25 @@ pub trait GenerativeModel: Send + Sync {
     /// Shape errors.
     fn log_prob(&self, x: &Tensor, z: &Tensor, pass: Pass) -> Result<Tensor> {
         self.log_likelihood(x, z, pass)? + self.log_prior(z)?
+    }
+
+    /// `(log p(x|z), log p(z))` of a relaxed latent `z` drawn by
+    /// [`Posterior::rsample_relaxed`] without straight-through (in the relaxation's
+    /// unconstrained space), with the prior relaxed at the same temperature.
+    ///
+    /// # Shapes
+    /// `x: [B, P]`, `z: [B, S, D]` give two `[B, S]`.
+    ///
+    /// # Errors
+    /// Models without a relaxed prior (the default).
+    fn log_prob_relaxed(
+        &self,
+        x: &Tensor,
+        z: &Tensor,
+        relaxation: Relaxation,
+        pass: Pass,
+    ) -> Result<(Tensor, Tensor)> {
+        let _ = (x, z, relaxation, pass);
+        candle::bail!("log_prob_relaxed: this model has no relaxed prior")
     }
 }

@@ -1,6 +1,8 @@
 //! Objectives on log-weights: ELBO, IWAE (standard and DReG gradients), KL warm-up, free bits.
 
+use crate::estimator::{self, EstimatorState, ScoreBaseline};
 use crate::model::{GenerativeModel, InferenceNetwork};
+use crate::relaxation::TemperatureSchedule;
 use candle::{D, DType, Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use vaekit_core::{NoiseSource, log_mean_exp};
@@ -40,6 +42,58 @@ pub enum Objective {
         /// The gradient estimator.
         gradient: IwaeGradient,
     },
+    /// The ELBO by the score-function estimator (REINFORCE), optionally with NVIL's
+    /// baselines and variance normalisation: for latents that cannot be reparameterized.
+    Reinforce {
+        /// Draws per data point.
+        num_samples: usize,
+        /// Variance reduction.
+        baseline: ScoreBaseline,
+    },
+    /// The IWAE bound by VIMCO's leave-one-out score-function estimator (Mnih & Rezende,
+    /// arXiv 1602.06725).
+    Vimco {
+        /// `K >= 2`.
+        num_samples: usize,
+    },
+    /// Reweighted wake-sleep (Bornschein & Bengio, arXiv 1406.2751): wake-θ for the model,
+    /// a mixture of wake-φ and sleep-φ for the inference network, as separate losses.
+    Rws {
+        /// `K`, draws per data point.
+        num_samples: usize,
+        /// Weight of wake-φ against sleep-φ (1: wake only, 0: sleep only).
+        wake_fraction: f64,
+    },
+    /// The relaxed ELBO through Concrete / Gumbel-softmax draws with an annealed temperature
+    /// (Maddison et al., arXiv 1611.00712; Jang et al., arXiv 1611.01144).
+    Concrete {
+        /// Draws per data point.
+        num_samples: usize,
+        /// The temperature schedule over epochs.
+        temperature: TemperatureSchedule,
+        /// Hard draws forward, relaxed gradient backward.
+        straight_through: bool,
+    },
+}
+
+impl Objective {
+    /// Draws per data point.
+    pub fn num_samples(&self) -> usize {
+        match *self {
+            Objective::Elbo { num_samples, .. }
+            | Objective::Iwae { num_samples, .. }
+            | Objective::Reinforce { num_samples, .. }
+            | Objective::Vimco { num_samples }
+            | Objective::Rws { num_samples, .. }
+            | Objective::Concrete { num_samples, .. } => num_samples,
+        }
+    }
+
+    /// Whether the objective gives the generative model and the inference network separate
+    /// losses meant for separate optimizers (reweighted wake-sleep).
+    pub fn separate_losses(&self) -> bool {
+        matches!(self, Objective::Rws { .. })
+    }
 }
 
 /// Linear KL warm-up: the KL term is scaled by `min(1, epoch / epochs)`.
@@ -103,10 +157,10 @@ impl Default for ObjectiveConfig {
 /// The result of evaluating an objective on a batch.
 #[derive(Debug, Clone)]
 pub struct Evaluation {
-    /// The scalar to minimise. With [`IwaeGradient::Dreg`] its gradient is meant for the
-    /// generative model's parameters only.
+    /// The scalar to minimise. With [`IwaeGradient::Dreg`] and [`Objective::Rws`] its
+    /// gradient is meant for the generative model's parameters only.
     pub loss: Tensor,
-    /// With DReG, the surrogate whose gradient is meant for the inference network's
+    /// With DReG or RWS, the surrogate whose gradient is meant for the inference network's
     /// parameters only; `None` when `loss` serves both (see [`Evaluation::gradients`]).
     pub inference_loss: Option<Tensor>,
     /// The bound itself, mean over the batch, nats per data point (no warm-up, no free bits).
@@ -197,7 +251,8 @@ pub fn evaluate(
 }
 
 /// [`evaluate`] without the finiteness check, for callers that handle non-finite batches
-/// themselves (the trainer skips and counts them): check [`Evaluation::is_finite`].
+/// themselves (the trainer skips and counts them): check [`Evaluation::is_finite`]. Running
+/// estimator statistics start afresh; see [`evaluate_with_state`].
 ///
 /// # Errors
 /// DReG with a flow posterior; a zero sample count.
@@ -210,13 +265,75 @@ pub fn evaluate_unchecked(
     noise: &mut dyn NoiseSource,
     pass: Pass,
 ) -> Result<Evaluation> {
-    let num_samples = match config.objective {
-        Objective::Elbo { num_samples, .. } | Objective::Iwae { num_samples, .. } => num_samples,
-    };
+    let mut state = EstimatorState::default();
+    evaluate_with_state(config, &mut state, inference, model, x, epoch, noise, pass)
+}
+
+/// [`evaluate_unchecked`] with the estimator's running statistics (NVIL's moving averages),
+/// which a training pass ([`Pass::Train`]) updates.
+///
+/// # Errors
+/// DReG with a flow posterior; a pathwise objective (ELBO, IWAE) trained through a posterior
+/// that is not reparameterized (discrete latents); a zero sample count; the estimators' own.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_with_state(
+    config: &ObjectiveConfig,
+    state: &mut EstimatorState,
+    inference: &dyn InferenceNetwork,
+    model: &dyn GenerativeModel,
+    x: &Tensor,
+    epoch: f64,
+    noise: &mut dyn NoiseSource,
+    pass: Pass,
+) -> Result<Evaluation> {
+    let num_samples = config.objective.num_samples();
     if num_samples == 0 {
         candle::bail!("objective: num_samples must be > 0");
     }
+    match config.objective {
+        Objective::Elbo { .. } | Objective::Iwae { .. } => {}
+        Objective::Reinforce { baseline, .. } => {
+            return estimator::reinforce(
+                baseline,
+                state,
+                inference,
+                model,
+                x,
+                num_samples,
+                noise,
+                pass,
+            );
+        }
+        Objective::Vimco { .. } => {
+            return estimator::vimco(inference, model, x, num_samples, noise, pass);
+        }
+        Objective::Rws { wake_fraction, .. } => {
+            return estimator::rws(wake_fraction, inference, model, x, num_samples, noise, pass);
+        }
+        Objective::Concrete {
+            temperature,
+            straight_through,
+            ..
+        } => {
+            return estimator::concrete(
+                temperature,
+                straight_through,
+                inference,
+                model,
+                x,
+                epoch,
+                num_samples,
+                noise,
+                pass,
+            );
+        }
+    }
     let posterior = inference.forward(x, pass)?;
+    if matches!(pass, Pass::Train) && !posterior.is_reparameterized() {
+        candle::bail!(
+            "objective: the ELBO and IWAE gradients need reparameterized latents; train discrete latents with REINFORCE, NVIL, VIMCO, RWS or Concrete"
+        );
+    }
     let sample = posterior.rsample_with_log_prob(num_samples, noise)?;
     let log_lik = model.log_likelihood(x, &sample.z, pass)?; // [B, S]
     let log_prior = model.log_prior(&sample.z)?; // [B, S]
@@ -316,6 +433,7 @@ pub fn evaluate_unchecked(
                 log_weights: log_w64.detach(),
             }
         }
+        other => candle::bail!("objective: {other:?} is not a pathwise objective"),
     };
     Ok(eval)
 }

@@ -56,6 +56,10 @@ pub struct TrainerState {
     pub skipped_steps: u64,
     /// The resolved run configuration.
     pub config: serde_json::Value,
+    /// The estimator's running statistics (NVIL's moving averages); absent in checkpoints
+    /// written before they existed.
+    #[serde(default)]
+    pub estimator: vaekit_objectives::EstimatorState,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {

@@ -18,4 +18,4 @@ pub use clip::{clip_grad_norm, global_norm};
 pub use ema::Ema;
 pub use optim::{Optimizer, OptimizerConfig, OptimizerKind};
 pub use schedule::LrSchedule;
-pub use trainer::{EpochReport, TrainConfig, TrainError, Trainer};
+pub use trainer::{EpochReport, InferenceOptimizer, TrainConfig, TrainError, Trainer};

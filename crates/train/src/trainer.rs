@@ -15,6 +15,18 @@ use vaekit_datasets::{Batcher, BatcherConfig, Binarization, ImageSet};
 use vaekit_nets::{ParamStore, Pass};
 use vaekit_objectives::{GenerativeModel, InferenceNetwork, Loss, ObjectiveConfig, evaluate};
 
+/// Checkpoint prefix of the inference network's optimizer state.
+const INFERENCE_OPTIMIZER_PREFIX: &str = "opt_inference.";
+
+/// A separate optimizer for the inference network's parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct InferenceOptimizer {
+    /// Its hyper-parameters.
+    pub optimizer: OptimizerConfig,
+    /// Its learning rate relative to the model's (same schedule).
+    pub lr_scale: f64,
+}
+
 /// Variables with their names.
 type NamedVars = Vec<(String, Var)>;
 
@@ -67,6 +79,10 @@ pub struct TrainConfig {
     /// Parameter-name prefixes of the inference network (for estimators whose inference
     /// network has its own loss, e.g. DReG); every other parameter belongs to the model.
     pub inference_prefixes: Vec<String>,
+    /// Step the inference network with its own optimizer. Objectives with separate losses
+    /// (reweighted wake-sleep) get one with the model's settings when this is `None`.
+    #[serde(default)]
+    pub inference_optimizer: Option<InferenceOptimizer>,
 }
 
 impl Default for TrainConfig {
@@ -84,6 +100,7 @@ impl Default for TrainConfig {
             seed: 0,
             binarization: Binarization::Dynamic,
             inference_prefixes: vec!["encoder.".into(), "flow.".into()],
+            inference_optimizer: None,
         }
     }
 }
@@ -119,6 +136,8 @@ pub struct Trainer<'a> {
     model: &'a dyn GenerativeModel,
     loss: Loss,
     optimizer: Optimizer,
+    /// The inference network's own optimizer and learning-rate scale, when it has one.
+    inference_optimizer: Option<(Optimizer, f64)>,
     ema: Option<Ema>,
     noise: SeededNoise,
     state: TrainerState,
@@ -157,10 +176,25 @@ impl<'a> Trainer<'a> {
             best_validation: None,
             skipped_steps: 0,
             config: run_config,
+            estimator: Default::default(),
         };
+        let separate = config
+            .inference_optimizer
+            .or_else(|| {
+                config
+                    .objective
+                    .objective
+                    .separate_losses()
+                    .then_some(InferenceOptimizer {
+                        optimizer: config.optimizer,
+                        lr_scale: 1.0,
+                    })
+            })
+            .map(|o| (Optimizer::new(o.optimizer), o.lr_scale));
         Ok(Self {
             loss: Loss::new(config.objective),
             optimizer: Optimizer::new(config.optimizer),
+            inference_optimizer: separate,
             ema: config.ema_decay.map(Ema::new),
             checkpoints: checkpoint_dir
                 .map(|d| CheckpointDir::new(d, config.keep_last))
@@ -248,6 +282,17 @@ impl<'a> Trainer<'a> {
             .filter_map(|(k, v)| k.strip_prefix("opt.").map(|n| (n.to_string(), v.clone())))
             .collect();
         self.optimizer.load_state(&opt, state.step)?;
+        if let Some((inf, _)) = &mut self.inference_optimizer {
+            let opt: HashMap<String, Tensor> = tensors
+                .iter()
+                .filter_map(|(k, v)| {
+                    k.strip_prefix(INFERENCE_OPTIMIZER_PREFIX)
+                        .map(|n| (n.to_string(), v.clone()))
+                })
+                .collect();
+            inf.load_state(&opt, state.step)?;
+        }
+        self.loss.set_state(state.estimator);
         if let Some(ema) = &mut self.ema {
             ema.load_state(tensors);
         }
@@ -269,6 +314,13 @@ impl<'a> Trainer<'a> {
                 .into_iter()
                 .map(|(k, v)| (format!("opt.{k}"), v)),
         );
+        if let Some((inf, _)) = &self.inference_optimizer {
+            out.extend(
+                inf.state_tensors()
+                    .into_iter()
+                    .map(|(k, v)| (format!("{INFERENCE_OPTIMIZER_PREFIX}{k}"), v)),
+            );
+        }
         if let Some(ema) = &self.ema {
             out.extend(ema.state_tensors());
         }
@@ -281,6 +333,7 @@ impl<'a> Trainer<'a> {
     /// Checkpoint errors.
     pub fn checkpoint(&mut self, validation: Option<f64>) -> Result<(), TrainError> {
         self.state.noise = self.noise.state();
+        self.state.estimator = self.loss.state();
         let improved = match (validation, self.state.best_validation) {
             (Some(v), Some(best)) => v > best,
             (Some(_), None) => true,
@@ -397,7 +450,14 @@ impl<'a> Trainer<'a> {
             match step {
                 Some((eval, grads)) => {
                     self.consecutive_nonfinite = 0;
-                    self.optimizer.step(&ordered, &grads, lr)?;
+                    match &mut self.inference_optimizer {
+                        Some((inf, scale)) => {
+                            let (model_grads, inf_grads) = grads.split_at(model_vars.len());
+                            self.optimizer.step(&model_vars, model_grads, lr)?;
+                            inf.step(&inference_vars, inf_grads, lr * *scale)?;
+                        }
+                        None => self.optimizer.step(&ordered, &grads, lr)?,
+                    }
                     if let Some(ema) = &mut self.ema {
                         ema.update(&trainable)?;
                     }
@@ -430,6 +490,7 @@ impl<'a> Trainer<'a> {
         }
         self.state.epoch += 1;
         self.state.noise = self.noise.state();
+        self.state.estimator = self.loss.state();
         // An epoch in which every step was skipped has no mean: NaN, not 0.
         let n = if count == 0 { f64::NAN } else { count as f64 };
         Ok(EpochReport {

@@ -264,6 +264,7 @@ fn checkpoints_are_complete_or_ignored_and_retained() {
         best_validation: None,
         skipped_steps: 0,
         config: serde_json::json!({}),
+        estimator: Default::default(),
     };
     let tensors: HashMap<String, candle::Tensor> = [(
         "param.w".to_string(),
