@@ -150,6 +150,30 @@ fn exact_iwae2(m: &Model) -> Tensor {
         .unwrap()
 }
 
+/// The exact IWAE bound with 3 samples averaged over the 16 patterns (16³ triples each).
+fn exact_iwae3(m: &Model) -> Tensor {
+    let (log_q, log_p) = enumerate(m);
+    let lw = (log_p - &log_q).unwrap(); // [16, 16]
+    let shape = (16, 16, 16, 16);
+    let axis = |t: &Tensor, i: usize| -> Tensor {
+        let mut dims = vec![16, 1, 1, 1];
+        dims[i + 1] = 16;
+        t.reshape(dims).unwrap().broadcast_as(shape).unwrap()
+    };
+    let stacked = Tensor::stack(&[axis(&lw, 0), axis(&lw, 1), axis(&lw, 2)], 4).unwrap();
+    let bound = log_sum_exp(&stacked, 4, false)
+        .unwrap()
+        .affine(1.0, -(3f64.ln()))
+        .unwrap();
+    let lq = ((axis(&log_q, 0) + axis(&log_q, 1)).unwrap() + axis(&log_q, 2)).unwrap();
+    (lq.exp().unwrap() * bound)
+        .unwrap()
+        .sum((1, 2, 3))
+        .unwrap()
+        .mean_all()
+        .unwrap()
+}
+
 /// Mean and standard error, per coordinate, of the loss gradients of `repeats` evaluations
 /// (each a batch average), with the sign flipped so that it estimates the bound's gradient.
 fn estimate(
@@ -278,6 +302,101 @@ fn vimco_is_unbiased_for_the_iwae_gradient() {
         3,
     );
     assert_unbiased("VIMCO", &mean, &se, &exact);
+}
+
+#[test]
+fn vimco_with_three_samples_is_unbiased() {
+    // With K = 3 the geometric mean of the two other weights replaces each weight, which
+    // K = 2 cannot distinguish from using the other weight alone.
+    let m = Model::sbn(false);
+    let exact = flat_grad(&exact_iwae3(&m), &m.vars());
+    let (mean, se) = estimate(
+        &m,
+        Objective::Vimco { num_samples: 3 },
+        &mut EstimatorState::default(),
+        40,
+        250,
+        16,
+    );
+    assert_unbiased("VIMCO K=3", &mean, &se, &exact);
+}
+
+#[test]
+fn nvil_training_pass_tracks_the_signal_after_the_learned_baseline() {
+    let m = Model::sbn(true);
+    let config = ObjectiveConfig {
+        objective: Objective::Reinforce {
+            num_samples: 2,
+            baseline: ScoreBaseline::nvil(),
+        },
+        warmup: None,
+        free_bits: None,
+    };
+    let x = data(3);
+    let mut state = EstimatorState::default();
+    let e = evaluate_with_state(
+        &config,
+        &mut state,
+        &m.q,
+        &m.p,
+        &x,
+        0.0,
+        &mut SeededNoise::new(17),
+        Pass::Train,
+    )
+    .unwrap();
+    let b = m.q.baseline(&x, Pass::Eval).unwrap().unwrap();
+    let residual = e
+        .log_weights
+        .broadcast_sub(&b.unsqueeze(1).unwrap())
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
+    let n = residual.len() as f64;
+    let mean = residual.iter().sum::<f64>() / n;
+    let var = residual.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n;
+    assert_eq!(state.updates, 1);
+    assert!((state.signal_mean - mean).abs() < 1e-9 * mean.abs());
+    assert!((state.signal_variance - var).abs() < 1e-9 * var);
+    // An evaluation pass leaves the statistics alone; a bad decay is refused.
+    let before = state;
+    evaluate_with_state(
+        &config,
+        &mut state,
+        &m.q,
+        &m.p,
+        &x,
+        0.0,
+        &mut SeededNoise::new(18),
+        Pass::Eval,
+    )
+    .unwrap();
+    assert_eq!(state, before);
+    let bad = ObjectiveConfig {
+        objective: Objective::Reinforce {
+            num_samples: 1,
+            baseline: ScoreBaseline {
+                moving_average: Some(1.0),
+                ..ScoreBaseline::nvil()
+            },
+        },
+        ..config
+    };
+    assert!(
+        evaluate_with_state(
+            &bad,
+            &mut state,
+            &m.q,
+            &m.p,
+            &x,
+            0.0,
+            &mut SeededNoise::new(19),
+            Pass::Train
+        )
+        .is_err()
+    );
 }
 
 #[test]

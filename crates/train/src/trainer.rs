@@ -282,6 +282,24 @@ impl<'a> Trainer<'a> {
             .filter_map(|(k, v)| k.strip_prefix("opt.").map(|n| (n.to_string(), v.clone())))
             .collect();
         self.optimizer.load_state(&opt, state.step)?;
+        let has_inference_state = tensors
+            .keys()
+            .any(|k| k.starts_with(INFERENCE_OPTIMIZER_PREFIX));
+        if state.step > 0 && has_inference_state != self.inference_optimizer.is_some() {
+            return Err(TrainError::Config(format!(
+                "the checkpoint was written with {} optimizer for the inference network and this run uses {}: resuming would restart Adam's moments with a stale step count",
+                if has_inference_state {
+                    "a separate"
+                } else {
+                    "no separate"
+                },
+                if self.inference_optimizer.is_some() {
+                    "one"
+                } else {
+                    "none"
+                }
+            )));
+        }
         if let Some((inf, _)) = &mut self.inference_optimizer {
             let opt: HashMap<String, Tensor> = tensors
                 .iter()
@@ -400,6 +418,12 @@ impl<'a> Trainer<'a> {
                     .iter()
                     .any(|p| n.starts_with(p.as_str()))
             });
+        if self.config.objective.objective.separate_losses() && inference_vars.is_empty() {
+            return Err(TrainError::Config(format!(
+                "{:?} trains the inference network with its own loss, but no parameter matches the inference prefixes {:?}",
+                self.config.objective.objective, self.config.inference_prefixes
+            )));
+        }
         let model_v: Vec<Var> = model_vars.iter().map(|(_, v)| v.clone()).collect();
         let inference_v: Vec<Var> = inference_vars.iter().map(|(_, v)| v.clone()).collect();
         let ordered: Vec<(String, Var)> =
@@ -428,6 +452,7 @@ impl<'a> Trainer<'a> {
                 .iter()
                 .map(|(_, v)| v.as_tensor().copy())
                 .collect::<candle::Result<_>>()?;
+            let estimator_snapshot = self.loss.state();
             let eval = self.loss.compute_unchecked(
                 self.inference,
                 self.model,
@@ -475,6 +500,7 @@ impl<'a> Trainer<'a> {
                     for ((_, var), saved) in state_vars.iter().zip(&snapshot) {
                         var.set(saved)?;
                     }
+                    self.loss.set_state(estimator_snapshot);
                     skipped += 1;
                     self.consecutive_nonfinite += 1;
                     self.state.skipped_steps += 1;

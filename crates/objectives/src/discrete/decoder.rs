@@ -13,7 +13,8 @@ use vaekit_nets::Pass;
 
 /// `p(z) = p(z_L) Π_{l<L} p(z_l | z_{l+1})` over the concatenated latent vector
 /// `[z_1, .., z_L]`: learned top logits (`decoder.prior_logits`) and conditional networks
-/// `decoder.layer{l}` (`z_{l+1} -> logits of z_l`).
+/// `decoder.layer{l}` (`z_{l+1} -> logits of z_l`). Its networks have no normalisation, so
+/// they behave alike in every [`Pass`] (the `Distribution` API carries none).
 ///
 /// # Shapes
 /// `batch_shape = []`, `event_shape = [D]` with `D = Σ_l W_l`.

@@ -12,11 +12,13 @@ use vaekit_nets::Pass;
 /// draws at the temperature `τ = temperature.at(epoch)`, prior and posterior relaxed alike
 /// (Maddison et al.); with `straight_through`, hard draws forward and the discrete
 /// densities, the relaxed gradient backward (Jang et al.). Biased for the discrete model, by
-/// design; the reported bound is this relaxed objective (evaluate the discrete model with
-/// the ELBO or importance sampling).
+/// design. The reported bound is this objective: relaxed, or with straight-through the
+/// discrete ELBO of the hard draws (evaluate the discrete model with the ELBO or importance
+/// sampling).
 ///
 /// # Errors
-/// Models or posteriors without a relaxation; tensor errors.
+/// An invalid temperature schedule; models or posteriors without a relaxation; tensor
+/// errors.
 ///
 /// # References
 /// Maddison, Mnih, Teh, arXiv 1611.00712; Jang, Gu, Poole, arXiv 1611.01144.
@@ -32,6 +34,9 @@ pub(crate) fn concrete(
     noise: &mut dyn NoiseSource,
     pass: Pass,
 ) -> Result<Evaluation> {
+    if !temperature.is_valid() {
+        candle::bail!("Concrete: temperatures must be finite and > 0, got {temperature:?}");
+    }
     let relaxation = Relaxation {
         temperature: temperature.at(epoch),
         straight_through,

@@ -27,6 +27,19 @@ pub struct ScoreBaseline {
 }
 
 impl ScoreBaseline {
+    /// Checks the decay.
+    ///
+    /// # Errors
+    /// A moving-average decay outside `[0, 1)`.
+    pub fn validate(&self) -> candle::Result<()> {
+        match self.moving_average {
+            Some(a) if !(0.0..1.0).contains(&a) => {
+                candle::bail!("NVIL: the moving-average decay must lie in [0, 1), got {a}")
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// NVIL: moving average (0.8), learned baseline, variance normalisation.
     pub fn nvil() -> Self {
         Self {
@@ -47,7 +60,9 @@ impl ScoreBaseline {
 /// `mean_{b,s}[log p(x, z_s) + A_s log q(z_s|x)]`, with the advantage
 /// `A_s = (ℓ_s - b(x) - c) / max(1, σ)` held constant, has the estimator's gradient for both
 /// networks; the learned baseline adds `mean (ℓ_s - c - b(x))²`. In a training pass the
-/// running mean `c` and variance `σ²` of `ℓ - b(x)` are updated first (NVIL's order).
+/// running mean `c` and variance `σ²` of `ℓ - b(x)` are updated first (NVIL's algorithm 1),
+/// so the batch contributes `(1 - α) / (B·S)` of its own centre: a bias of that order, which
+/// the paper accepts and which vanishes with the batch size.
 ///
 /// # Errors
 /// A learned baseline requested from an inference network without one; tensor errors.
@@ -62,6 +77,7 @@ pub(crate) fn reinforce(
     noise: &mut dyn NoiseSource,
     pass: Pass,
 ) -> Result<Evaluation> {
+    baseline.validate()?;
     let posterior = inference.forward(x, pass)?;
     let draw = Draw::score(
         posterior.sample_with_log_prob(num_samples, noise)?,

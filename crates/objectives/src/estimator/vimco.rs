@@ -43,15 +43,24 @@ pub fn vimco_leave_one_out(log_w: &[f64]) -> Vec<f64> {
 pub fn vimco_signals(log_w: &[f64]) -> Vec<f64> {
     let k = log_w.len();
     let total: f64 = log_w.iter().sum();
+    // With a `-inf` weight, `total - l` is `-inf - -inf`: sum the others directly.
+    let finite = log_w.iter().all(|l| l.is_finite());
+    let others_sum = |s: usize| -> f64 {
+        if finite {
+            total - log_w[s]
+        } else {
+            (0..k).filter(|&j| j != s).map(|j| log_w[j]).sum()
+        }
+    };
     let others = vimco_leave_one_out(log_w);
     let all = log_w.iter().copied().fold(f64::NEG_INFINITY, log_add_exp);
     let ln_k = (k as f64).ln();
     let bound = all - ln_k;
-    log_w
+    others
         .iter()
-        .zip(&others)
-        .map(|(&l, &rest)| {
-            let geometric = (total - l) / (k as f64 - 1.0);
+        .enumerate()
+        .map(|(s, &rest)| {
+            let geometric = others_sum(s) / (k as f64 - 1.0);
             bound - (log_add_exp(rest, geometric) - ln_k)
         })
         .collect()
@@ -121,6 +130,13 @@ mod tests {
             let want = l - (naive_log_sum_exp(&replaced) - k.ln());
             assert!((got - want).abs() < 1e-12, "{s}: {got} vs {want}");
         }
+    }
+
+    #[test]
+    fn a_zero_weight_gives_finite_signals_for_the_others() {
+        let out = vimco_signals(&[-10.0, f64::NEG_INFINITY, -12.0]);
+        assert!(!out[1].is_nan());
+        assert!(out[0].is_finite() && out[2].is_finite(), "{out:?}");
     }
 
     #[test]
