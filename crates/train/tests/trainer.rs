@@ -344,3 +344,42 @@ fn dreg_trains_both_groups_with_their_own_losses() {
         }
     }
 }
+
+#[test]
+fn resume_refuses_a_changed_optimizer_split() {
+    // A checkpoint of one shared optimizer resumed with a separate inference optimizer would
+    // restart the inference moments at a stale step count: refused, naming the cause.
+    let (_tmp, train) = data();
+    let dir = tempfile::tempdir().unwrap();
+    let v = vae(1);
+    let mut t = Trainer::new(
+        config(),
+        &v.store,
+        &v.q,
+        &v.p,
+        Some(dir.path()),
+        serde_json::json!({}),
+    )
+    .unwrap();
+    t.train_epoch(&train, &Device::Cpu).unwrap();
+    t.checkpoint(None).unwrap();
+    let separate = TrainConfig {
+        inference_optimizer: Some(InferenceOptimizer {
+            optimizer: OptimizerConfig::default(),
+            lr_scale: 1.0,
+        }),
+        ..config()
+    };
+    let w = vae(1);
+    let mut resumed = Trainer::new(
+        separate,
+        &w.store,
+        &w.q,
+        &w.p,
+        Some(dir.path()),
+        serde_json::json!({}),
+    )
+    .unwrap();
+    let err = resumed.resume(&Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("optimizer"), "{err}");
+}
