@@ -9,12 +9,12 @@ const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
 /// `mi_option_purge_delay` in mimalloc v2's `mi_option_t`.
 const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Keeps freed memory committed instead of returning it to the OS after 10 ms (mimalloc's
-/// default): candle frees and re-allocates buffers of megabytes on every op, and with
-/// purging the kernel re-zeroes those pages each time (`clear_page_erms` was 45 % of an
-/// importance-sampling profile; without purging the evaluation ran 1.8x faster). The
-/// environment variables `MIMALLOC_PURGE_DELAY` and `MIMALLOC_ARENA_EAGER_COMMIT` still
-/// take precedence.
+/// Keeps freed memory committed instead of returning it to the OS (mimalloc purges after a
+/// delay by default): candle frees and re-allocates buffers of megabytes on every op, and
+/// each purged page is faulted in and zeroed by the kernel again (`clear_page_erms` was 45 %
+/// of an importance-sampling profile). The environment variables `MIMALLOC_PURGE_DELAY`
+/// and `MIMALLOC_ARENA_EAGER_COMMIT` still take precedence. The option indices are the same
+/// in mimalloc v2 and v3.
 #[allow(unsafe_code)]
 pub fn configure() {
     let set = |name: &str, option, value| {

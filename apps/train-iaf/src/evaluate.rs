@@ -22,7 +22,8 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 5000)]
     pub is_samples: usize,
     /// Evaluate only the first N test images (all methods use the same images); 0 skips
-    /// the test set (for BDMC alone).
+    /// the test set (for BDMC alone). Without it every test image is evaluated, whatever
+    /// `--limit-test` the run was trained with.
     #[arg(long)]
     pub limit_test: Option<usize>,
     /// Annealing steps of Hamiltonian AIS (0 skips HAIS).
@@ -77,7 +78,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     if args.is_samples == 0 && args.hais_steps == 0 && args.bdmc == 0 {
         bail!("nothing to evaluate: give --is-samples, --hais-steps or --bdmc");
     }
-    let (cfg, data, built) = open_run(dir)?;
+    let (cfg, data, built) = open_run(dir, true)?;
     let Built { store, q, p } = &built;
     let (q, p) = (q.as_ref(), p.as_ref());
     let trainer = restore(&cfg, dir, store, q, p, "evaluate")?;

@@ -356,7 +356,7 @@ fn mean_images(p: &dyn GenerativeModel, z: &Tensor) -> Result<Vec<Vec<f32>>> {
 
 /// Pictures from the run's latest checkpoint.
 pub fn sample(dir: &Path) -> Result<PathBuf> {
-    let (cfg, data, built) = open_run(dir)?;
+    let (cfg, data, built) = open_run(dir, false)?;
     let Built { store, q, p } = &built;
     let (q, p) = (q.as_ref(), p.as_ref());
     let trainer = restore(&cfg, dir, store, q, p, "sample from")?;
@@ -364,11 +364,23 @@ pub fn sample(dir: &Path) -> Result<PathBuf> {
     Ok(dir.join("samples.png"))
 }
 
-/// A run directory's configuration, data and (freshly initialised) networks.
-pub(crate) fn open_run(dir: &Path) -> Result<(RunConfig, Data, Built)> {
+/// A run directory's configuration, data and (freshly initialised) networks; with
+/// `whole_test_set` the run's own `limit_test` is ignored (evaluation takes every test image
+/// unless told otherwise).
+pub(crate) fn open_run(dir: &Path, whole_test_set: bool) -> Result<(RunConfig, Data, Built)> {
     let cfg = read_config(dir)?;
     let device = Device::Cpu;
-    let data = load_data(&cfg, &device)?;
+    let data = if whole_test_set {
+        load_data(
+            &RunConfig {
+                limit_test: None,
+                ..cfg.clone()
+            },
+            &device,
+        )?
+    } else {
+        load_data(&cfg, &device)?
+    };
     let built = build(&cfg, &device)?;
     Ok((cfg, data, built))
 }

@@ -260,6 +260,8 @@ fn discrete_latents_train_and_resume_identically_with_every_estimator_state() {
             "4",
             "--batch-size",
             "10",
+            "--limit-test",
+            "5",
         ];
         let mut args = vec!["train", "--out", whole.to_str().unwrap(), "--epochs", "2"];
         args.extend(common);
@@ -276,6 +278,16 @@ fn discrete_latents_train_and_resume_identically_with_every_estimator_state() {
         );
         let cfg = json(&whole.join("config.json"));
         assert_eq!(cfg["latent"]["kind"], "discrete");
+        assert_eq!(json(&whole.join("results.json"))["test_points"], 5);
+        // `eval` takes every test image unless told otherwise.
+        train_iaf(&[
+            "eval",
+            "--run",
+            whole.to_str().unwrap(),
+            "--is-samples",
+            "3",
+        ]);
+        assert_eq!(json(&whole.join("eval-is3.json"))["test_points"], 20);
         for png in ["samples.png", "reconstructions.png"] {
             assert!(is_png(&whole.join(png)), "{png}");
         }
