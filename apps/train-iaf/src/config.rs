@@ -342,11 +342,7 @@ impl RunConfig {
             "sbn" => {
                 let mut cfg = RunConfig {
                     latent: LatentConfig::Discrete(DiscreteConfig::sigmoid_belief_net(784, &[200])),
-                    objective: ObjectiveConfig {
-                        objective: estimator_objective("nvil", 1)?,
-                        warmup: None,
-                        free_bits: None,
-                    },
+                    objective: estimator_objective("nvil", 1)?.into(),
                     optimizer: OptimizerConfig {
                         eps: 1e-8,
                         ..base.optimizer

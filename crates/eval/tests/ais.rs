@@ -2,6 +2,8 @@
 //! exact, from every start (the flow-posterior start through an IAF).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use candle::{DType, Device, Tensor};
 use vaekit_core::{NoiseSource, SeededNoise};
 use vaekit_eval::*;
@@ -146,18 +148,7 @@ fn ais_matches_the_exact_log_likelihood_from_every_start() {
 fn an_exact_start_gives_the_exact_value_with_no_variance() {
     // Orthogonal loadings: the exact posterior is a diagonal Gaussian, which the linear
     // encoder represents exactly. Then `ℓ(ε) = log p(x)` everywhere.
-    let w = Tensor::from_vec(
-        vec![1.0, 0.0, 0.5, 0.0, 0.0, 2.0, 0.0, -1.0],
-        (4, 2),
-        &Device::Cpu,
-    )
-    .unwrap();
-    let model = LinearGaussian::new(
-        w,
-        Tensor::new(&[0.1, -0.2, 0.3, 0.0], &Device::Cpu).unwrap(),
-        0.7,
-    )
-    .unwrap();
+    let model = common::orthogonal_linear_gaussian();
     let (x, _) = model
         .sample(6, &mut SeededNoise::new(41), Pass::Eval)
         .unwrap();

@@ -1,6 +1,8 @@
 //! Importance-sampled log p(x) on the linear-Gaussian model, whose log p(x) is exact.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use candle::{DType, Device, Shape, Tensor};
 use vaekit_core::{NoiseSource, SeededNoise};
 use vaekit_eval::*;
@@ -9,18 +11,7 @@ use vaekit_nets::Pass;
 use vaekit_objectives::{EncoderFlow, GenerativeModel, LinearEncoder, LinearGaussian};
 
 fn setup(perturb: f64) -> (LinearGaussian, EncoderFlow<LinearEncoder>, Tensor) {
-    let w = Tensor::from_vec(
-        vec![1.0, 0.0, 0.5, 0.0, 0.0, 2.0, 0.0, -1.0],
-        (4, 2),
-        &Device::Cpu,
-    )
-    .unwrap();
-    let model = LinearGaussian::new(
-        w,
-        Tensor::new(&[0.1, -0.2, 0.3, 0.0], &Device::Cpu).unwrap(),
-        0.7,
-    )
-    .unwrap();
+    let model = common::orthogonal_linear_gaussian();
     let (x, _) = model
         .sample(30, &mut SeededNoise::new(1), Pass::Eval)
         .unwrap();

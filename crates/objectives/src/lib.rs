@@ -17,6 +17,7 @@
 //!   evaluates, keeps a history and the estimator's running state ([`EstimatorState`]).
 
 mod discrete;
+mod draw;
 mod estimator;
 mod linear_gaussian;
 mod loss;

@@ -64,14 +64,8 @@ impl Loss {
         noise: &mut dyn NoiseSource,
         pass: Pass,
     ) -> Result<Evaluation> {
-        let eval = self.compute_unchecked(inference, model, x, epoch, noise, pass)?;
-        if !eval.is_finite() {
-            candle::bail!(
-                "objective: the bound is not finite ({}) on this batch",
-                eval.bound
-            );
-        }
-        Ok(eval)
+        self.compute_unchecked(inference, model, x, epoch, noise, pass)?
+            .checked()
     }
 
     /// [`Loss::compute`] without the finiteness check: non-finite evaluations are returned

@@ -19,6 +19,17 @@ pub struct LatentSample {
     pub log_q_stopped: Option<Tensor>,
 }
 
+impl LatentSample {
+    /// Draws without a detached-parameter density (`log_q_stopped: None`).
+    pub fn scored(z: Tensor, log_q: Tensor) -> Self {
+        Self {
+            z,
+            log_q,
+            log_q_stopped: None,
+        }
+    }
+}
+
 /// `q(z|x)` for one batch.
 pub trait Posterior {
     /// `num_samples` reparameterized samples per data point, with `log q`.
@@ -89,11 +100,7 @@ pub trait Posterior {
                 "score-function estimators need log q(z|x) at a detached draw: {e}"
             ))
         })?;
-        Ok(LatentSample {
-            z,
-            log_q,
-            log_q_stopped: None,
-        })
+        Ok(LatentSample::scored(z, log_q))
     }
 
     /// A continuous relaxation of a discrete posterior (Concrete / Gumbel-softmax), or, with

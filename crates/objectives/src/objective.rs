@@ -1,5 +1,6 @@
 //! Objectives on log-weights: ELBO, IWAE (standard and DReG gradients), KL warm-up, free bits.
 
+use crate::draw::Draw;
 use crate::estimator::{self, EstimatorState, ScoreBaseline};
 use crate::model::{GenerativeModel, InferenceNetwork};
 use crate::relaxation::TemperatureSchedule;
@@ -154,6 +155,17 @@ impl Default for ObjectiveConfig {
     }
 }
 
+impl From<Objective> for ObjectiveConfig {
+    /// The objective without warm-up or free bits.
+    fn from(objective: Objective) -> Self {
+        Self {
+            objective,
+            warmup: None,
+            free_bits: None,
+        }
+    }
+}
+
 /// The result of evaluating an objective on a batch.
 #[derive(Debug, Clone)]
 pub struct Evaluation {
@@ -191,6 +203,20 @@ impl Evaluation {
         self.bound.is_finite()
             && finite(&self.loss)
             && self.inference_loss.as_ref().is_none_or(finite)
+    }
+
+    /// `self` when [`Evaluation::is_finite`], otherwise an error naming the bound.
+    ///
+    /// # Errors
+    /// A non-finite bound or loss.
+    pub fn checked(self) -> Result<Self> {
+        if !self.is_finite() {
+            candle::bail!(
+                "objective: the bound is not finite ({}) on this batch",
+                self.bound
+            );
+        }
+        Ok(self)
     }
 
     /// Gradients for each variable: from `loss` for `model` variables, and from
@@ -240,14 +266,7 @@ pub fn evaluate(
     noise: &mut dyn NoiseSource,
     pass: Pass,
 ) -> Result<Evaluation> {
-    let eval = evaluate_unchecked(config, inference, model, x, epoch, noise, pass)?;
-    if !eval.is_finite() {
-        candle::bail!(
-            "objective: the bound is not finite ({}) on this batch",
-            eval.bound
-        );
-    }
-    Ok(eval)
+    evaluate_unchecked(config, inference, model, x, epoch, noise, pass)?.checked()
 }
 
 /// [`evaluate`] without the finiteness check, for callers that handle non-finite batches
@@ -335,13 +354,10 @@ pub fn evaluate_with_state(
         );
     }
     let sample = posterior.rsample_with_log_prob(num_samples, noise)?;
-    let log_lik = model.log_likelihood(x, &sample.z, pass)?; // [B, S]
-    let log_prior = model.log_prior(&sample.z)?; // [B, S]
-    let log_p = (&log_lik + &log_prior)?;
-    let log_w = (&log_p - &sample.log_q)?;
-    let log_w64 = log_w.to_dtype(DType::F64)?;
-    let reconstruction = mean_f64(&log_lik)?;
-    let (mean_log_p, mean_log_q) = (mean_f64(&log_p)?, mean_f64(&sample.log_q)?);
+    let (latent_dim, log_q_stopped) = (sample.z.dim(D::Minus1)?, sample.log_q_stopped.clone());
+    let draw = Draw::score(sample, model, x, pass)?;
+    // Differentiable log-weights (the draw's own `log_w64` is detached), [B, S].
+    let log_w64 = (&draw.log_p - &draw.log_q)?.to_dtype(DType::F64)?;
     let eval = match config.objective {
         Objective::Elbo { analytic_kl, .. } => {
             let analytic = match posterior.as_distribution() {
@@ -367,39 +383,34 @@ pub fn evaluate_with_state(
                     )
                 }
                 None => (
-                    (&sample.log_q - &log_prior)?.mean(D::Minus1)?,
+                    (&draw.log_q - &draw.log_prior)?.mean(D::Minus1)?,
                     KlMethod::MonteCarlo { num_samples },
                     None,
                 ),
             };
-            let recon_b = log_lik.mean(D::Minus1)?; // [B]
+            let recon_b = draw.log_lik.mean(D::Minus1)?; // [B]
             let beta = config.warmup.map_or(1.0, |w| w.beta(epoch));
             let kl_term = match config.free_bits {
-                Some(fb) => free_bits_term(&kl, per_dim.as_ref(), fb, sample.z.dim(D::Minus1)?)?,
+                Some(fb) => free_bits_term(&kl, per_dim.as_ref(), fb, latent_dim)?,
                 None => kl.mean_all()?,
             };
             let objective = (recon_b.mean_all()? - (kl_term * beta)?)?;
             let kl_mean = mean_f64(&kl)?;
+            let base = draw.evaluation(objective.neg()?, None, f64::NAN)?;
             Evaluation {
-                loss: objective.neg()?,
-                inference_loss: None,
-                bound: reconstruction - kl_mean,
-                reconstruction,
+                bound: base.reconstruction - kl_mean,
                 kl: kl_mean,
-                mean_log_p,
-                mean_log_q,
                 kl_method: method,
-                log_weights: log_w64.detach(),
+                ..base
             }
         }
         Objective::Iwae { gradient, .. } => {
             let bound_b = log_mean_exp(&log_w64, D::Minus1, false)?; // [B]
             let bound = bound_b.mean_all()?;
-            let kl = mean_f64(&(&sample.log_q - &log_prior)?)?;
             let (loss, inference_loss) = match gradient {
                 IwaeGradient::Standard => (bound.neg()?.to_dtype(x.dtype())?, None),
                 IwaeGradient::Dreg => {
-                    let Some(log_q_stopped) = &sample.log_q_stopped else {
+                    let Some(log_q_stopped) = &log_q_stopped else {
                         candle::bail!(
                             "objective: DReG needs a posterior whose density can be evaluated with detached parameters; flow posteriors cannot"
                         );
@@ -411,7 +422,7 @@ pub fn evaluate_with_state(
                         .affine(1.0 / num_samples as f64, 0.0)?
                         .detach();
                     let model_sur = (&w_tilde * log_w64.clone())?.sum(D::Minus1)?.mean_all()?;
-                    let log_w_stop_q = (&log_p - log_q_stopped)?.to_dtype(DType::F64)?;
+                    let log_w_stop_q = (&draw.log_p - log_q_stopped)?.to_dtype(DType::F64)?;
                     let inf_sur = (w_tilde.sqr()? * log_w_stop_q)?
                         .sum(D::Minus1)?
                         .mean_all()?;
@@ -421,17 +432,7 @@ pub fn evaluate_with_state(
                     )
                 }
             };
-            Evaluation {
-                loss,
-                inference_loss,
-                bound: bound.to_scalar::<f64>()?,
-                reconstruction,
-                kl,
-                mean_log_p,
-                mean_log_q,
-                kl_method: KlMethod::MonteCarlo { num_samples },
-                log_weights: log_w64.detach(),
-            }
+            draw.evaluation(loss, inference_loss, bound.to_scalar::<f64>()?)?
         }
         other => candle::bail!("objective: {other:?} is not a pathwise objective"),
     };

@@ -13,7 +13,7 @@ use vaekit_core::{SeededNoise, log_sum_exp};
 use vaekit_distributions::{Distribution, RelaxedBernoulli, RelaxedOneHotCategorical};
 use vaekit_nets::{ParamStore, Pass};
 use vaekit_objectives::{
-    DiscreteConfig, DiscreteDecoder, DiscreteEncoder, EstimatorState, GenerativeModel,
+    DiscreteConfig, DiscreteDecoder, DiscreteEncoder, EstimatorState, Evaluation, GenerativeModel,
     InferenceNetwork, LatentUnits, Objective, ObjectiveConfig, ScoreBaseline, TemperatureSchedule,
     evaluate_with_state,
 };
@@ -58,6 +58,27 @@ impl Model {
             .cloned()
             .collect();
         (model, inference)
+    }
+
+    /// One evaluation of `objective` on `x` at epoch 0.5 (the evaluation passes ignore it).
+    fn run(
+        &self,
+        objective: Objective,
+        state: &mut EstimatorState,
+        x: &Tensor,
+        noise: &mut SeededNoise,
+        pass: Pass,
+    ) -> candle::Result<Evaluation> {
+        evaluate_with_state(
+            &objective.into(),
+            state,
+            &self.q,
+            &self.p,
+            x,
+            0.5,
+            noise,
+            pass,
+        )
     }
 
     fn vars(&self) -> Vec<Var> {
@@ -184,19 +205,13 @@ fn estimate(
     copies: usize,
     seed: u64,
 ) -> (Vec<f64>, Vec<f64>) {
-    let config = ObjectiveConfig {
-        objective,
-        warmup: None,
-        free_bits: None,
-    };
+    let config = objective;
     let x = data(copies);
     let vars = m.vars();
     let mut noise = SeededNoise::new(seed);
     let draws: Vec<Vec<f64>> = (0..repeats)
         .map(|_| {
-            let e =
-                evaluate_with_state(&config, state, &m.q, &m.p, &x, 0.0, &mut noise, Pass::Eval)
-                    .unwrap();
+            let e = m.run(config, state, &x, &mut noise, Pass::Eval).unwrap();
             let (model, inference) = m.groups();
             let mv: Vec<Var> = model.into_iter().map(|(_, v)| v).collect();
             let iv: Vec<Var> = inference.into_iter().map(|(_, v)| v).collect();
@@ -324,27 +339,21 @@ fn vimco_with_three_samples_is_unbiased() {
 #[test]
 fn nvil_training_pass_tracks_the_signal_after_the_learned_baseline() {
     let m = Model::sbn(true);
-    let config = ObjectiveConfig {
-        objective: Objective::Reinforce {
-            num_samples: 2,
-            baseline: ScoreBaseline::nvil(),
-        },
-        warmup: None,
-        free_bits: None,
+    let config = Objective::Reinforce {
+        num_samples: 2,
+        baseline: ScoreBaseline::nvil(),
     };
     let x = data(3);
     let mut state = EstimatorState::default();
-    let e = evaluate_with_state(
-        &config,
-        &mut state,
-        &m.q,
-        &m.p,
-        &x,
-        0.0,
-        &mut SeededNoise::new(17),
-        Pass::Train,
-    )
-    .unwrap();
+    let e = m
+        .run(
+            config,
+            &mut state,
+            &x,
+            &mut SeededNoise::new(17),
+            Pass::Train,
+        )
+        .unwrap();
     let b = m.q.baseline(&x, Pass::Eval).unwrap().unwrap();
     let residual = e
         .log_weights
@@ -362,40 +371,25 @@ fn nvil_training_pass_tracks_the_signal_after_the_learned_baseline() {
     assert!((state.signal_variance - var).abs() < 1e-9 * var);
     // An evaluation pass leaves the statistics alone; a bad decay is refused.
     let before = state;
-    evaluate_with_state(
-        &config,
+    m.run(
+        config,
         &mut state,
-        &m.q,
-        &m.p,
         &x,
-        0.0,
         &mut SeededNoise::new(18),
         Pass::Eval,
     )
     .unwrap();
     assert_eq!(state, before);
-    let bad = ObjectiveConfig {
-        objective: Objective::Reinforce {
-            num_samples: 1,
-            baseline: ScoreBaseline {
-                moving_average: Some(1.0),
-                ..ScoreBaseline::nvil()
-            },
+    let bad = Objective::Reinforce {
+        num_samples: 1,
+        baseline: ScoreBaseline {
+            moving_average: Some(1.0),
+            ..ScoreBaseline::nvil()
         },
-        ..config
     };
     assert!(
-        evaluate_with_state(
-            &bad,
-            &mut state,
-            &m.q,
-            &m.p,
-            &x,
-            0.0,
-            &mut SeededNoise::new(19),
-            Pass::Train
-        )
-        .is_err()
+        m.run(bad, &mut state, &x, &mut SeededNoise::new(19), Pass::Train)
+            .is_err()
     );
 }
 
@@ -472,25 +466,19 @@ fn rws_sleep_is_unbiased_for_the_expected_log_q_under_the_model() {
 #[test]
 fn rws_losses_reach_only_their_own_parameters() {
     let m = Model::sbn(false);
-    let config = ObjectiveConfig {
-        objective: Objective::Rws {
-            num_samples: 5,
-            wake_fraction: 0.5,
-        },
-        warmup: None,
-        free_bits: None,
+    let config = Objective::Rws {
+        num_samples: 5,
+        wake_fraction: 0.5,
     };
-    let e = evaluate_with_state(
-        &config,
-        &mut EstimatorState::default(),
-        &m.q,
-        &m.p,
-        &data(2),
-        0.0,
-        &mut SeededNoise::new(6),
-        Pass::Train,
-    )
-    .unwrap();
+    let e = m
+        .run(
+            config,
+            &mut EstimatorState::default(),
+            &data(2),
+            &mut SeededNoise::new(6),
+            Pass::Train,
+        )
+        .unwrap();
     let (model, inference) = m.groups();
     let from_model = e.loss.backward().unwrap();
     let from_inference = e.inference_loss.as_ref().unwrap().backward().unwrap();
@@ -547,11 +535,7 @@ fn vimco_and_nvil_have_lower_variance_than_reinforce() {
         num_samples: 1,
         baseline: ScoreBaseline::nvil(),
     };
-    let config = ObjectiveConfig {
-        objective: nvil,
-        warmup: None,
-        free_bits: None,
-    };
+    let config = nvil;
     let baseline_vars: Vec<Var> = m
         .store
         .trainable()
@@ -564,17 +548,9 @@ fn vimco_and_nvil_have_lower_variance_than_reinforce() {
     let mut noise = SeededNoise::new(9);
     let x = data(4);
     for _ in 0..400 {
-        let e = evaluate_with_state(
-            &config,
-            &mut state,
-            &m.q,
-            &m.p,
-            &x,
-            0.0,
-            &mut noise,
-            Pass::Train,
-        )
-        .unwrap();
+        let e = m
+            .run(config, &mut state, &x, &mut noise, Pass::Train)
+            .unwrap();
         let g = e.loss.backward().unwrap();
         for v in &baseline_vars {
             let step = (g.get(v.as_tensor()).unwrap() * 0.05).unwrap();
@@ -736,21 +712,15 @@ fn every_estimator_reaches_every_parameter() {
             };
             config.baseline_hidden = baseline.then_some(4);
             let m = Model::new(&config, 12);
-            let e = evaluate_with_state(
-                &ObjectiveConfig {
+            let e = m
+                .run(
                     objective,
-                    warmup: None,
-                    free_bits: None,
-                },
-                &mut EstimatorState::default(),
-                &m.q,
-                &m.p,
-                &data(2),
-                0.5,
-                &mut SeededNoise::new(13),
-                Pass::Train,
-            )
-            .unwrap();
+                    &mut EstimatorState::default(),
+                    &data(2),
+                    &mut SeededNoise::new(13),
+                    Pass::Train,
+                )
+                .unwrap();
             assert!(e.is_finite(), "{objective:?}");
             let all = m.store.trainable();
             let (model, inference): (Vec<_>, Vec<_>) = all
@@ -780,44 +750,34 @@ fn every_estimator_reaches_every_parameter() {
 #[test]
 fn pathwise_objectives_refuse_to_train_discrete_latents() {
     let m = Model::sbn(false);
-    let config = ObjectiveConfig::default();
-    let err = evaluate_with_state(
-        &config,
-        &mut EstimatorState::default(),
-        &m.q,
-        &m.p,
-        &data(1),
-        0.0,
-        &mut SeededNoise::new(14),
-        Pass::Train,
-    )
-    .unwrap_err();
+    let config = ObjectiveConfig::default().objective;
+    let err = m
+        .run(
+            config,
+            &mut EstimatorState::default(),
+            &data(1),
+            &mut SeededNoise::new(14),
+            Pass::Train,
+        )
+        .unwrap_err();
     assert!(err.to_string().contains("reparameterized"), "{err}");
     // Evaluation (values only) works: the ELBO with a Monte Carlo KL.
-    let e = evaluate_with_state(
-        &config,
-        &mut EstimatorState::default(),
-        &m.q,
-        &m.p,
-        &data(1),
-        0.0,
-        &mut SeededNoise::new(14),
-        Pass::Eval,
-    )
-    .unwrap();
-    assert!(e.bound.is_finite() && e.bound < 0.0);
-    let vimco = ObjectiveConfig {
-        objective: Objective::Vimco { num_samples: 1 },
-        ..config
-    };
-    assert!(
-        evaluate_with_state(
-            &vimco,
+    let e = m
+        .run(
+            config,
             &mut EstimatorState::default(),
-            &m.q,
-            &m.p,
             &data(1),
-            0.0,
+            &mut SeededNoise::new(14),
+            Pass::Eval,
+        )
+        .unwrap();
+    assert!(e.bound.is_finite() && e.bound < 0.0);
+    let vimco = Objective::Vimco { num_samples: 1 };
+    assert!(
+        m.run(
+            vimco,
+            &mut EstimatorState::default(),
+            &data(1),
             &mut SeededNoise::new(14),
             Pass::Train
         )

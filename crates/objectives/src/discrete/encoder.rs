@@ -167,11 +167,7 @@ impl Posterior for DiscretePosterior<'_> {
             let v = units.sample(logits, noise)?;
             Ok((v.clone(), v.clone(), units.log_prob(logits, &v)?))
         })?;
-        Ok(LatentSample {
-            z,
-            log_q,
-            log_q_stopped: None,
-        })
+        Ok(LatentSample::scored(z, log_q))
     }
 
     fn rsample_relaxed(
@@ -183,10 +179,6 @@ impl Posterior for DiscretePosterior<'_> {
         let (z, log_q) = self.ancestral(num_samples, &mut |_, units, logits| {
             units.relaxed_step(logits, relaxation, noise)
         })?;
-        Ok(LatentSample {
-            z,
-            log_q,
-            log_q_stopped: None,
-        })
+        Ok(LatentSample::scored(z, log_q))
     }
 }

@@ -1,6 +1,6 @@
 //! Training through the Concrete (Gumbel-softmax) relaxation.
 
-use super::draw::Draw;
+use crate::draw::Draw;
 use crate::model::{GenerativeModel, InferenceNetwork};
 use crate::objective::Evaluation;
 use crate::relaxation::{Relaxation, TemperatureSchedule};

@@ -6,7 +6,6 @@
 //! gradients are the estimator's.
 
 mod concrete;
-mod draw;
 mod rws;
 mod score;
 mod state;

@@ -1,6 +1,6 @@
 //! Reweighted wake-sleep: separate losses for the generative model and the inference network.
 
-use super::draw::Draw;
+use crate::draw::Draw;
 use crate::model::{GenerativeModel, InferenceNetwork};
 use crate::objective::Evaluation;
 use candle::{D, Result, Tensor};
@@ -39,13 +39,7 @@ pub(crate) fn rws(
     if !(0.0..=1.0).contains(&wake_fraction) {
         candle::bail!("RWS: wake_fraction must lie in [0, 1], got {wake_fraction}");
     }
-    let posterior = inference.forward(x, pass)?;
-    let draw = Draw::score(
-        posterior.sample_with_log_prob(num_samples, noise)?,
-        model,
-        x,
-        pass,
-    )?;
+    let draw = Draw::sample(inference, model, x, num_samples, noise, pass)?;
     let dtype = draw.log_q.dtype();
     let weights = softmax_last_dim(&draw.log_w64)?.to_dtype(dtype)?;
     let model_loss = (&weights * &draw.log_p)?

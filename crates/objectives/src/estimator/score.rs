@@ -1,7 +1,7 @@
 //! The score-function estimator (REINFORCE) with NVIL's variance reduction.
 
-use super::draw::Draw;
 use super::state::EstimatorState;
+use crate::draw::Draw;
 use crate::model::{GenerativeModel, InferenceNetwork};
 use crate::objective::Evaluation;
 use candle::{DType, Result, Tensor};
@@ -78,13 +78,7 @@ pub(crate) fn reinforce(
     pass: Pass,
 ) -> Result<Evaluation> {
     baseline.validate()?;
-    let posterior = inference.forward(x, pass)?;
-    let draw = Draw::score(
-        posterior.sample_with_log_prob(num_samples, noise)?,
-        model,
-        x,
-        pass,
-    )?;
+    let draw = Draw::sample(inference, model, x, num_samples, noise, pass)?;
     let signal = &draw.log_w64;
     let learned = if baseline.learned {
         let Some(b) = inference.baseline(x, pass)? else {

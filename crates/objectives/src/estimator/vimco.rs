@@ -1,6 +1,6 @@
 //! VIMCO: the multi-sample score-function estimator with leave-one-out baselines.
 
-use super::draw::Draw;
+use crate::draw::Draw;
 use crate::model::{GenerativeModel, InferenceNetwork};
 use crate::objective::Evaluation;
 use candle::{D, DType, Result, Tensor};
@@ -85,13 +85,7 @@ pub(crate) fn vimco(
     if num_samples < 2 {
         candle::bail!("VIMCO needs at least 2 samples per data point, got {num_samples}");
     }
-    let posterior = inference.forward(x, pass)?;
-    let draw = Draw::score(
-        posterior.sample_with_log_prob(num_samples, noise)?,
-        model,
-        x,
-        pass,
-    )?;
+    let draw = Draw::sample(inference, model, x, num_samples, noise, pass)?;
     let rows = draw.log_w64.to_vec2::<f64>()?;
     let signals: Vec<f64> = rows.iter().flat_map(|r| vimco_signals(r)).collect();
     let dtype = draw.log_q.dtype();

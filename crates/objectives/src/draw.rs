@@ -1,8 +1,10 @@
-//! Draws from the posterior scored by the model: the log-weights every estimator starts from.
+//! Draws from the posterior scored by the model: the log-weights every objective and
+//! estimator starts from.
 
-use crate::model::{GenerativeModel, LatentSample};
+use crate::model::{GenerativeModel, InferenceNetwork, LatentSample};
 use crate::objective::Evaluation;
 use candle::{DType, Result, Tensor};
+use vaekit_core::NoiseSource;
 use vaekit_distributions::KlMethod;
 use vaekit_nets::Pass;
 
@@ -19,6 +21,22 @@ pub(crate) struct Draw {
 }
 
 impl Draw {
+    /// `num_samples` score-function draws ([`crate::Posterior::sample_with_log_prob`]: `z`
+    /// detached, `log q` differentiable) from the posterior of `x`, scored by `model`.
+    pub(crate) fn sample(
+        inference: &dyn InferenceNetwork,
+        model: &dyn GenerativeModel,
+        x: &Tensor,
+        num_samples: usize,
+        noise: &mut dyn NoiseSource,
+        pass: Pass,
+    ) -> Result<Self> {
+        let sample = inference
+            .forward(x, pass)?
+            .sample_with_log_prob(num_samples, noise)?;
+        Self::score(sample, model, x, pass)
+    }
+
     /// Scores `sample` (from the posterior of `x`) with `model`.
     pub(crate) fn score(
         sample: LatentSample,
