@@ -9,6 +9,7 @@
 mod checkpoint;
 mod clip;
 mod ema;
+mod fused_update;
 mod optim;
 mod schedule;
 mod trainer;

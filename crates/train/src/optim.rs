@@ -4,6 +4,8 @@ use candle::{Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
+use crate::fused_update;
+
 /// The update rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -45,7 +47,11 @@ impl Default for OptimizerConfig {
 
 /// Adam or Adamax over named variables. State: the step count and, per parameter name, the
 /// first moment `m` and the second moment `v` (Adam) or infinity norm `u` (Adamax).
-#[derive(Debug, Clone)]
+///
+/// On the CPU the update runs in place through fused kernels (`fused_update`); on other
+/// devices, and for other dtypes, it is composed from candle ops. The state tensors are
+/// owned: [`Optimizer::state_tensors`] and [`Optimizer::load_state`] copy.
+#[derive(Debug)]
 pub struct Optimizer {
     config: OptimizerConfig,
     step: u64,
@@ -88,6 +94,11 @@ impl Optimizer {
                 Some(s) => s.clone(),
                 None => (var.zeros_like()?, var.zeros_like()?),
             };
+            if fused_update::applies(var.as_tensor()) && var.as_tensor().is_contiguous() {
+                fused_update::update(&c, lr, t, var.as_tensor(), &g, &m, &v)?;
+                self.state.insert(name.clone(), (m, v));
+                continue;
+            }
             let m = ((m * c.beta1)? + (&g * (1.0 - c.beta1))?)?;
             let (v, update) = match c.kind {
                 OptimizerKind::Adam => {
@@ -113,14 +124,18 @@ impl Optimizer {
         Ok(())
     }
 
-    /// The state as named tensors (`m.<name>`, `v.<name>`) for a checkpoint.
-    pub fn state_tensors(&self) -> HashMap<String, Tensor> {
+    /// The state as named tensors (`m.<name>`, `v.<name>`) for a checkpoint: copies, since
+    /// the fused update mutates the live state in place.
+    ///
+    /// # Errors
+    /// A failed copy.
+    pub fn state_tensors(&self) -> Result<HashMap<String, Tensor>> {
         let mut out = HashMap::new();
         for (name, (m, v)) in &self.state {
-            out.insert(format!("m.{name}"), m.clone());
-            out.insert(format!("v.{name}"), v.clone());
+            out.insert(format!("m.{name}"), m.copy()?);
+            out.insert(format!("v.{name}"), v.copy()?);
         }
-        out
+        Ok(out)
     }
 
     /// Restores the state saved by [`Optimizer::state_tensors`] and the step count.
@@ -134,7 +149,7 @@ impl Optimizer {
                 let Some(v) = tensors.get(&format!("v.{name}")) else {
                     candle::bail!("optimizer: checkpoint has m.{name} but no v.{name}");
                 };
-                self.state.insert(name.to_string(), (m.clone(), v.clone()));
+                self.state.insert(name.to_string(), (m.copy()?, v.copy()?));
             }
         }
         self.step = step;
@@ -181,7 +196,7 @@ mod tests {
             opt.step(&params, &[g], 0.05)?;
         }
         assert!(var.as_tensor().abs()?.max(0)?.to_scalar::<f64>()? < 1e-2);
-        let saved = opt.state_tensors();
+        let saved = opt.state_tensors()?;
         let mut restored = Optimizer::new(cfg);
         restored.load_state(&saved, opt.step_count())?;
         let a = var.as_tensor().to_vec1::<f64>()?;

@@ -319,7 +319,7 @@ impl<'a> Trainer<'a> {
         Ok(())
     }
 
-    fn tensors(&self) -> HashMap<String, Tensor> {
+    fn tensors(&self) -> candle::Result<HashMap<String, Tensor>> {
         let mut out: HashMap<String, Tensor> = self
             .store
             .sorted_vars()
@@ -328,13 +328,13 @@ impl<'a> Trainer<'a> {
             .collect();
         out.extend(
             self.optimizer
-                .state_tensors()
+                .state_tensors()?
                 .into_iter()
                 .map(|(k, v)| (format!("opt.{k}"), v)),
         );
         if let Some((inf, _)) = &self.inference_optimizer {
             out.extend(
-                inf.state_tensors()
+                inf.state_tensors()?
                     .into_iter()
                     .map(|(k, v)| (format!("{INFERENCE_OPTIMIZER_PREFIX}{k}"), v)),
             );
@@ -342,7 +342,7 @@ impl<'a> Trainer<'a> {
         if let Some(ema) = &self.ema {
             out.extend(ema.state_tensors());
         }
-        out
+        Ok(out)
     }
 
     /// Writes the epoch checkpoint (and `best` when `validation` improves on the best so far).
@@ -361,7 +361,7 @@ impl<'a> Trainer<'a> {
             self.state.best_validation = validation;
         }
         if let Some(dir) = &self.checkpoints {
-            let tensors = self.tensors();
+            let tensors = self.tensors()?;
             dir.save_epoch(&tensors, &self.state)?;
             if improved {
                 dir.save("best", &tensors, &self.state)?;

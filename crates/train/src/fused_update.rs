@@ -1,0 +1,209 @@
+//! The optimizer's CPU hot path: Adam / Adamax updated in place, without temporaries.
+//!
+//! The composed update (`Optimizer` on other devices) runs about fifteen candle ops per
+//! parameter, each allocating and streaming a full-size tensor. Here three in-place passes
+//! (first moment, second moment or infinity norm, parameter) touch each element once per
+//! pass and allocate nothing. Arithmetic is done in f64 per element and rounded to the
+//! storage type.
+
+use candle::{CpuStorage, Layout, Result, Tensor, WithDType, bail};
+
+use crate::optim::{OptimizerConfig, OptimizerKind};
+
+/// Which state array a pass updates.
+#[derive(Debug, Clone, Copy)]
+enum Pass {
+    /// `m ← β1 m + (1 − β1) g`.
+    FirstMoment { beta1: f64 },
+    /// `v ← β2 v + (1 − β2) g²` (Adam).
+    SecondMoment { beta2: f64 },
+    /// `u ← max(β2 u, |g|)` (Adamax).
+    InfinityNorm { beta2: f64 },
+}
+
+/// A state pass: `dst` is the moment, the source the gradient.
+struct StatePass(Pass);
+
+/// The parameter pass: `dst` is the parameter, the sources `m` and `v` (or `u`).
+struct ParamPass {
+    kind: OptimizerKind,
+    /// `lr / (1 − β1^t)`.
+    step_m: f64,
+    /// `1 / (1 − β2^t)` (Adam only).
+    scale_v: f64,
+    eps: f64,
+    /// `lr · weight_decay`.
+    decay: f64,
+}
+
+fn range(l: &Layout, what: &str) -> Result<(usize, usize)> {
+    match l.contiguous_offsets() {
+        Some(r) => Ok(r),
+        None => bail!("fused optimizer update: {what} is not contiguous"),
+    }
+}
+
+/// The float operations the kernels need, in the storage type's own precision so that the
+/// loops vectorize at full width.
+trait Real: WithDType {
+    fn sqrt(self) -> Self;
+    fn abs(self) -> Self;
+    fn larger(self, other: Self) -> Self;
+}
+
+macro_rules! real {
+    ($t:ty) => {
+        impl Real for $t {
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            fn abs(self) -> Self {
+                <$t>::abs(self)
+            }
+            fn larger(self, other: Self) -> Self {
+                <$t>::max(self, other)
+            }
+        }
+    };
+}
+real!(f32);
+real!(f64);
+
+fn state_kernel<T: Real>(dst: &mut [T], g: &[T], pass: Pass) {
+    match pass {
+        Pass::FirstMoment { beta1 } => {
+            let (a, b) = (T::from_f64(beta1), T::from_f64(1.0 - beta1));
+            for (m, &g) in dst.iter_mut().zip(g) {
+                *m = a * *m + b * g;
+            }
+        }
+        Pass::SecondMoment { beta2 } => {
+            let (a, b) = (T::from_f64(beta2), T::from_f64(1.0 - beta2));
+            for (v, &g) in dst.iter_mut().zip(g) {
+                *v = a * *v + b * (g * g);
+            }
+        }
+        Pass::InfinityNorm { beta2 } => {
+            let a = T::from_f64(beta2);
+            for (u, &g) in dst.iter_mut().zip(g) {
+                *u = (a * *u).larger(g.abs());
+            }
+        }
+    }
+}
+
+fn param_kernel<T: Real>(p: &mut [T], m: &[T], v: &[T], c: &ParamPass) {
+    let (step_m, scale_v) = (T::from_f64(c.step_m), T::from_f64(c.scale_v));
+    let (eps, keep) = (T::from_f64(c.eps), T::from_f64(1.0 - c.decay));
+    match c.kind {
+        OptimizerKind::Adam => {
+            for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
+                *p = keep * *p - step_m * m / ((v * scale_v).sqrt() + eps);
+            }
+        }
+        OptimizerKind::Adamax => {
+            for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
+                *p = keep * *p - step_m * m / (v + eps);
+            }
+        }
+    }
+}
+
+impl candle::InplaceOp2 for StatePass {
+    fn name(&self) -> &'static str {
+        "fused-optimizer-state"
+    }
+
+    fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout, g: &CpuStorage, gl: &Layout) -> Result<()> {
+        let (a, b) = range(l, "the optimizer state")?;
+        let (ga, gb) = range(gl, "the gradient")?;
+        match s {
+            CpuStorage::F32(d) => state_kernel(&mut d[a..b], &g.as_slice::<f32>()?[ga..gb], self.0),
+            CpuStorage::F64(d) => state_kernel(&mut d[a..b], &g.as_slice::<f64>()?[ga..gb], self.0),
+            _ => bail!("fused optimizer update: f32 or f64 parameters only"),
+        }
+        Ok(())
+    }
+}
+
+impl candle::InplaceOp3 for ParamPass {
+    fn name(&self) -> &'static str {
+        "fused-optimizer-param"
+    }
+
+    fn cpu_fwd(
+        &self,
+        p: &mut CpuStorage,
+        pl: &Layout,
+        m: &CpuStorage,
+        ml: &Layout,
+        v: &CpuStorage,
+        vl: &Layout,
+    ) -> Result<()> {
+        let (a, b) = range(pl, "the parameter")?;
+        let (ma, mb) = range(ml, "the first moment")?;
+        let (va, vb) = range(vl, "the second moment")?;
+        match p {
+            CpuStorage::F32(d) => param_kernel(
+                &mut d[a..b],
+                &m.as_slice::<f32>()?[ma..mb],
+                &v.as_slice::<f32>()?[va..vb],
+                self,
+            ),
+            CpuStorage::F64(d) => param_kernel(
+                &mut d[a..b],
+                &m.as_slice::<f64>()?[ma..mb],
+                &v.as_slice::<f64>()?[va..vb],
+                self,
+            ),
+            _ => bail!("fused optimizer update: f32 or f64 parameters only"),
+        }
+        Ok(())
+    }
+}
+
+/// Whether the fused path applies: a CPU parameter of a float type the kernels cover.
+pub(crate) fn applies(param: &Tensor) -> bool {
+    param.device().is_cpu() && matches!(param.dtype(), candle::DType::F32 | candle::DType::F64)
+}
+
+/// One fused update of `param` with gradient `g` (same dtype and shape) at step `t`,
+/// mutating `param`, `m` and `v` in place. `m` and `v` must not share storage with anything
+/// else.
+///
+/// # Errors
+/// Shape mismatches, non-contiguous tensors, or an unsupported dtype.
+pub(crate) fn update(
+    c: &OptimizerConfig,
+    lr: f64,
+    t: i32,
+    param: &Tensor,
+    g: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+) -> Result<()> {
+    if g.shape() != param.shape() || m.shape() != param.shape() || v.shape() != param.shape() {
+        bail!(
+            "fused optimizer update: parameter {:?}, gradient {:?}, moments {:?} {:?}",
+            param.shape(),
+            g.shape(),
+            m.shape(),
+            v.shape()
+        );
+    }
+    let g = g.contiguous()?;
+    m.inplace_op2(&g, &StatePass(Pass::FirstMoment { beta1: c.beta1 }))?;
+    let second = match c.kind {
+        OptimizerKind::Adam => Pass::SecondMoment { beta2: c.beta2 },
+        OptimizerKind::Adamax => Pass::InfinityNorm { beta2: c.beta2 },
+    };
+    v.inplace_op2(&g, &StatePass(second))?;
+    let pass = ParamPass {
+        kind: c.kind,
+        step_m: lr / (1.0 - c.beta1.powi(t)),
+        scale_v: 1.0 / (1.0 - c.beta2.powi(t)),
+        eps: c.eps,
+        decay: lr * c.weight_decay,
+    };
+    param.inplace_op3(m, v, &pass)
+}
