@@ -20,14 +20,15 @@ pub enum Activation {
 }
 
 impl Activation {
-    /// Applies the activation.
+    /// Applies the activation: tanh and ELU through vaekit-core's fused ops (one vectorized
+    /// pass each way on CPU in f32, candle's ops elsewhere).
     ///
     /// # Shapes
     /// Element-wise.
     pub fn apply(self, x: &Tensor) -> Result<Tensor> {
         match self {
-            Activation::Elu => x.elu(1.0),
-            Activation::Tanh => x.tanh(),
+            Activation::Elu => vaekit_core::elu(x),
+            Activation::Tanh => vaekit_core::tanh(x),
             Activation::Relu => x.relu(),
             Activation::Identity => Ok(x.clone()),
         }

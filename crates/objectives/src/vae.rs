@@ -6,7 +6,7 @@ use candle::{DType, Device, Result, Tensor};
 use vaekit_core::NoiseSource;
 use vaekit_distributions::{Distribution, Independent, Normal, Reparameterize, StandardNormal};
 use vaekit_flows::{FlowChain, FlowPosterior};
-use vaekit_nets::{Decoder, Encoder, EncoderOutput, Pass};
+use vaekit_nets::{Decoder, DecoderOutput, Encoder, EncoderOutput, Pass};
 
 /// `q(z|x)`: the encoder's diagonal Gaussian, pushed through a conditional flow (an empty
 /// [`FlowChain`] for a plain Gaussian posterior).
@@ -182,6 +182,24 @@ impl<D: Decoder> DecoderModel<D> {
 impl<D: Decoder> GenerativeModel for DecoderModel<D> {
     fn forward(&self, z: &Tensor, pass: Pass) -> Result<Box<dyn Distribution>> {
         self.decoder.forward(z, pass)?.distribution()
+    }
+
+    /// As the trait's, with the Bernoulli case fused: the logits `[B·S, P]` go straight
+    /// into [`vaekit_core::bernoulli_log_prob_sum`] against `x: [B, P]`, so `x` is never
+    /// broadcast over the samples.
+    fn log_likelihood(&self, x: &Tensor, z: &Tensor, pass: Pass) -> Result<Tensor> {
+        let (b, s, d) = z.dims3()?;
+        let out = self.decoder.forward(&z.reshape((b * s, d))?, pass)?;
+        if let DecoderOutput::Bernoulli { logits } = &out {
+            let p = logits.dim(1)?;
+            return vaekit_core::bernoulli_log_prob_sum(&logits.reshape((b, s, p))?, x);
+        }
+        let p = x.dim(1)?;
+        let xs = x
+            .unsqueeze(1)?
+            .broadcast_as((b, s, p))?
+            .reshape((b * s, p))?;
+        out.distribution()?.log_prob(&xs)?.reshape((b, s))
     }
     fn prior(&self) -> &dyn Distribution {
         &self.prior

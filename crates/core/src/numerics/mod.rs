@@ -5,15 +5,21 @@
 //! carry their own backward. On other devices they fall back to compositions of candle
 //! primitives that are stable but less accurate in the far tails (issue 9 adds kernels).
 
+mod activation;
 mod bernoulli;
+mod bernoulli_sum;
 mod clamp;
+mod dispatch;
 mod elementwise;
+mod fast_f32;
 mod finite;
 mod log1mexp;
 mod log_mean_exp;
 mod softplus;
 
+pub use activation::{elu, tanh};
 pub use bernoulli::bernoulli_log_prob;
+pub use bernoulli_sum::bernoulli_log_prob_sum;
 pub use clamp::clamp_preserve_gradients;
 pub use elementwise::map_elementwise;
 pub use finite::is_finite;

@@ -1,0 +1,244 @@
+//! `tanh` and ELU as fused CPU ops: one vectorized pass forward (the branch-free f32
+//! functions of `fast_f32` instead of scalar `tanhf` / `expf`) and one backward pass from
+//! the output alone (`1 - y²`; `1` or `y + 1`).
+
+use super::dispatch::avx2_dispatch;
+use super::elementwise::PARALLEL_MIN;
+use super::fast_f32;
+use candle::backend::BackendStorage;
+use candle::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Which activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Tanh,
+    Elu,
+}
+
+avx2_dispatch! {
+fn tanh_slice(out: &mut [f32], x: &[f32]) -> () {
+    for (o, &x) in out.iter_mut().zip(x) {
+        *o = fast_f32::tanh(x);
+    }
+}
+}
+
+avx2_dispatch! {
+fn elu_slice(out: &mut [f32], x: &[f32]) -> () {
+    for (o, &x) in out.iter_mut().zip(x) {
+        *o = fast_f32::elu(x);
+    }
+}
+}
+
+avx2_dispatch! {
+/// `g (1 - y²)`.
+fn tanh_grad_slice(out: &mut [f32], y: &[f32], g: &[f32]) -> () {
+    for ((o, &y), &g) in out.iter_mut().zip(y).zip(g) {
+        *o = g * (1.0 - y * y);
+    }
+}
+}
+
+avx2_dispatch! {
+/// `g` where `y > 0` (`x > 0`), `g (y + 1) = g e^x` elsewhere; NaN in `y` propagates.
+fn elu_grad_slice(out: &mut [f32], y: &[f32], g: &[f32]) -> () {
+    for ((o, &y), &g) in out.iter_mut().zip(y).zip(g) {
+        *o = if y > 0.0 { g } else { g * (y + 1.0) };
+    }
+}
+}
+
+/// `out[i] = f(chunks of the inputs)`, over rayon's threads for long inputs.
+fn par_fill(n: usize, f: impl Fn(std::ops::Range<usize>, &mut [f32]) + Send + Sync) -> Vec<f32> {
+    let mut out = vec![0f32; n];
+    let chunk = PARALLEL_MIN / 2;
+    if n >= PARALLEL_MIN {
+        out.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(c, o)| f(c * chunk..c * chunk + o.len(), o));
+    } else {
+        f(0..n, &mut out);
+    }
+    out
+}
+
+fn f32_slice<'a>(name: &str, s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    let Some((a, b)) = l.contiguous_offsets() else {
+        candle::bail!("{name}: input must be contiguous")
+    };
+    match s {
+        CpuStorage::F32(v) => Ok(&v[a..b]),
+        other => candle::bail!("{name}: f32 expected, got {:?}", other.dtype()),
+    }
+}
+
+impl CustomOp1 for Kind {
+    fn name(&self) -> &'static str {
+        match self {
+            Kind::Tanh => "fast-tanh",
+            Kind::Elu => "fast-elu",
+        }
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32_slice(self.name(), s, l)?;
+        let out = match self {
+            Kind::Tanh => par_fill(x.len(), |r, o| tanh_slice(o, &x[r])),
+            Kind::Elu => par_fill(x.len(), |r, o| elu_slice(o, &x[r])),
+        };
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(
+            res.contiguous()?
+                .apply_op2_no_bwd(&grad.contiguous()?, &Grad(*self))?,
+        ))
+    }
+}
+
+/// The backward pass from the output `y` and the upstream gradient.
+struct Grad(Kind);
+
+impl CustomOp2 for Grad {
+    fn name(&self) -> &'static str {
+        match self.0 {
+            Kind::Tanh => "fast-tanh-backward",
+            Kind::Elu => "fast-elu-backward",
+        }
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let y = f32_slice(self.name(), s1, l1)?;
+        let g = f32_slice(self.name(), s2, l2)?;
+        if y.len() != g.len() {
+            candle::bail!(
+                "{}: {} outputs, {} gradients",
+                self.name(),
+                y.len(),
+                g.len()
+            );
+        }
+        let out = match self.0 {
+            Kind::Tanh => par_fill(y.len(), |r, o| tanh_grad_slice(o, &y[r.clone()], &g[r])),
+            Kind::Elu => par_fill(y.len(), |r, o| elu_grad_slice(o, &y[r.clone()], &g[r])),
+        };
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+}
+
+fn apply(x: &Tensor, kind: Kind) -> Result<Tensor> {
+    if x.device().is_cpu() && x.dtype() == DType::F32 {
+        x.contiguous()?.apply_op1(kind)
+    } else {
+        match kind {
+            Kind::Tanh => x.tanh(),
+            Kind::Elu => x.elu(1.0),
+        }
+    }
+}
+
+/// `tanh(x)`, differentiable. On CPU in f32 a fused vectorized op (absolute error below
+/// `2e-7`, relative below `1e-6`) with a one-pass backward `g (1 - y²)`; elsewhere candle's.
+///
+/// # Shapes
+/// Element-wise.
+///
+/// # Errors
+/// Non-float dtypes.
+pub fn tanh(x: &Tensor) -> Result<Tensor> {
+    apply(x, Kind::Tanh)
+}
+
+/// ELU with `α = 1`: `x` for `x > 0`, `e^x - 1` otherwise (Clevert et al., arXiv
+/// 1511.07289), differentiable. On CPU in f32 a fused vectorized op (relative error below
+/// `1e-6`) with a one-pass backward; elsewhere candle's `elu`.
+///
+/// # Shapes
+/// Element-wise.
+///
+/// # Errors
+/// Non-float dtypes.
+pub fn elu(x: &Tensor) -> Result<Tensor> {
+    apply(x, Kind::Elu)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle::{Device, Var};
+
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+        (a.to_dtype(DType::F64).unwrap() - b.to_dtype(DType::F64).unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+    }
+
+    /// Values and gradients of the fused f32 ops against candle's f64 ops, on inputs long
+    /// enough to be split across threads and short ones, with a non-trivial upstream
+    /// gradient.
+    #[test]
+    fn fused_activations_match_candle_in_f64() {
+        let dev = Device::Cpu;
+        for n in [37usize, 3 * PARALLEL_MIN / 2 + 5] {
+            let x: Vec<f64> = (0..n)
+                .map(|i| ((i * 7919) % 4001) as f64 / 200.0 - 10.0)
+                .collect();
+            let w: Vec<f64> = (0..n).map(|i| 1.0 + (i % 5) as f64 * 0.25).collect();
+            for kind in [Kind::Tanh, Kind::Elu] {
+                let run = |dtype: DType, fused: bool| {
+                    let v = Var::from_tensor(
+                        &Tensor::from_vec(x.clone(), n, &dev)
+                            .unwrap()
+                            .to_dtype(dtype)
+                            .unwrap(),
+                    )
+                    .unwrap();
+                    let y = match (fused, kind) {
+                        (true, _) => apply(v.as_tensor(), kind).unwrap(),
+                        (false, Kind::Tanh) => v.as_tensor().tanh().unwrap(),
+                        (false, Kind::Elu) => v.as_tensor().elu(1.0).unwrap(),
+                    };
+                    let wt = Tensor::from_vec(w.clone(), n, &dev)
+                        .unwrap()
+                        .to_dtype(dtype)
+                        .unwrap();
+                    let g = (&y * &wt).unwrap().sum_all().unwrap().backward().unwrap();
+                    (y, g.get(v.as_tensor()).unwrap().clone())
+                };
+                let (y32, g32) = run(DType::F32, true);
+                let (y64, g64) = run(DType::F64, false);
+                assert!(max_abs_diff(&y32, &y64) < 1e-6, "{kind:?} values");
+                assert!(max_abs_diff(&g32, &g64) < 4e-6, "{kind:?} gradients");
+            }
+        }
+    }
+
+    #[test]
+    fn f64_falls_back_to_candle() {
+        let x = Tensor::new(&[-1.0f64, 0.5], &Device::Cpu).unwrap();
+        assert_eq!(
+            tanh(&x).unwrap().to_vec1::<f64>().unwrap(),
+            x.tanh().unwrap().to_vec1::<f64>().unwrap()
+        );
+        assert_eq!(
+            elu(&x).unwrap().to_vec1::<f64>().unwrap(),
+            x.elu(1.0).unwrap().to_vec1::<f64>().unwrap()
+        );
+    }
+}
