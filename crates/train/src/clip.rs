@@ -6,6 +6,7 @@ use candle::{CpuStorage, DType, Layout, Result, Shape, Tensor, WithDType};
 /// squared temporary (on the dense VAE these were 12 % of a training step).
 struct SumSquares;
 
+#[inline(always)]
 fn sum_squares<T: WithDType>(x: &[T]) -> f64 {
     // Eight independent accumulators, so the adds pipeline and vectorize.
     let mut acc = [0f64; 8];
@@ -23,6 +24,12 @@ fn sum_squares<T: WithDType>(x: &[T]) -> f64 {
     acc.iter().sum::<f64>() + tail
 }
 
+vaekit_core::avx2_dispatch! {
+    fn sum_squares_f32(x: &[f32]) -> f64 {
+        sum_squares(x)
+    }
+}
+
 impl candle::CustomOp1 for SumSquares {
     fn name(&self) -> &'static str {
         "sum-squares"
@@ -33,7 +40,7 @@ impl candle::CustomOp1 for SumSquares {
             candle::bail!("sum-squares: the gradient is not contiguous");
         };
         let total = match s {
-            CpuStorage::F32(x) => sum_squares(&x[a..b]),
+            CpuStorage::F32(x) => sum_squares_f32(&x[a..b]),
             CpuStorage::F64(x) => sum_squares(&x[a..b]),
             _ => candle::bail!("sum-squares: f32 or f64 only"),
         };

@@ -52,6 +52,15 @@ fn rows_par<T: Send>(rows: usize, width: usize, f: impl Fn(usize) -> T + Send + 
     }
 }
 
+/// Logits and values as contiguous f32 slices, with `(B, S, P)`.
+struct Rows<'a> {
+    l: &'a [f32],
+    x: &'a [f32],
+    b: usize,
+    s: usize,
+    p: usize,
+}
+
 /// Logits `[B, S, P]` and values `[B, P]` as contiguous f32 slices with their sizes.
 fn slices<'a>(
     name: &str,
@@ -59,7 +68,7 @@ fn slices<'a>(
     l1: &Layout,
     s2: &'a CpuStorage,
     l2: &Layout,
-) -> Result<(&'a [f32], &'a [f32], usize, usize, usize)> {
+) -> Result<Rows<'a>> {
     let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
     else {
         candle::bail!("{name}: inputs must be contiguous")
@@ -73,7 +82,13 @@ fn slices<'a>(
         );
     }
     match (s1, s2) {
-        (CpuStorage::F32(l), CpuStorage::F32(x)) => Ok((&l[a0..a1], &x[b0..b1], b, s, p)),
+        (CpuStorage::F32(l), CpuStorage::F32(x)) => Ok(Rows {
+            l: &l[a0..a1],
+            x: &x[b0..b1],
+            b,
+            s,
+            p,
+        }),
         (a, c) => candle::bail!(
             "{name}: f32 expected, got {:?} and {:?}",
             a.dtype(),
@@ -97,7 +112,7 @@ impl CustomOp2 for SumOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (l, x, b, s, p) = slices(self.name(), s1, l1, s2, l2)?;
+        let Rows { l, x, b, s, p } = slices(self.name(), s1, l1, s2, l2)?;
         let out = rows_par(b * s, p, |r| {
             let i = r / s;
             row_sum(&l[r * p..(r + 1) * p], &x[i * p..(i + 1) * p])
@@ -141,7 +156,7 @@ impl CustomOp3 for ScoreOp {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (l, x, b, s, p) = slices(self.name(), s1, l1, s2, l2)?;
+        let Rows { l, x, b, s, p } = slices(self.name(), s1, l1, s2, l2)?;
         let Some((g0, g1)) = l3.contiguous_offsets() else {
             candle::bail!("{}: the gradient must be contiguous", self.name())
         };

@@ -7,7 +7,24 @@
 //! without fast-math), so the results are bit-identical.
 
 /// Defines `fn $name(args) -> ret` from a body, calling an AVX2+FMA build of the body when
-/// the CPU has those features and the baseline build otherwise.
+/// the CPU has those features and the baseline build otherwise. For element-wise loops over
+/// slices that should vectorize 8 lanes wide on x86-64 without a `target-cpu` flag; the
+/// body must be safe code (it runs either way).
+///
+/// ```
+/// vaekit_core::avx2_dispatch! {
+///     /// `out[i] = 2 x[i]`.
+///     fn double(out: &mut [f32], x: &[f32]) -> () {
+///         for (o, &x) in out.iter_mut().zip(x) {
+///             *o = 2.0 * x;
+///         }
+///     }
+/// }
+/// let mut out = [0.0; 3];
+/// double(&mut out, &[1.0, 2.0, 3.0]);
+/// assert_eq!(out, [2.0, 4.0, 6.0]);
+/// ```
+#[macro_export]
 macro_rules! avx2_dispatch {
     ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $body:block) => {
         $(#[$meta])*
@@ -33,4 +50,4 @@ macro_rules! avx2_dispatch {
     };
 }
 
-pub(crate) use avx2_dispatch;
+pub(crate) use crate::avx2_dispatch;
