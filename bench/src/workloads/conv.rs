@@ -6,7 +6,7 @@ use candle::{DType, Device, Shape, Tensor, Var};
 use vaekit_core::{NoiseSource, SeededNoise};
 use vaekit_nets::{
     ConvConfig, ConvGeometry, Normalization, ParamStore, Pass, ResBlockConfig, conv_transpose2d,
-    conv2d_fast_backward, res_block,
+    conv2d_gemm, res_block,
 };
 
 fn normal(shape: (usize, usize, usize, usize), seed: u64) -> anyhow::Result<Tensor> {
@@ -14,7 +14,7 @@ fn normal(shape: (usize, usize, usize, usize), seed: u64) -> anyhow::Result<Tens
 }
 
 /// 3x3 64 -> 64, pad 1, batch 32 at 14x14, gradients for input and weight (vaekit's
-/// convolution path: the input gradient by a convolution, not candle's transposed loop).
+/// convolution layers' path: im2col and one GEMM each way).
 pub fn conv3x3() -> anyhow::Result<Step> {
     let x = Var::from_tensor(&normal((32, 64, 14, 14), 2)?)?;
     let w = Var::from_tensor(&normal((64, 64, 3, 3), 3)?.affine(0.05, 0.0)?)?;
@@ -24,7 +24,7 @@ pub fn conv3x3() -> anyhow::Result<Step> {
         dilation: 1,
     };
     Ok(Box::new(move || {
-        conv2d_fast_backward(x.as_tensor(), w.as_tensor(), geometry)?
+        conv2d_gemm(x.as_tensor(), w.as_tensor(), geometry)?
             .sum_all()?
             .backward()?;
         Ok(())

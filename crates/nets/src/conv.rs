@@ -1,6 +1,6 @@
 //! 2-D convolution and transposed convolution with none / batch / weight normalisation.
 
-use crate::fast_conv::{ConvGeometry, conv2d_fast_backward};
+use crate::im2col::{ConvGeometry, conv_transpose2d_gemm, conv2d_gemm};
 use crate::norm::{Normalization, weight_norm_output};
 use crate::pass::Pass;
 use candle::{Result, Tensor};
@@ -110,8 +110,7 @@ impl ConvParams {
     }
 }
 
-/// A 2-D convolution, one group, with the fast input-gradient path of
-/// [`conv2d_fast_backward`]. Parameters: `weight` `[out, in, k, k]`, `bias`, `g` or `bn.*`.
+/// A 2-D convolution, one group, computed by [`conv2d_gemm`] on CPU. Parameters: `weight` `[out, in, k, k]`, `bias`, `g` or `bn.*`.
 ///
 /// # Shapes
 /// `[B, in, H, W]` gives `[B, out, H', W']`, `H' = (H + 2p - k) / s + 1`.
@@ -151,7 +150,7 @@ impl Conv2d {
             stride: c.stride,
             dilation: 1,
         };
-        let t = conv2d_fast_backward(x, &self.0.weight, geometry)?;
+        let t = conv2d_gemm(x, &self.0.weight, geometry)?;
         self.0.finish(t, &[1, 2, 3], pass)
     }
 }
@@ -191,7 +190,7 @@ impl ConvTranspose2d {
     /// Shape errors.
     pub fn forward(&self, x: &Tensor, pass: Pass) -> Result<Tensor> {
         let c = &self.0.config;
-        let t = x.conv_transpose2d(&self.0.weight, c.padding, c.output_padding, c.stride, 1)?;
+        let t = conv_transpose2d_gemm(x, &self.0.weight, c.padding, c.stride, c.output_padding)?;
         self.0.finish(t, &[0, 2, 3], pass)
     }
 }

@@ -4,8 +4,9 @@
 //!
 //! - [`ParamStore`]: a `VarBuilder` backend that initialises every parameter from a seeded
 //!   noise stream (candle's own initialisers cannot be seeded).
-//! - Layers: [`Linear`] (optionally masked, for MADE), [`Conv2d`] (with the fast input
-//!   gradient of [`conv2d_fast_backward`]), [`ConvTranspose2d`], each with
+//! - Layers: [`Linear`] (optionally masked, for MADE), [`Conv2d`] and [`ConvTranspose2d`]
+//!   (one GEMM each way around im2col / col2im: [`conv2d_gemm`], [`conv_transpose2d_gemm`]),
+//!   each with
 //!   [`Normalization`] none / batch / weight (weight recomputed every forward, data-dependent
 //!   initialisation through [`Pass::DataInit`]); [`GatedConv2d`], [`GatedConvTranspose2d`];
 //!   [`ResBlock`].
@@ -18,8 +19,8 @@ mod activation;
 mod conv;
 mod decoder;
 mod encoder;
-mod fast_conv;
 mod gated;
+mod im2col;
 mod linear;
 mod norm;
 mod params;
@@ -36,8 +37,8 @@ pub use encoder::{
     DenseConfig, DenseEncoder, Encoder, EncoderOutput, GatedConfig, GatedEncoder, ImageShape,
     ResNetConfig, ResNetEncoder, Stage, Upsample, dense_encoder, gated_encoder, resnet_encoder,
 };
-pub use fast_conv::{ConvGeometry, conv2d_fast_backward};
 pub use gated::{GatedConv2d, GatedConvTranspose2d, gated_conv_transpose2d, gated_conv2d};
+pub use im2col::{ConvGeometry, conv_transpose2d_gemm, conv2d_gemm};
 pub use linear::{Linear, LinearConfig, linear, masked_linear};
 pub use norm::Normalization;
 pub use params::{NON_TRAINABLE_SUFFIXES, ParamStore, is_trainable};
