@@ -16,6 +16,7 @@
 //! Layers take a [`Pass`]: `Train`, `Eval` or `DataInit(&store)`.
 
 mod activation;
+mod channel_affine;
 mod conv;
 mod decoder;
 mod encoder;

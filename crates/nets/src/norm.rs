@@ -53,6 +53,5 @@ pub(crate) fn weight_norm_output(
         store.set(&format!("{path}.g"), &new_g)?;
         store.set(&format!("{path}.bias"), &new_b)?;
     }
-    let scale = unit_shape(&(g / v_norm)?)?;
-    t.broadcast_mul(&scale)?.broadcast_add(&unit_shape(b)?)
+    crate::channel_affine::channel_affine(t, &(g / v_norm)?, b)
 }

@@ -1,0 +1,283 @@
+//! `y = t · s[c] + β[c]` per channel (axis 1) as one CPU op with a two-pass backward: the
+//! output side of weight normalisation.
+//!
+//! Composed from candle's `broadcast_mul` / `broadcast_add`, the backward reduces the
+//! gradient over every axis but 1 with candle's strided reductions, which were 20 % of a
+//! ResNet block's forward + backward in a profile. Here one pass computes `Σ g t` and `Σ g`
+//! per channel (in f64) and another `g · s[c]`.
+
+use candle::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
+use rayon::prelude::*;
+
+/// Work below this many elements stays on one thread.
+const PARALLEL_MIN: usize = 1 << 16;
+
+/// `t: [B, C, R]` (any trailing axes flattened into `R`) as a contiguous slice with its sizes.
+fn rows<'a, T: WithDType>(
+    v: &'a [T],
+    l: &Layout,
+    what: &str,
+) -> Result<(&'a [T], usize, usize, usize)> {
+    let Some((a, b)) = l.contiguous_offsets() else {
+        candle::bail!("channel_affine: {what} must be contiguous")
+    };
+    let dims = l.shape().dims();
+    if dims.len() < 2 {
+        candle::bail!(
+            "channel_affine: {what} needs a channel axis, got {:?}",
+            dims
+        );
+    }
+    let r: usize = dims[2..].iter().product();
+    Ok((&v[a..b], dims[0], dims[1], r))
+}
+
+fn per_channel<'a, T: WithDType>(v: &'a [T], l: &Layout, c: usize, what: &str) -> Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) if b - a == c => Ok(&v[a..b]),
+        _ => candle::bail!("channel_affine: {what} must be a contiguous [{c}]"),
+    }
+}
+
+fn forward<T: WithDType>(t: &[T], s: &[T], beta: &[T], b: usize, c: usize, r: usize) -> Vec<T> {
+    let mut out = vec![T::zero(); b * c * r];
+    if r == 1 {
+        // [N, C]: whole rows against the channel vectors.
+        let fill = |(i, row): (usize, &mut [T])| {
+            for (((o, &x), &sc), &bc) in row.iter_mut().zip(&t[i * c..(i + 1) * c]).zip(s).zip(beta)
+            {
+                *o = x * sc + bc;
+            }
+        };
+        if out.len() >= PARALLEL_MIN {
+            out.par_chunks_mut(c.max(1)).enumerate().for_each(fill);
+        } else {
+            out.chunks_mut(c.max(1)).enumerate().for_each(fill);
+        }
+        return out;
+    }
+    let fill = |(i, row): (usize, &mut [T])| {
+        let ch = i % c;
+        let (sc, bc) = (s[ch], beta[ch]);
+        for (o, &x) in row.iter_mut().zip(&t[i * r..(i + 1) * r]) {
+            *o = x * sc + bc;
+        }
+    };
+    let r = r.max(1);
+    if out.len() >= PARALLEL_MIN {
+        out.par_chunks_mut(r).enumerate().for_each(fill);
+    } else {
+        out.chunks_mut(r).enumerate().for_each(fill);
+    }
+    out
+}
+
+/// `[Σ g t per channel; Σ g per channel]` as `[2, C]`, accumulated in f64.
+fn channel_sums<T: WithDType>(g: &[T], t: &[T], b: usize, c: usize, r: usize) -> Vec<T> {
+    if r == 1 {
+        // [N, C]: accumulate whole rows into per-channel vectors.
+        let mut a = vec![0f64; c];
+        let mut z = vec![0f64; c];
+        for (gr, tr) in g.chunks_exact(c.max(1)).zip(t.chunks_exact(c.max(1))) {
+            for (((a, z), &g), &t) in a.iter_mut().zip(z.iter_mut()).zip(gr).zip(tr) {
+                let g = g.to_f64();
+                *a += g * t.to_f64();
+                *z += g;
+            }
+        }
+        return a.iter().chain(&z).map(|&v| T::from_f64(v)).collect();
+    }
+    let row = |i: usize| -> (f64, f64) {
+        let (gr, tr) = (&g[i * r..(i + 1) * r], &t[i * r..(i + 1) * r]);
+        gr.iter().zip(tr).fold((0.0, 0.0), |(a, z), (&g, &t)| {
+            let g = g.to_f64();
+            (a + g * t.to_f64(), z + g)
+        })
+    };
+    let per_row: Vec<(f64, f64)> = if b * c * r >= PARALLEL_MIN {
+        (0..b * c).into_par_iter().map(row).collect()
+    } else {
+        (0..b * c).map(row).collect()
+    };
+    let mut sums = vec![(0.0f64, 0.0f64); c];
+    for (i, (a, z)) in per_row.into_iter().enumerate() {
+        sums[i % c].0 += a;
+        sums[i % c].1 += z;
+    }
+    let mut out: Vec<T> = sums.iter().map(|s| T::from_f64(s.0)).collect();
+    out.extend(sums.iter().map(|s| T::from_f64(s.1)));
+    out
+}
+
+/// The forward op: `(t, s, β)`.
+struct Affine;
+
+impl CustomOp3 for Affine {
+    fn name(&self) -> &'static str {
+        "channel-affine"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        macro_rules! run {
+            ($t:expr, $s:expr, $b:expr, $v:ident) => {{
+                let (t, b, c, r) = rows($t, l1, "the input")?;
+                let s = per_channel($s, l2, c, "the scale")?;
+                let beta = per_channel($b, l3, c, "the bias")?;
+                CpuStorage::$v(forward(t, s, beta, b, c, r))
+            }};
+        }
+        let out = match (s1, s2, s3) {
+            (CpuStorage::F32(t), CpuStorage::F32(s), CpuStorage::F32(b)) => run!(t, s, b, F32),
+            (CpuStorage::F64(t), CpuStorage::F64(s), CpuStorage::F64(b)) => run!(t, s, b, F64),
+            _ => candle::bail!("channel_affine: f32 or f64 of one dtype expected"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        t: &Tensor,
+        s: &Tensor,
+        beta: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let zeros = beta.zeros_like()?;
+        let dt = grad.apply_op3_no_bwd(s, &zeros, &Affine)?;
+        let sums = grad.apply_op2_no_bwd(&t.contiguous()?, &Sums)?;
+        Ok((Some(dt), Some(sums.get(0)?), Some(sums.get(1)?)))
+    }
+}
+
+/// `[Σ g t; Σ g]` per channel, from the gradient `g` and the input `t`.
+struct Sums;
+
+impl CustomOp2 for Sums {
+    fn name(&self) -> &'static str {
+        "channel-affine-sums"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        if l1.shape() != l2.shape() {
+            candle::bail!(
+                "channel_affine: gradient {:?} for input {:?}",
+                l1.shape(),
+                l2.shape()
+            );
+        }
+        macro_rules! run {
+            ($g:expr, $t:expr, $v:ident) => {{
+                let (g, b, c, r) = rows($g, l1, "the gradient")?;
+                let (t, ..) = rows($t, l2, "the input")?;
+                CpuStorage::$v(channel_sums(g, t, b, c, r))
+            }};
+        }
+        let out = match (s1, s2) {
+            (CpuStorage::F32(g), CpuStorage::F32(t)) => run!(g, t, F32),
+            (CpuStorage::F64(g), CpuStorage::F64(t)) => run!(g, t, F64),
+            _ => candle::bail!("channel_affine: f32 or f64 of one dtype expected"),
+        };
+        Ok((out, Shape::from((2, l1.shape().dims()[1]))))
+    }
+}
+
+/// `y = t · s[c] + β[c]` with `c` the index on axis 1, differentiable in all three.
+///
+/// # Shapes
+/// `t: [B, C, ...]`, `scale: [C]`, `bias: [C]` give `t`'s shape.
+///
+/// # Errors
+/// Mismatched channel counts, a rank below 2, non-float or mixed dtypes.
+pub(crate) fn channel_affine(t: &Tensor, scale: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    let c = t.dim(1)?;
+    let (scale, bias) = (scale.flatten_all()?, bias.flatten_all()?);
+    if scale.elem_count() != c || bias.elem_count() != c {
+        candle::bail!(
+            "channel_affine: {c} channels but scale {:?} and bias {:?}",
+            scale.dims(),
+            bias.dims()
+        );
+    }
+    if t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64) {
+        return t
+            .contiguous()?
+            .apply_op3(&scale.contiguous()?, &bias.contiguous()?, Affine);
+    }
+    let mut dims = vec![1usize; t.rank()];
+    dims[1] = c;
+    t.broadcast_mul(&scale.reshape(dims.as_slice())?)?
+        .broadcast_add(&bias.reshape(dims.as_slice())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle::{Device, Var};
+    use vaekit_core::testing::assert_all_close;
+    use vaekit_core::{NoiseSource, SeededNoise};
+
+    /// Values and all three gradients against the broadcast composition, for ranks 2 and 4
+    /// and sizes on both sides of the parallel threshold.
+    #[test]
+    fn matches_the_broadcast_composition() -> Result<()> {
+        let mut noise = SeededNoise::new(5);
+        let dev = Device::Cpu;
+        for dims in [vec![3usize, 4], vec![2, 5, 3, 3], vec![8, 16, 24, 24]] {
+            let c = dims[1];
+            let t = noise.standard_normal(&dims.as_slice().into(), DType::F64, &dev)?;
+            let s = noise.standard_normal(&c.into(), DType::F64, &dev)?;
+            let b = noise.standard_normal(&c.into(), DType::F64, &dev)?;
+            let w = noise.standard_normal(&dims.as_slice().into(), DType::F64, &dev)?;
+            let run = |fused: bool| -> Result<Vec<Tensor>> {
+                let (tv, sv, bv) = (
+                    Var::from_tensor(&t)?,
+                    Var::from_tensor(&s)?,
+                    Var::from_tensor(&b)?,
+                );
+                let y = if fused {
+                    channel_affine(tv.as_tensor(), sv.as_tensor(), bv.as_tensor())?
+                } else {
+                    let mut shape = vec![1usize; dims.len()];
+                    shape[1] = c;
+                    tv.as_tensor()
+                        .broadcast_mul(&sv.as_tensor().reshape(shape.as_slice())?)?
+                        .broadcast_add(&bv.as_tensor().reshape(shape.as_slice())?)?
+                };
+                let g = (&y * &w)?.sum_all()?.backward()?;
+                let get = |v: &Var| {
+                    g.get(v.as_tensor())
+                        .cloned()
+                        .ok_or_else(|| candle::Error::Msg("missing gradient".into()))
+                };
+                Ok(vec![y, get(&tv)?, get(&sv)?, get(&bv)?])
+            };
+            for (a, e) in run(true)?.iter().zip(run(false)?.iter()) {
+                assert_all_close(a, e, 1e-12, 1e-12)?;
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn channel_mismatch_is_an_error() -> Result<()> {
+        let t = Tensor::zeros((2, 3, 4), DType::F32, &Device::Cpu)?;
+        let s = Tensor::zeros(4, DType::F32, &Device::Cpu)?;
+        assert!(channel_affine(&t, &s, &s).is_err());
+        Ok(())
+    }
+}
