@@ -6,7 +6,9 @@
 //! ResNet block's forward + backward in a profile. Here one pass computes `Σ g t` and `Σ g`
 //! per channel (in f64) and another `g · s[c]`.
 
-use candle::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
+use candle::{
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType,
+};
 use rayon::prelude::*;
 
 /// Work below this many elements stays on one thread.
@@ -72,26 +74,29 @@ fn forward<T: WithDType>(t: &[T], s: &[T], beta: &[T], b: usize, c: usize, r: us
     out
 }
 
-/// `[Σ g t per channel; Σ g per channel]` as `[2, C]`, accumulated in f64.
-fn channel_sums<T: WithDType>(g: &[T], t: &[T], b: usize, c: usize, r: usize) -> Vec<T> {
+/// `[Σ g t per channel; Σ g per channel]` as `[2, C]` (only `[Σ g]`, `[1, C]`, without
+/// `t`), accumulated in f64.
+fn channel_sums<T: WithDType>(g: &[T], t: Option<&[T]>, b: usize, c: usize, r: usize) -> Vec<T> {
+    let t_at = |i: usize| t.map_or(T::zero(), |t| t[i]);
     if r == 1 {
         // [N, C]: accumulate whole rows into per-channel vectors.
         let mut a = vec![0f64; c];
         let mut z = vec![0f64; c];
-        for (gr, tr) in g.chunks_exact(c.max(1)).zip(t.chunks_exact(c.max(1))) {
-            for (((a, z), &g), &t) in a.iter_mut().zip(z.iter_mut()).zip(gr).zip(tr) {
+        for (n, gr) in g.chunks_exact(c.max(1)).enumerate() {
+            for (j, ((a, z), &g)) in a.iter_mut().zip(z.iter_mut()).zip(gr).enumerate() {
                 let g = g.to_f64();
-                *a += g * t.to_f64();
+                *a += g * t_at(n * c + j).to_f64();
                 *z += g;
             }
         }
-        return a.iter().chain(&z).map(|&v| T::from_f64(v)).collect();
+        let keep = if t.is_some() { &a[..] } else { &[][..] };
+        return keep.iter().chain(&z).map(|&v| T::from_f64(v)).collect();
     }
     let row = |i: usize| -> (f64, f64) {
-        let (gr, tr) = (&g[i * r..(i + 1) * r], &t[i * r..(i + 1) * r]);
-        gr.iter().zip(tr).fold((0.0, 0.0), |(a, z), (&g, &t)| {
+        let gr = &g[i * r..(i + 1) * r];
+        gr.iter().enumerate().fold((0.0, 0.0), |(a, z), (j, &g)| {
             let g = g.to_f64();
-            (a + g * t.to_f64(), z + g)
+            (a + g * t_at(i * r + j).to_f64(), z + g)
         })
     };
     let per_row: Vec<(f64, f64)> = if b * c * r >= PARALLEL_MIN {
@@ -104,7 +109,10 @@ fn channel_sums<T: WithDType>(g: &[T], t: &[T], b: usize, c: usize, r: usize) ->
         sums[i % c].0 += a;
         sums[i % c].1 += z;
     }
-    let mut out: Vec<T> = sums.iter().map(|s| T::from_f64(s.0)).collect();
+    let mut out: Vec<T> = match t {
+        Some(_) => sums.iter().map(|s| T::from_f64(s.0)).collect(),
+        None => Vec::new(),
+    };
     out.extend(sums.iter().map(|s| T::from_f64(s.1)));
     out
 }
@@ -184,7 +192,7 @@ impl CustomOp2 for Sums {
             ($g:expr, $t:expr, $v:ident) => {{
                 let (g, b, c, r) = rows($g, l1, "the gradient")?;
                 let (t, ..) = rows($t, l2, "the input")?;
-                CpuStorage::$v(channel_sums(g, t, b, c, r))
+                CpuStorage::$v(channel_sums(g, Some(t), b, c, r))
             }};
         }
         let out = match (s1, s2) {
@@ -194,6 +202,94 @@ impl CustomOp2 for Sums {
         };
         Ok((out, Shape::from((2, l1.shape().dims()[1]))))
     }
+}
+
+/// `Σ g` per channel as `[C]`: the bias gradient.
+struct BiasSum;
+
+impl CustomOp1 for BiasSum {
+    fn name(&self) -> &'static str {
+        "bias-add-sum"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let out = match s {
+            CpuStorage::F32(g) => {
+                let (g, b, c, r) = rows(g, l, "the gradient")?;
+                CpuStorage::F32(channel_sums(g, None, b, c, r))
+            }
+            CpuStorage::F64(g) => {
+                let (g, b, c, r) = rows(g, l, "the gradient")?;
+                CpuStorage::F64(channel_sums(g, None, b, c, r))
+            }
+            _ => candle::bail!("bias_add: f32 or f64 expected"),
+        };
+        Ok((out, Shape::from(l.shape().dims()[1])))
+    }
+}
+
+/// The forward op of [`bias_add`]: `(t, β)`.
+struct BiasAdd;
+
+impl CustomOp2 for BiasAdd {
+    fn name(&self) -> &'static str {
+        "bias-add"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        macro_rules! run {
+            ($t:expr, $b:expr, $v:ident, $one:expr) => {{
+                let (t, b, c, r) = rows($t, l1, "the input")?;
+                let beta = per_channel($b, l2, c, "the bias")?;
+                CpuStorage::$v(forward(t, &vec![$one; c], beta, b, c, r))
+            }};
+        }
+        let out = match (s1, s2) {
+            (CpuStorage::F32(t), CpuStorage::F32(b)) => run!(t, b, F32, 1f32),
+            (CpuStorage::F64(t), CpuStorage::F64(b)) => run!(t, b, F64, 1f64),
+            _ => candle::bail!("bias_add: f32 or f64 of one dtype expected"),
+        };
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _t: &Tensor,
+        _beta: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let db = grad.contiguous()?.apply_op1_no_bwd(&BiasSum)?;
+        Ok((Some(grad.clone()), Some(db)))
+    }
+}
+
+/// `y = t + β[c]` with `c` the index on axis 1, differentiable in both; the bias gradient
+/// is one vectorized pass over the rows instead of candle's strided reduction.
+///
+/// # Shapes
+/// `t: [B, C, ...]`, `bias: [C]` give `t`'s shape.
+///
+/// # Errors
+/// A channel-count mismatch, a rank below 2, non-float or mixed dtypes.
+pub(crate) fn bias_add(t: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    let c = t.dim(1)?;
+    let bias = bias.flatten_all()?;
+    if bias.elem_count() != c {
+        candle::bail!("bias_add: {c} channels but bias {:?}", bias.dims());
+    }
+    if t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64) {
+        return t.contiguous()?.apply_op2(&bias.contiguous()?, BiasAdd);
+    }
+    let mut dims = vec![1usize; t.rank()];
+    dims[1] = c;
+    t.broadcast_add(&bias.reshape(dims.as_slice())?)
 }
 
 /// `y = t · s[c] + β[c]` with `c` the index on axis 1, differentiable in all three.
@@ -265,6 +361,46 @@ mod tests {
                         .ok_or_else(|| candle::Error::Msg("missing gradient".into()))
                 };
                 Ok(vec![y, get(&tv)?, get(&sv)?, get(&bv)?])
+            };
+            for (a, e) in run(true)?.iter().zip(run(false)?.iter()) {
+                assert_all_close(a, e, 1e-12, 1e-12)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The bias-only op against `broadcast_add`, values and both gradients.
+    #[test]
+    fn bias_add_matches_broadcast_add() -> Result<()> {
+        let mut noise = SeededNoise::new(6);
+        let dev = Device::Cpu;
+        for dims in [
+            vec![7usize, 5],
+            vec![3, 4, 5, 5],
+            vec![8, 16, 24, 24],
+            vec![600, 128],
+        ] {
+            let c = dims[1];
+            let t = noise.standard_normal(&dims.as_slice().into(), DType::F64, &dev)?;
+            let b = noise.standard_normal(&c.into(), DType::F64, &dev)?;
+            let w = noise.standard_normal(&dims.as_slice().into(), DType::F64, &dev)?;
+            let run = |fused: bool| -> Result<Vec<Tensor>> {
+                let (tv, bv) = (Var::from_tensor(&t)?, Var::from_tensor(&b)?);
+                let y = if fused {
+                    bias_add(tv.as_tensor(), bv.as_tensor())?
+                } else {
+                    let mut shape = vec![1usize; dims.len()];
+                    shape[1] = c;
+                    tv.as_tensor()
+                        .broadcast_add(&bv.as_tensor().reshape(shape.as_slice())?)?
+                };
+                let g = (&y * &w)?.sum_all()?.backward()?;
+                let get = |v: &Var| {
+                    g.get(v.as_tensor())
+                        .cloned()
+                        .ok_or_else(|| candle::Error::Msg("missing gradient".into()))
+                };
+                Ok(vec![y, get(&tv)?, get(&bv)?])
             };
             for (a, e) in run(true)?.iter().zip(run(false)?.iter()) {
                 assert_all_close(a, e, 1e-12, 1e-12)?;

@@ -97,14 +97,13 @@ impl ConvParams {
     /// Bias / normalisation applied to `t` (computed with the raw weight); `reduce` are the
     /// weight axes summed for `|v|` per output channel.
     fn finish(&self, t: Tensor, reduce: &[usize], pass: Pass) -> Result<Tensor> {
-        let shape1 = |u: &Tensor| u.reshape((1, u.elem_count(), 1, 1));
         match (&self.g, &self.bn, &self.bias) {
             (Some(g), _, Some(b)) => {
                 let v_norm = (self.weight.sqr()?.sum(reduce)? + 1e-12)?.sqrt()?;
                 weight_norm_output(&t, &v_norm, g, b, &self.path, self.config.init_scale, pass)
             }
             (None, Some(bn), _) => bn.forward_t(&t, pass.train()),
-            (_, _, Some(b)) => t.broadcast_add(&shape1(b)?),
+            (_, _, Some(b)) => crate::channel_affine::bias_add(&t, b),
             (_, _, None) => Ok(t),
         }
     }
