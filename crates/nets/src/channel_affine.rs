@@ -159,10 +159,19 @@ impl CustomOp3 for Affine {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
-        let zeros = beta.zeros_like()?;
-        let dt = grad.apply_op3_no_bwd(s, &zeros, &Affine)?;
-        let sums = grad.apply_op2_no_bwd(&t.contiguous()?, &Sums)?;
-        Ok((Some(dt), Some(sums.get(0)?), Some(sums.get(1)?)))
+        let dt = if t.track_op() {
+            Some(grad.apply_op3_no_bwd(s, &beta.zeros_like()?, &Affine)?)
+        } else {
+            None
+        };
+        // Only what autograd tracks (a frozen network's scale and bias need nothing).
+        let (ds, db) = if s.track_op() || beta.track_op() {
+            let sums = grad.apply_op2_no_bwd(&t.contiguous()?, &Sums)?;
+            (Some(sums.get(0)?), Some(sums.get(1)?))
+        } else {
+            (None, None)
+        };
+        Ok((dt, ds, db))
     }
 }
 
@@ -260,13 +269,18 @@ impl CustomOp2 for BiasAdd {
 
     fn bwd(
         &self,
-        _t: &Tensor,
-        _beta: &Tensor,
+        t: &Tensor,
+        beta: &Tensor,
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let db = grad.contiguous()?.apply_op1_no_bwd(&BiasSum)?;
-        Ok((Some(grad.clone()), Some(db)))
+        // Only what autograd tracks (a frozen network's bias needs nothing).
+        let db = if beta.track_op() {
+            Some(grad.contiguous()?.apply_op1_no_bwd(&BiasSum)?)
+        } else {
+            None
+        };
+        Ok((t.track_op().then(|| grad.clone()), db))
     }
 }
 

@@ -23,6 +23,7 @@ mod encoder;
 mod gated;
 mod im2col;
 mod linear;
+mod matmul;
 mod norm;
 mod params;
 mod pass;

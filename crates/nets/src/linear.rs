@@ -88,7 +88,7 @@ impl Linear {
             );
         }
         let v = self.masked()?;
-        let t = x.broadcast_matmul(&v.t()?)?;
+        let t = crate::matmul::matmul_t(x, &v)?;
         match (&self.g, &self.bn, &self.bias) {
             (Some(g), _, Some(b)) => {
                 let t2 = t.reshape(((), self.out_dim()))?;
