@@ -14,17 +14,22 @@ const LOG2_E: f32 = std::f32::consts::LOG2_E;
 /// Beyond this `exp(-a)` is below f32's normal range; it is flushed to `exp(-87)`, which
 /// changes nothing that adds it to a number of order one.
 const A_MAX: f32 = 87.0;
+/// `1.5 · 2^23`: adding it to a float below `2^22` rounds that float to an integer.
+const MAGIC: f32 = 12_582_912.0;
 
 /// `exp(-a)` for `a >= 0` (NaN in, NaN out). Range reduction `a = n ln 2 + r`,
-/// `|r| <= ln 2 / 2`, then a degree-7 Taylor polynomial of `exp(-r)` (truncation below
+/// `|r| <= ln 2 / 2` (to rounding), then a degree-7 Taylor polynomial of `exp(-r)` (truncation below
 /// `1e-9` relative) times `2^-n` built from its bits. Relative error below `4e-7`.
 #[inline(always)]
 pub(crate) fn exp_neg(a: f32) -> f32 {
     // A comparison, not `min`, so that NaN stays NaN.
     let a = if a > A_MAX { A_MAX } else { a };
-    // `a >= 0` (or NaN, which casts to 0): truncation is the floor of `a log2 e + 1/2`.
-    let n = (a * LOG2_E + 0.5) as i32;
-    let nf = n as f32;
+    // n = round(a log2 e) by the 1.5·2^23 trick: after the add, the rounded integer sits in
+    // the low mantissa bits. (`as i32` would be scalarized: Rust's saturating float-to-int
+    // cast checks NaN lane by lane.) For 0 <= a <= 87, 0 <= n <= 126; NaN gives NaN below.
+    let k = a * LOG2_E + MAGIC;
+    let n = k.to_bits().wrapping_sub(MAGIC.to_bits()) as i32;
+    let nf = k - MAGIC;
     let r = (a - nf * LN2_HI) - nf * LN2_LO;
     // exp(-r) = Σ (-r)^k / k!, Horner.
     let m = -r;
@@ -35,7 +40,7 @@ pub(crate) fn exp_neg(a: f32) -> f32 {
                     + m * (1.0 / 24.0
                         + m * (1.0 / 120.0 + m * (1.0 / 720.0 + m * (1.0 / 5040.0)))))));
     // 2^-n for 0 <= n <= 126 from the exponent bits.
-    let scale = f32::from_bits(((127 - n) as u32) << 23);
+    let scale = f32::from_bits((127i32.wrapping_sub(n) as u32) << 23);
     p * scale
 }
 
