@@ -221,6 +221,11 @@ pub struct RunConfig {
     pub is_samples: usize,
     /// MNIST directory (resolution order applies when absent).
     pub data_dir: Option<PathBuf>,
+    /// Wall-clock budget of the training in one invocation, minutes: no epoch is started
+    /// that would end past it (judged by the previous epoch's time), then the pictures and
+    /// the final evaluation run as usual.
+    #[serde(default)]
+    pub time_budget_minutes: Option<f64>,
 }
 
 /// Names of the presets.
@@ -263,6 +268,7 @@ impl RunConfig {
             limit_test: None,
             is_samples: 5000,
             data_dir: None,
+            time_budget_minutes: None,
         };
         Ok(match name {
             // The IWAE paper's dense VAE: 784-200-200-50, tanh, Bernoulli, Adam(eps 1e-4),
@@ -429,6 +435,11 @@ impl RunConfig {
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             bail!("lr must be finite and > 0, got {}", self.lr);
+        }
+        if let Some(m) = self.time_budget_minutes
+            && !(m > 0.0 && m.is_finite())
+        {
+            bail!("the time budget must be a positive number of minutes, got {m}");
         }
         let pathwise = matches!(
             self.objective.objective,

@@ -40,6 +40,9 @@ enum Command {
         /// Train to this many epochs in total.
         #[arg(long)]
         epochs: Option<u64>,
+        /// Wall-clock budget of this invocation's training, minutes (replaces the run's).
+        #[arg(long, value_name = "MINUTES")]
+        time_budget: Option<f64>,
     },
     /// Test log-likelihood of a run's latest checkpoint: importance sampling, optionally
     /// Hamiltonian annealed importance sampling and BDMC bounds on simulated data.
@@ -93,6 +96,10 @@ struct TrainArgs {
     /// all) so its eight stages span N epochs: for a run with a time budget.
     #[arg(long, value_name = "N")]
     schedule_span: Option<f64>,
+    /// Stop training when the next epoch would end past this many minutes of wall-clock
+    /// time, then draw the pictures and evaluate as usual.
+    #[arg(long, value_name = "MINUTES")]
+    time_budget: Option<f64>,
     /// Use only the first N training images.
     #[arg(long)]
     limit_train: Option<usize>,
@@ -160,6 +167,9 @@ fn train(args: &TrainArgs) -> Result<()> {
         );
         cfg.schedule = LrSchedule::IwaePaperScaled { span_epochs: span };
     }
+    if let Some(v) = args.time_budget {
+        cfg.time_budget_minutes = Some(v);
+    }
     if let Some(v) = args.limit_train {
         cfg.limit_train = Some(v);
     }
@@ -179,7 +189,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Data(args) => data::run(&args),
         Command::Train(args) => train(&args).map(|()| ExitCode::SUCCESS),
-        Command::Resume { run, epochs } => run::resume(&run, epochs).map(|()| ExitCode::SUCCESS),
+        Command::Resume {
+            run,
+            epochs,
+            time_budget,
+        } => run::resume(&run, epochs, time_budget).map(|()| ExitCode::SUCCESS),
         Command::Eval(args) => evaluate::eval(&args).map(|()| ExitCode::SUCCESS),
         Command::Sample { run } => run::sample(&run).map(|p| {
             println!("wrote {}", p.display());

@@ -108,11 +108,18 @@ pub fn train(cfg: RunConfig, out: &Path) -> Result<()> {
     run(cfg, out, false)
 }
 
-/// Continues the run in `dir`, optionally to a new number of epochs.
-pub fn resume(dir: &Path, epochs: Option<u64>) -> Result<()> {
+/// Continues the run in `dir`, optionally to a new number of epochs and with a new time
+/// budget (which, like a stored one, counts from the start of this invocation).
+pub fn resume(dir: &Path, epochs: Option<u64>, time_budget: Option<f64>) -> Result<()> {
     let mut cfg = read_config(dir)?;
-    if let Some(e) = epochs {
-        cfg.epochs = e;
+    if epochs.is_some() || time_budget.is_some() {
+        if let Some(e) = epochs {
+            cfg.epochs = e;
+        }
+        if let Some(m) = time_budget {
+            cfg.time_budget_minutes = Some(m);
+        }
+        cfg.validate()?;
         write_atomic(&dir.join("config.json"), &serde_json::to_vec_pretty(&cfg)?)?;
     }
     run(cfg, dir, true)
@@ -177,7 +184,22 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool) -> Result<()> {
         data.test_x.dim(0)?,
         trainer.state().epoch
     );
+    let budget = cfg.time_budget_minutes.map(|m| m * 60.0);
+    let mut last_epoch_seconds = 0.0;
     while trainer.state().epoch < total {
+        if let Some(budget) = budget {
+            let elapsed = start.elapsed().as_secs_f64();
+            if elapsed + last_epoch_seconds > budget {
+                println!(
+                    "time budget of {:.2} min: stopping after epoch {} ({:.2} min trained; the next epoch would end past it)",
+                    budget / 60.0,
+                    trainer.state().epoch,
+                    elapsed / 60.0
+                );
+                break;
+            }
+        }
+        let epoch_start = Instant::now();
         let mut bar = Progress::new(format!("epoch {:>5}/{total}", trainer.state().epoch + 1));
         let report = trainer
             .train_epoch_with_progress(&data.train, &device, &mut |done, n| bar.update(done, n));
@@ -215,6 +237,7 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool) -> Result<()> {
                 String::new()
             }
         );
+        last_epoch_seconds = epoch_start.elapsed().as_secs_f64();
     }
     let train_seconds = start.elapsed().as_secs_f64();
     trainer.with_ema(|| pictures(&cfg, out, q, p, &data.test_x))?;

@@ -185,6 +185,49 @@ fn train_resume_eval_sample() {
     assert_eq!(json(&run.join("results.json"))["epochs"], 1);
 }
 
+/// A time budget stops training before an epoch that would end past it, then the run
+/// finishes (pictures, results) as usual; the budget is recorded in `config.json`.
+#[test]
+fn time_budget_stops_training_and_finishes_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mnist");
+    write_synthetic_mnist(&data, 40, 20, true).unwrap();
+    let run = tmp.path().join("run");
+    let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
+    // 0.0001 min = 6 ms: the first epoch runs (no epoch time is known yet), the second
+    // would end past the budget.
+    let out = train_iaf(&[
+        "train",
+        "--preset",
+        "iwae-dense",
+        "--data-dir",
+        d,
+        "--out",
+        r,
+        "--epochs",
+        "50",
+        "--is-samples",
+        "4",
+        "--time-budget",
+        "0.0001",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("stopping after epoch 1"), "{text}");
+    assert_eq!(json(&run.join("results.json"))["epochs"], 1);
+    assert!(is_png(&run.join("samples.png")));
+    assert_eq!(
+        json(&run.join("config.json"))["time_budget_minutes"],
+        0.0001
+    );
+    // A bad budget is refused before training.
+    let bad = Command::new(env!("CARGO_BIN_EXE_train-iaf"))
+        .args(["resume", "--run", r, "--time-budget", "0"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("time budget"));
+}
+
 #[test]
 fn bad_configurations_fail_before_training() {
     let tmp = tempfile::tempdir().unwrap();
