@@ -14,10 +14,6 @@ mod runner;
 mod timing;
 mod workloads;
 
-// candle allocates a buffer per op; glibc malloc alone costs about 2x.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use anyhow::Result;
 use clap::Parser;
 use std::path::PathBuf;
@@ -64,6 +60,8 @@ pub struct Cli {
 }
 
 fn main() -> ExitCode {
+    // mimalloc, kept from returning memory to the OS, as in `train-iaf`.
+    vaekit_alloc::configure();
     let cli = Cli::parse();
     if cli.list {
         for w in workloads::ALL {

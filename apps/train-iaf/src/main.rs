@@ -2,7 +2,6 @@
 //!
 //! Subcommands: `data` (find and verify MNIST), `train`, `resume`, `eval`, `sample`.
 
-mod alloc;
 mod config;
 mod data;
 mod evaluate;
@@ -184,7 +183,7 @@ fn train(args: &TrainArgs) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    alloc::configure();
+    vaekit_alloc::configure();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Data(args) => data::run(&args),
