@@ -158,8 +158,16 @@ impl Grid {
                     };
                     let src = &cols[row * n + (b * self.oh + oy) * self.ow..][..self.ow];
                     let out = &mut dst[iy * self.w..][..self.w];
-                    for (o, &v) in src.iter().enumerate().take(hi).skip(lo) {
-                        out[o * self.g.stride + kw * self.g.dilation - self.g.padding] += v;
+                    if self.g.stride == 1 {
+                        // A contiguous run: a slice add, which vectorizes.
+                        let start = lo + kw * self.g.dilation - self.g.padding;
+                        for (o, &v) in out[start..start + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
+                            *o += v;
+                        }
+                    } else {
+                        for (o, &v) in src.iter().enumerate().take(hi).skip(lo) {
+                            out[o * self.g.stride + kw * self.g.dilation - self.g.padding] += v;
+                        }
                     }
                 }
             }
