@@ -99,7 +99,13 @@ impl ConvParams {
     fn finish(&self, t: Tensor, reduce: &[usize], pass: Pass) -> Result<Tensor> {
         match (&self.g, &self.bn, &self.bias) {
             (Some(g), _, Some(b)) => {
-                let v_norm = (self.weight.sqr()?.sum(reduce)? + 1e-12)?.sqrt()?;
+                let v_norm = if reduce == [1, 2, 3] {
+                    // Rows of the [out, in·k·k] matrix: one pass each way.
+                    let out = self.weight.dim(0)?;
+                    crate::weight_ops::row_norm(&self.weight.reshape((out, ()))?)?
+                } else {
+                    (self.weight.sqr()?.sum(reduce)? + 1e-12)?.sqrt()?
+                };
                 weight_norm_output(&t, &v_norm, g, b, &self.path, self.config.init_scale, pass)
             }
             (None, Some(bn), _) => bn.forward_t(&t, pass.train()),

@@ -28,6 +28,7 @@ mod norm;
 mod params;
 mod pass;
 mod resnet_block;
+mod weight_ops;
 
 pub use activation::Activation;
 pub use conv::{Conv2d, ConvConfig, ConvTranspose2d, conv_transpose2d, conv2d};

@@ -3,6 +3,7 @@
 
 use crate::norm::{Normalization, weight_norm_output};
 use crate::pass::Pass;
+use crate::weight_ops::row_norm;
 use candle::{D, Result, Tensor};
 use candle_nn::{BatchNorm, Init, ModuleT, VarBuilder};
 use serde::{Deserialize, Serialize};
@@ -69,7 +70,7 @@ impl Linear {
 
     fn masked(&self) -> Result<Tensor> {
         match &self.mask {
-            Some(m) => &self.weight * m,
+            Some(m) => crate::weight_ops::masked(&self.weight, m),
             None => Ok(self.weight.clone()),
         }
     }
@@ -109,11 +110,6 @@ impl Linear {
             (_, _, None) => Ok(t),
         }
     }
-}
-
-/// `|v|` per row, floored away from 0 (an all-masked row).
-fn row_norm(v: &Tensor) -> Result<Tensor> {
-    (v.sqr()?.sum(1)? + 1e-12)?.sqrt()
 }
 
 /// A linear layer `in -> out` at `vb`'s path.
