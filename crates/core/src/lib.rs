@@ -32,6 +32,7 @@ mod noise;
 mod numerics;
 mod philox;
 mod seeded;
+mod storage;
 pub mod testing;
 
 pub use noise::{NoiseSource, permutation};
@@ -41,3 +42,4 @@ pub use numerics::{
 };
 pub use philox::philox4x32_10;
 pub use seeded::{NoiseState, SeededNoise, derive_seed};
+pub use storage::{contiguous_part, contiguous_slice};

@@ -59,6 +59,29 @@ where
     Tensor::from_vec(grad, &shape, x.device())
 }
 
+/// `max |a - b|` over all elements, in f64 (any float dtypes, same shape).
+///
+/// # Errors
+/// Shape or dtype errors.
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> Result<f64> {
+    (a.to_dtype(candle::DType::F64)? - b.to_dtype(candle::DType::F64)?)?
+        .abs()?
+        .flatten_all()?
+        .max(0)?
+        .to_scalar::<f64>()
+}
+
+/// The gradient of `t` in `grads`, or an error when autograd gave it none.
+///
+/// # Errors
+/// `t` has no gradient.
+pub fn gradient_of(grads: &candle::backprop::GradStore, t: &Tensor) -> Result<Tensor> {
+    grads
+        .get(t)
+        .cloned()
+        .ok_or_else(|| candle::Error::Msg("no gradient for this tensor".into()))
+}
+
 /// Asserts `|actual - expected| <= atol + rtol * |expected|` element-wise, treating equal
 /// infinities as equal and NaN as equal only to NaN. Panics with the first offending index.
 ///

@@ -20,9 +20,7 @@ fn rows<'a, T: WithDType>(
     l: &Layout,
     what: &str,
 ) -> Result<(&'a [T], usize, usize, usize)> {
-    let Some((a, b)) = l.contiguous_offsets() else {
-        candle::bail!("channel_affine: {what} must be contiguous")
-    };
+    let v = vaekit_core::contiguous_part(v, l, what)?;
     let dims = l.shape().dims();
     if dims.len() < 2 {
         candle::bail!(
@@ -31,7 +29,7 @@ fn rows<'a, T: WithDType>(
         );
     }
     let r: usize = dims[2..].iter().product();
-    Ok((&v[a..b], dims[0], dims[1], r))
+    Ok((v, dims[0], dims[1], r))
 }
 
 fn per_channel<'a, T: WithDType>(v: &'a [T], l: &Layout, c: usize, what: &str) -> Result<&'a [T]> {
@@ -369,11 +367,7 @@ mod tests {
                         .broadcast_add(&bv.as_tensor().reshape(shape.as_slice())?)?
                 };
                 let g = (&y * &w)?.sum_all()?.backward()?;
-                let get = |v: &Var| {
-                    g.get(v.as_tensor())
-                        .cloned()
-                        .ok_or_else(|| candle::Error::Msg("missing gradient".into()))
-                };
+                let get = |v: &Var| vaekit_core::testing::gradient_of(&g, v.as_tensor());
                 Ok(vec![y, get(&tv)?, get(&sv)?, get(&bv)?])
             };
             for (a, e) in run(true)?.iter().zip(run(false)?.iter()) {
@@ -409,11 +403,7 @@ mod tests {
                         .broadcast_add(&bv.as_tensor().reshape(shape.as_slice())?)?
                 };
                 let g = (&y * &w)?.sum_all()?.backward()?;
-                let get = |v: &Var| {
-                    g.get(v.as_tensor())
-                        .cloned()
-                        .ok_or_else(|| candle::Error::Msg("missing gradient".into()))
-                };
+                let get = |v: &Var| vaekit_core::testing::gradient_of(&g, v.as_tensor());
                 Ok(vec![y, get(&tv)?, get(&bv)?])
             };
             for (a, e) in run(true)?.iter().zip(run(false)?.iter()) {

@@ -13,6 +13,7 @@
 
 use candle::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
+use vaekit_core::contiguous_part;
 
 /// The geometry of a 2-D convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,13 +206,6 @@ impl Grid {
     }
 }
 
-fn contiguous<'a, T: WithDType>(v: &'a [T], l: &Layout, name: &str) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => candle::bail!("{name}: input must be contiguous"),
-    }
-}
-
 /// `[B, C, H, W]` to the patch matrix `[C·k·k, B·OH·OW]`.
 struct Im2Col(Grid);
 
@@ -229,8 +223,8 @@ impl CustomOp1 for Im2Col {
             candle::bail!("im2col: input {:?} is not the grid's image", l.shape());
         }
         let out = match s {
-            CpuStorage::F32(v) => CpuStorage::F32(g.im2col(contiguous(v, l, "im2col")?)),
-            CpuStorage::F64(v) => CpuStorage::F64(g.im2col(contiguous(v, l, "im2col")?)),
+            CpuStorage::F32(v) => CpuStorage::F32(g.im2col(contiguous_part(v, l, "im2col")?)),
+            CpuStorage::F64(v) => CpuStorage::F64(g.im2col(contiguous_part(v, l, "im2col")?)),
             _ => candle::bail!("im2col: f32 or f64 expected"),
         };
         Ok((out, Shape::from((g.rows(), g.n()))))
@@ -257,8 +251,8 @@ impl CustomOp1 for Col2Im {
             );
         }
         let out = match s {
-            CpuStorage::F32(v) => CpuStorage::F32(g.col2im(contiguous(v, l, "col2im")?)),
-            CpuStorage::F64(v) => CpuStorage::F64(g.col2im(contiguous(v, l, "col2im")?)),
+            CpuStorage::F32(v) => CpuStorage::F32(g.col2im(contiguous_part(v, l, "col2im")?)),
+            CpuStorage::F64(v) => CpuStorage::F64(g.col2im(contiguous_part(v, l, "col2im")?)),
             _ => candle::bail!("col2im: f32 or f64 expected"),
         };
         Ok((out, Shape::from((g.b, g.c, g.h, g.w))))
@@ -382,14 +376,8 @@ mod tests {
                 .sin()?
                 .reshape(y.shape())?;
             let g = (&y * &weights)?.sum_all()?.backward()?;
-            let gx = g
-                .get(xv.as_tensor())
-                .cloned()
-                .ok_or_else(|| candle::Error::Msg("no dx".into()))?;
-            let gw = g
-                .get(wv.as_tensor())
-                .cloned()
-                .ok_or_else(|| candle::Error::Msg("no dw".into()))?;
+            let gx = vaekit_core::testing::gradient_of(&g, xv.as_tensor())?;
+            let gw = vaekit_core::testing::gradient_of(&g, wv.as_tensor())?;
             Ok(vec![y, gx, gw])
         };
         for (a, b) in run(&ours)?.iter().zip(run(&reference)?.iter()) {

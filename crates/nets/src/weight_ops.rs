@@ -7,13 +7,7 @@
 
 use candle::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use candle::{WithDType, backend::BackendStorage};
-
-fn slice<'a, T: WithDType>(v: &'a [T], l: &Layout, what: &str) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => candle::bail!("weight ops: {what} must be contiguous"),
-    }
-}
+use vaekit_core::contiguous_part;
 
 /// `v ⊙ m`; backward `g ⊙ m` for `v` only (the mask is a constant).
 struct Mask;
@@ -37,12 +31,14 @@ impl CustomOp2 for Mask {
             a.iter().zip(b).map(|(&a, &b)| a * b).collect()
         }
         let out = match (s1, s2) {
-            (CpuStorage::F32(v), CpuStorage::F32(m)) => {
-                CpuStorage::F32(mul(slice(v, l1, "v")?, slice(m, l2, "the mask")?))
-            }
-            (CpuStorage::F64(v), CpuStorage::F64(m)) => {
-                CpuStorage::F64(mul(slice(v, l1, "v")?, slice(m, l2, "the mask")?))
-            }
+            (CpuStorage::F32(v), CpuStorage::F32(m)) => CpuStorage::F32(mul(
+                contiguous_part(v, l1, "v")?,
+                contiguous_part(m, l2, "the mask")?,
+            )),
+            (CpuStorage::F64(v), CpuStorage::F64(m)) => CpuStorage::F64(mul(
+                contiguous_part(v, l1, "v")?,
+                contiguous_part(m, l2, "the mask")?,
+            )),
             (a, b) => candle::bail!(
                 "masked weight: f32 or f64 of one dtype expected, got {:?} and {:?}",
                 a.dtype(),
@@ -86,8 +82,8 @@ impl CustomOp1 for RowNorm {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let (rows, cols) = l.shape().dims2()?;
         let out = match s {
-            CpuStorage::F32(w) => CpuStorage::F32(row_norms(slice(w, l, "w")?, cols)),
-            CpuStorage::F64(w) => CpuStorage::F64(row_norms(slice(w, l, "w")?, cols)),
+            CpuStorage::F32(w) => CpuStorage::F32(row_norms(contiguous_part(w, l, "w")?, cols)),
+            CpuStorage::F64(w) => CpuStorage::F64(row_norms(contiguous_part(w, l, "w")?, cols)),
             other => candle::bail!("row norm: f32 or f64 expected, got {:?}", other.dtype()),
         };
         Ok((out, Shape::from(rows)))
@@ -139,17 +135,17 @@ impl CustomOp3 for RowNormGrad {
         let out = match (s1, s2, s3) {
             (CpuStorage::F32(w), CpuStorage::F32(n), CpuStorage::F32(g)) => {
                 CpuStorage::F32(row_norm_grad(
-                    slice(w, l1, "w")?,
-                    slice(n, l2, "|w|")?,
-                    slice(g, l3, "g")?,
+                    contiguous_part(w, l1, "w")?,
+                    contiguous_part(n, l2, "|w|")?,
+                    contiguous_part(g, l3, "g")?,
                     cols,
                 ))
             }
             (CpuStorage::F64(w), CpuStorage::F64(n), CpuStorage::F64(g)) => {
                 CpuStorage::F64(row_norm_grad(
-                    slice(w, l1, "w")?,
-                    slice(n, l2, "|w|")?,
-                    slice(g, l3, "g")?,
+                    contiguous_part(w, l1, "w")?,
+                    contiguous_part(n, l2, "|w|")?,
+                    contiguous_part(g, l3, "g")?,
                     cols,
                 ))
             }
@@ -227,10 +223,7 @@ mod tests {
             };
             let y = wm.broadcast_div(&n.unsqueeze(1)?)?;
             let g = (&y * &w)?.sum_all()?.backward()?;
-            let dv = g
-                .get(vv.as_tensor())
-                .cloned()
-                .ok_or_else(|| candle::Error::Msg("no gradient".into()))?;
+            let dv = vaekit_core::testing::gradient_of(&g, vv.as_tensor())?;
             Ok(vec![wm, n, dv])
         };
         for (a, e) in run(true)?.iter().zip(run(false)?.iter()) {

@@ -5,7 +5,6 @@
 use super::dispatch::avx2_dispatch;
 use super::elementwise::PARALLEL_MIN;
 use super::fast_f32;
-use candle::backend::BackendStorage;
 use candle::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -64,16 +63,6 @@ fn par_fill(n: usize, f: impl Fn(std::ops::Range<usize>, &mut [f32]) + Send + Sy
     out
 }
 
-fn f32_slice<'a>(name: &str, s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    let Some((a, b)) = l.contiguous_offsets() else {
-        candle::bail!("{name}: input must be contiguous")
-    };
-    match s {
-        CpuStorage::F32(v) => Ok(&v[a..b]),
-        other => candle::bail!("{name}: f32 expected, got {:?}", other.dtype()),
-    }
-}
-
 impl CustomOp1 for Kind {
     fn name(&self) -> &'static str {
         match self {
@@ -83,7 +72,7 @@ impl CustomOp1 for Kind {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = f32_slice(self.name(), s, l)?;
+        let x = crate::contiguous_slice::<f32>(s, l, self.name())?;
         let out = match self {
             Kind::Tanh => par_fill(x.len(), |r, o| tanh_slice(o, &x[r])),
             Kind::Elu => par_fill(x.len(), |r, o| elu_slice(o, &x[r])),
@@ -117,8 +106,8 @@ impl CustomOp2 for Grad {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let y = f32_slice(self.name(), s1, l1)?;
-        let g = f32_slice(self.name(), s2, l2)?;
+        let y = crate::contiguous_slice::<f32>(s1, l1, self.name())?;
+        let g = crate::contiguous_slice::<f32>(s2, l2, self.name())?;
         if y.len() != g.len() {
             candle::bail!(
                 "{}: {} outputs, {} gradients",
@@ -177,16 +166,7 @@ mod tests {
     use candle::{Device, Var};
 
     fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a.to_dtype(DType::F64).unwrap() - b.to_dtype(DType::F64).unwrap())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
+        crate::testing::max_abs_diff(a, b).unwrap()
     }
 
     /// Values and gradients of the fused f32 ops against candle's f64 ops, on inputs long

@@ -4,7 +4,6 @@
 use super::dispatch::avx2_dispatch;
 use super::elementwise::PARALLEL_MIN;
 use super::fast_f32;
-use candle::backend::BackendStorage;
 use candle::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -72,10 +71,6 @@ fn slices<'a>(
     s2: &'a CpuStorage,
     l2: &Layout,
 ) -> Result<Rows<'a>> {
-    let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-    else {
-        candle::bail!("{name}: inputs must be contiguous")
-    };
     let (b, s, p) = l1.shape().dims3()?;
     if l2.shape().dims2()? != (b, p) {
         candle::bail!(
@@ -84,20 +79,13 @@ fn slices<'a>(
             l1.shape()
         );
     }
-    match (s1, s2) {
-        (CpuStorage::F32(l), CpuStorage::F32(x)) => Ok(Rows {
-            l: &l[a0..a1],
-            x: &x[b0..b1],
-            b,
-            s,
-            p,
-        }),
-        (a, c) => candle::bail!(
-            "{name}: f32 expected, got {:?} and {:?}",
-            a.dtype(),
-            c.dtype()
-        ),
-    }
+    Ok(Rows {
+        l: crate::contiguous_slice::<f32>(s1, l1, name)?,
+        x: crate::contiguous_slice::<f32>(s2, l2, name)?,
+        b,
+        s,
+        p,
+    })
 }
 
 /// The forward op: logits `[B, S, P]`, values `[B, P]` give `[B, S]`.
@@ -160,17 +148,7 @@ impl CustomOp3 for ScoreOp {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let Rows { l, x, b, s, p } = slices(self.name(), s1, l1, s2, l2)?;
-        let Some((g0, g1)) = l3.contiguous_offsets() else {
-            candle::bail!("{}: the gradient must be contiguous", self.name())
-        };
-        let CpuStorage::F32(g) = s3 else {
-            candle::bail!(
-                "{}: f32 gradient expected, got {:?}",
-                self.name(),
-                s3.dtype()
-            )
-        };
-        let g = &g[g0..g1];
+        let g = crate::contiguous_slice::<f32>(s3, l3, self.name())?;
         if g.len() != b * s {
             candle::bail!(
                 "{}: gradient of {} values for [{b}, {s}]",
@@ -236,16 +214,7 @@ mod tests {
     use candle::{Device, Var};
 
     fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a.to_dtype(DType::F64).unwrap() - b.to_dtype(DType::F64).unwrap())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .max(0)
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
+        crate::testing::max_abs_diff(a, b).unwrap()
     }
 
     /// Logits spread over `[-60, 60]` (with ±800 mixed in), binary and fractional values;

@@ -1,0 +1,27 @@
+//! Access to CPU storage inside custom ops.
+
+use candle::{CpuStorage, Layout, Result, WithDType};
+
+/// The part of `v` that a contiguous `layout` covers; an error naming `what` otherwise.
+/// For custom ops' `cpu_fwd`, which receive whole storage buffers.
+///
+/// # Errors
+/// A strided (non-contiguous) layout.
+pub fn contiguous_part<'a, T>(v: &'a [T], layout: &Layout, what: &str) -> Result<&'a [T]> {
+    match layout.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => candle::bail!("{what} must be contiguous"),
+    }
+}
+
+/// The contiguous part of CPU `storage` as `T` (see [`contiguous_part`]).
+///
+/// # Errors
+/// A strided layout, or storage of another dtype than `T`.
+pub fn contiguous_slice<'a, T: WithDType>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    what: &str,
+) -> Result<&'a [T]> {
+    contiguous_part(storage.as_slice::<T>()?, layout, what)
+}
