@@ -73,15 +73,15 @@ impl EvalArgs {
 
 /// Runs the requested evaluations; writes `eval-<what>.json` in the run and merges the
 /// figures into `results.json` when the run has one.
-pub fn eval(args: &EvalArgs) -> Result<()> {
+pub fn eval(args: &EvalArgs, device: &Device) -> Result<()> {
     let dir = &args.run;
     if args.is_samples == 0 && args.hais_steps == 0 && args.bdmc == 0 {
         bail!("nothing to evaluate: give --is-samples, --hais-steps or --bdmc");
     }
-    let (cfg, data, built) = open_run(dir, true)?;
+    let (cfg, data, built) = open_run(dir, true, device)?;
     let Built { store, q, p } = &built;
     let (q, p) = (q.as_ref(), p.as_ref());
-    let trainer = restore(&cfg, dir, store, q, p, "evaluate")?;
+    let trainer = restore(&cfg, dir, store, q, p, "evaluate", device)?;
     let n = data.test_x.dim(0)?;
     let points = args.limit_test.map_or(n, |l| l.min(n));
     if points == 0 && args.bdmc == 0 {
@@ -107,12 +107,11 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         ));
     }
     // HMC differentiates with respect to z only: networks over plain tensors.
-    let device = Device::Cpu;
     if args.hais_steps > 0 && points > 0 {
         let config = args.ais_config(args.hais_start);
         let start = Instant::now();
         let report = trainer.with_ema(|| -> Result<_> {
-            let (fq, fp) = frozen(&cfg, store, &device)?;
+            let (fq, fp) = frozen(&cfg, store, device)?;
             ais_log_likelihood(&fq, &fp, &test_x, &config, &mut SeededNoise::new(0x4a15))
                 .context("HAIS failed")
         })?;
@@ -144,7 +143,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         let config = args.ais_config(start_kind);
         let start = Instant::now();
         let report = trainer.with_ema(|| -> Result<_> {
-            let (fq, fp) = frozen(&cfg, store, &device)?;
+            let (fq, fp) = frozen(&cfg, store, device)?;
             bdmc(&fq, &fp, args.bdmc, &config, &mut SeededNoise::new(0xbd3c)).context("BDMC failed")
         })?;
         let seconds = start.elapsed().as_secs_f64();

@@ -4,6 +4,7 @@
 
 mod config;
 mod data;
+mod device;
 mod evaluate;
 mod images;
 mod model;
@@ -23,6 +24,11 @@ use vaekit_train::LrSchedule;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Where tensors live: cpu, cuda, cuda:N, metal or metal:N (GPUs need a build with
+    /// `--features cuda` or `metal`; see docs/gpu.md). Not stored in the run: a run may be
+    /// resumed or evaluated on another device.
+    #[arg(long, global = true, default_value = "cpu", value_name = "DEVICE")]
+    device: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,7 +116,7 @@ struct TrainArgs {
     is_samples: Option<usize>,
 }
 
-fn train(args: &TrainArgs) -> Result<()> {
+fn train(args: &TrainArgs, device: &candle::Device) -> Result<()> {
     let mut cfg = match &args.config {
         Some(path) => RunConfig::from_file(path)?,
         None => RunConfig::preset(&args.preset)
@@ -179,22 +185,29 @@ fn train(args: &TrainArgs) -> Result<()> {
         cfg.is_samples = v;
     }
     cfg.validate()?;
-    run::train(cfg, &args.out)
+    run::train(cfg, &args.out, device)
 }
 
 fn main() -> ExitCode {
     vaekit_alloc::configure();
     let cli = Cli::parse();
+    let device = match device::parse(&cli.device) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Command::Data(args) => data::run(&args),
-        Command::Train(args) => train(&args).map(|()| ExitCode::SUCCESS),
+        Command::Train(args) => train(&args, &device).map(|()| ExitCode::SUCCESS),
         Command::Resume {
             run,
             epochs,
             time_budget,
-        } => run::resume(&run, epochs, time_budget).map(|()| ExitCode::SUCCESS),
-        Command::Eval(args) => evaluate::eval(&args).map(|()| ExitCode::SUCCESS),
-        Command::Sample { run } => run::sample(&run).map(|p| {
+        } => run::resume(&run, epochs, time_budget, &device).map(|()| ExitCode::SUCCESS),
+        Command::Eval(args) => evaluate::eval(&args, &device).map(|()| ExitCode::SUCCESS),
+        Command::Sample { run } => run::sample(&run, &device).map(|p| {
             println!("wrote {}", p.display());
             ExitCode::SUCCESS
         }),

@@ -95,7 +95,7 @@ fn train_config(cfg: &RunConfig) -> TrainConfig {
 }
 
 /// Starts a new run in `out` (which must not hold one already).
-pub fn train(cfg: RunConfig, out: &Path) -> Result<()> {
+pub fn train(cfg: RunConfig, out: &Path, device: &Device) -> Result<()> {
     if out.join("config.json").exists() {
         bail!(
             "{} already holds a run; use `train-iaf resume --run {}`",
@@ -105,12 +105,17 @@ pub fn train(cfg: RunConfig, out: &Path) -> Result<()> {
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     write_atomic(&out.join("config.json"), &serde_json::to_vec_pretty(&cfg)?)?;
-    run(cfg, out, false)
+    run(cfg, out, false, device)
 }
 
 /// Continues the run in `dir`, optionally to a new number of epochs and with a new time
 /// budget (which, like a stored one, counts from the start of this invocation).
-pub fn resume(dir: &Path, epochs: Option<u64>, time_budget: Option<f64>) -> Result<()> {
+pub fn resume(
+    dir: &Path,
+    epochs: Option<u64>,
+    time_budget: Option<f64>,
+    device: &Device,
+) -> Result<()> {
     let mut cfg = read_config(dir)?;
     if epochs.is_some() || time_budget.is_some() {
         if let Some(e) = epochs {
@@ -122,7 +127,7 @@ pub fn resume(dir: &Path, epochs: Option<u64>, time_budget: Option<f64>) -> Resu
         cfg.validate()?;
         write_atomic(&dir.join("config.json"), &serde_json::to_vec_pretty(&cfg)?)?;
     }
-    run(cfg, dir, true)
+    run(cfg, dir, true, device)
 }
 
 fn read_config(dir: &Path) -> Result<RunConfig> {
@@ -133,10 +138,9 @@ fn read_config(dir: &Path) -> Result<RunConfig> {
         .with_context(|| format!("{}: invalid configuration", path.display()))
 }
 
-fn run(cfg: RunConfig, out: &Path, resuming: bool) -> Result<()> {
-    let device = Device::Cpu;
-    let data = load_data(&cfg, &device)?;
-    let Built { store, q, p } = build(&cfg, &device)?;
+fn run(cfg: RunConfig, out: &Path, resuming: bool, device: &Device) -> Result<()> {
+    let data = load_data(&cfg, device)?;
+    let Built { store, q, p } = build(&cfg, device)?;
     let (q, p) = (q.as_ref(), p.as_ref());
     let mut trainer = Trainer::new(
         train_config(&cfg),
@@ -146,7 +150,7 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool) -> Result<()> {
         Some(&out.join("checkpoints")),
         serde_json::to_value(&cfg)?,
     )?;
-    let resumed = trainer.resume(&device)?;
+    let resumed = trainer.resume(device)?;
     if resuming && !resumed {
         println!(
             "{} holds no complete checkpoint yet: starting from epoch 0",
@@ -159,9 +163,7 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool) -> Result<()> {
         // from its own stream.
         let n = cfg.batch_size.min(data.train.len()).max(1);
         let mut noise = SeededNoise::new(cfg.seed ^ 0x5eed_1d17);
-        let x = data
-            .train
-            .gather_f32(&(0..n).collect::<Vec<_>>(), &device)?;
+        let x = data.train.gather_f32(&(0..n).collect::<Vec<_>>(), device)?;
         let x = cfg.binarization.apply(&x, &mut noise)?;
         evaluate(
             &elbo_objective(),
@@ -202,7 +204,7 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool) -> Result<()> {
         let epoch_start = Instant::now();
         let mut bar = Progress::new(format!("epoch {:>5}/{total}", trainer.state().epoch + 1));
         let report = trainer
-            .train_epoch_with_progress(&data.train, &device, &mut |done, n| bar.update(done, n));
+            .train_epoch_with_progress(&data.train, device, &mut |done, n| bar.update(done, n));
         bar.finish();
         let report = report?;
         let test = trainer.evaluate(
@@ -378,11 +380,11 @@ fn mean_images(p: &dyn GenerativeModel, z: &Tensor) -> Result<Vec<Vec<f32>>> {
 }
 
 /// Pictures from the run's latest checkpoint.
-pub fn sample(dir: &Path) -> Result<PathBuf> {
-    let (cfg, data, built) = open_run(dir, false)?;
+pub fn sample(dir: &Path, device: &Device) -> Result<PathBuf> {
+    let (cfg, data, built) = open_run(dir, false, device)?;
     let Built { store, q, p } = &built;
     let (q, p) = (q.as_ref(), p.as_ref());
-    let trainer = restore(&cfg, dir, store, q, p, "sample from")?;
+    let trainer = restore(&cfg, dir, store, q, p, "sample from", device)?;
     trainer.with_ema(|| pictures(&cfg, dir, q, p, &data.test_x))?;
     Ok(dir.join("samples.png"))
 }
@@ -390,21 +392,24 @@ pub fn sample(dir: &Path) -> Result<PathBuf> {
 /// A run directory's configuration, data and (freshly initialised) networks; with
 /// `whole_test_set` the run's own `limit_test` is ignored (evaluation takes every test image
 /// unless told otherwise).
-pub(crate) fn open_run(dir: &Path, whole_test_set: bool) -> Result<(RunConfig, Data, Built)> {
+pub(crate) fn open_run(
+    dir: &Path,
+    whole_test_set: bool,
+    device: &Device,
+) -> Result<(RunConfig, Data, Built)> {
     let cfg = read_config(dir)?;
-    let device = Device::Cpu;
     let data = if whole_test_set {
         load_data(
             &RunConfig {
                 limit_test: None,
                 ..cfg.clone()
             },
-            &device,
+            device,
         )?
     } else {
-        load_data(&cfg, &device)?
+        load_data(&cfg, device)?
     };
-    let built = build(&cfg, &device)?;
+    let built = build(&cfg, device)?;
     Ok((cfg, data, built))
 }
 
@@ -416,6 +421,7 @@ pub(crate) fn restore<'a>(
     q: &'a dyn InferenceNetwork,
     p: &'a dyn GenerativeModel,
     what: &str,
+    device: &Device,
 ) -> Result<Trainer<'a>> {
     let mut trainer = Trainer::new(
         train_config(cfg),
@@ -425,7 +431,7 @@ pub(crate) fn restore<'a>(
         Some(&dir.join("checkpoints")),
         serde_json::to_value(cfg)?,
     )?;
-    if !trainer.resume(&Device::Cpu)? {
+    if !trainer.resume(device)? {
         bail!(
             "{} has no checkpoint to {what}",
             dir.join("checkpoints").display()

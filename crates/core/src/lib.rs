@@ -42,4 +42,4 @@ pub use numerics::{
 };
 pub use philox::philox4x32_10;
 pub use seeded::{NoiseState, SeededNoise, derive_seed};
-pub use storage::{contiguous_part, contiguous_slice};
+pub use storage::{contiguous_part, contiguous_slice, has_kernel};

@@ -1,6 +1,6 @@
 //! Access to CPU storage inside custom ops.
 
-use candle::{CpuStorage, Layout, Result, WithDType};
+use candle::{CpuStorage, DType, Layout, Result, Tensor, WithDType};
 
 /// The part of `v` that a contiguous `layout` covers; an error naming `what` otherwise.
 /// For custom ops' `cpu_fwd`, which receive whole storage buffers.
@@ -24,4 +24,15 @@ pub fn contiguous_slice<'a, T: WithDType>(
     what: &str,
 ) -> Result<&'a [T]> {
     contiguous_part(storage.as_slice::<T>()?, layout, what)
+}
+
+/// Whether a fused op's kernel covers `t`: on CPU for the dtypes in `cpu`, on CUDA (with
+/// the `cuda` feature, kernels of `vaekit-kernels`) for f32 and f64. Elsewhere the op falls
+/// back to its composition of candle primitives.
+pub fn has_kernel(t: &Tensor, cpu: &[DType]) -> bool {
+    let dev = t.device();
+    if dev.is_cpu() {
+        return cpu.contains(&t.dtype());
+    }
+    cfg!(feature = "cuda") && dev.is_cuda() && matches!(t.dtype(), DType::F32 | DType::F64)
 }

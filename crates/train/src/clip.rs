@@ -46,11 +46,20 @@ impl candle::CustomOp1 for SumSquares {
         };
         Ok((CpuStorage::F64(vec![total]), Shape::from(())))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &candle::CudaStorage,
+        l: &Layout,
+    ) -> Result<(candle::CudaStorage, Shape)> {
+        Ok((vaekit_kernels::sum_squares(s, l)?, Shape::from(())))
+    }
 }
 
 /// `Σ x²` of `g` in f64.
 fn squared_norm(g: &Tensor) -> Result<f64> {
-    if g.device().is_cpu() && matches!(g.dtype(), DType::F32 | DType::F64) {
+    if vaekit_core::has_kernel(g, &[DType::F32, DType::F64]) {
         return g
             .contiguous()?
             .apply_op1_no_bwd(&SumSquares)?

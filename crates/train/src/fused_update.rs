@@ -3,8 +3,8 @@
 //! The composed update (`Optimizer` on other devices) runs about fifteen candle ops per
 //! parameter, each allocating and streaming a full-size tensor. Here three in-place passes
 //! (first moment, second moment or infinity norm, parameter) touch each element once per
-//! pass and allocate nothing. Arithmetic is done in f64 per element and rounded to the
-//! storage type.
+//! pass and allocate nothing. Arithmetic is done in the storage type. With the `cuda`
+//! feature the same three passes run as CUDA kernels (`vaekit-kernels`).
 
 use candle::{CpuStorage, Layout, Result, Tensor, WithDType, bail};
 
@@ -140,6 +140,23 @@ impl candle::InplaceOp2 for StatePass {
         }
         Ok(())
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s: &mut candle::CudaStorage,
+        l: &Layout,
+        g: &candle::CudaStorage,
+        gl: &Layout,
+    ) -> Result<()> {
+        use vaekit_kernels::StateUpdate;
+        let pass = match self.0 {
+            Pass::FirstMoment { beta1 } => StateUpdate::FirstMoment { beta1 },
+            Pass::SecondMoment { beta2 } => StateUpdate::SecondMoment { beta2 },
+            Pass::InfinityNorm { beta2 } => StateUpdate::InfinityNorm { beta2 },
+        };
+        vaekit_kernels::state_update(s, l, g, gl, pass)
+    }
 }
 
 impl candle::InplaceOp3 for ParamPass {
@@ -176,11 +193,33 @@ impl candle::InplaceOp3 for ParamPass {
         }
         Ok(())
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        p: &mut candle::CudaStorage,
+        pl: &Layout,
+        m: &candle::CudaStorage,
+        ml: &Layout,
+        v: &candle::CudaStorage,
+        vl: &Layout,
+    ) -> Result<()> {
+        let c = vaekit_kernels::ParamUpdate {
+            adamax: matches!(self.kind, OptimizerKind::Adamax),
+            step_m: self.step_m,
+            scale_v: self.scale_v,
+            eps: self.eps,
+            decay: self.decay,
+        };
+        vaekit_kernels::param_update(p, pl, (m, ml), (v, vl), &c)
+    }
 }
 
-/// Whether the fused path applies: a CPU parameter of a float type the kernels cover.
+/// Whether the fused path applies: a CPU parameter (or, with the `cuda` feature, a CUDA one)
+/// of a float type the kernels cover.
 pub(crate) fn applies(param: &Tensor) -> bool {
-    param.device().is_cpu() && matches!(param.dtype(), candle::DType::F32 | candle::DType::F64)
+    use candle::DType::{F32, F64};
+    vaekit_core::has_kernel(param, &[F32, F64])
 }
 
 /// One fused update of `param` with gradient `g` (same dtype and shape) at step `t`,

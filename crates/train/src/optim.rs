@@ -48,8 +48,9 @@ impl Default for OptimizerConfig {
 /// Adam or Adamax over named variables. State: the step count and, per parameter name, the
 /// first moment `m` and the second moment `v` (Adam) or infinity norm `u` (Adamax).
 ///
-/// On the CPU the update runs in place through fused kernels (`fused_update`); on other
-/// devices, and for other dtypes, it is composed from candle ops. The state tensors are
+/// On the CPU, and on CUDA with the `cuda` feature, the update runs in place through fused
+/// kernels (`fused_update`; `vaekit-kernels` on CUDA); on other devices, and for other
+/// dtypes, it is composed from candle ops. The state tensors are
 /// owned: [`Optimizer::state_tensors`] and [`Optimizer::load_state`] copy.
 #[derive(Debug)]
 pub struct Optimizer {

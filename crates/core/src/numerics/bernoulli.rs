@@ -97,6 +97,32 @@ impl CustomOp2 for Op {
         Ok((self.kernel().cpu(s1, l1, s2, l2)?, l1.shape().clone()))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle::CudaStorage,
+        l1: &Layout,
+        s2: &candle::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle::CudaStorage, Shape)> {
+        let op = match self {
+            Self::LogProb => vaekit_kernels::Binary::BernoulliLogProb,
+            Self::Score => vaekit_kernels::Binary::BernoulliScore,
+        };
+        if l1.shape() != l2.shape() {
+            candle::bail!(
+                "{}: shapes differ: {:?} vs {:?}",
+                self.name(),
+                l1.shape(),
+                l2.shape()
+            );
+        }
+        Ok((
+            vaekit_kernels::binary(op, s1, l1, s2, l2)?,
+            l1.shape().clone(),
+        ))
+    }
+
     fn bwd(
         &self,
         logits: &Tensor,
@@ -131,8 +157,9 @@ impl Op {
 /// `log Bernoulli(x; logits) = x l - softplus(l)`, element-wise, evaluated without
 /// cancellation as `-x softplus(-l) - (1 - x) softplus(l)` (`log p(1) = -e^{-50}` at `l = 50`,
 /// not 0). On CPU one fused f64 pass (a single softplus per element for binary `x`) with a
-/// fused backward (`x - sigmoid(l)` for the logits, `l` for `x`); elsewhere the same formula
-/// from candle primitives.
+/// fused backward (`x - sigmoid(l)` for the logits, `l` for `x`); on CUDA (feature `cuda`)
+/// the same pair as kernels, in f64 per element; elsewhere the same formula from candle
+/// primitives.
 ///
 /// # Shapes
 /// `logits` and `value` broadcast to a common shape, which the result has.
@@ -149,7 +176,7 @@ pub fn bernoulli_log_prob(logits: &Tensor, value: &Tensor) -> Result<Tensor> {
     } else {
         (logits.broadcast_as(&shape)?, value.broadcast_as(&shape)?)
     };
-    let fast = l.device().is_cpu() && matches!(l.dtype(), DType::F32 | DType::F64);
+    let fast = crate::has_kernel(&l, &[DType::F32, DType::F64]);
     if fast {
         l.contiguous()?.apply_op2(&x.contiguous()?, Op::LogProb)
     } else {

@@ -111,6 +111,19 @@ impl CustomOp2 for SumOp {
         Ok((CpuStorage::F32(out), Shape::from((b, s))))
     }
 
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle::CudaStorage,
+        l1: &Layout,
+        s2: &candle::CudaStorage,
+        l2: &Layout,
+    ) -> Result<(candle::CudaStorage, Shape)> {
+        let (b, s, p) = l1.shape().dims3()?;
+        let out = vaekit_kernels::bernoulli_sum((s1, l1), (s2, l2), (b, s, p))?;
+        Ok((out, Shape::from((b, s))))
+    }
+
     fn bwd(
         &self,
         logits: &Tensor,
@@ -172,6 +185,21 @@ impl CustomOp3 for ScoreOp {
         }
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
+
+    #[cfg(feature = "cuda")]
+    fn cuda_fwd(
+        &self,
+        s1: &candle::CudaStorage,
+        l1: &Layout,
+        s2: &candle::CudaStorage,
+        l2: &Layout,
+        s3: &candle::CudaStorage,
+        l3: &Layout,
+    ) -> Result<(candle::CudaStorage, Shape)> {
+        let dims = l1.shape().dims3()?;
+        let out = vaekit_kernels::bernoulli_sum_score((s1, l1), (s2, l2), (s3, l3), dims)?;
+        Ok((out, l1.shape().clone()))
+    }
 }
 
 /// `log p(x | l) = Σ_p log Bernoulli(x_bp; l_bsp)` for logits `l: [B, S, P]` (one row per
@@ -180,8 +208,9 @@ impl CustomOp3 for ScoreOp {
 ///
 /// On CPU in f32 one fused pass: the per-pixel terms use the branch-free f32 softplus of
 /// `fast_f32` (relative error below `5e-7` each) and are summed in f64; `x` is never
-/// broadcast to `[B, S, P]`; the backward is one pass `g (x - σ(l))`. Elsewhere, and in
-/// f64, [`super::bernoulli_log_prob`] summed over `P`.
+/// broadcast to `[B, S, P]`; the backward is one pass `g (x - σ(l))`. On CUDA (feature
+/// `cuda`) the same pair as kernels in f32 / f64 (one block per row, terms and sum in f64).
+/// Elsewhere, and in f64 on CPU, [`super::bernoulli_log_prob`] summed over `P`.
 ///
 /// # Errors
 /// Shapes other than `[B, S, P]` and `[B, P]`; non-float dtypes.
@@ -195,7 +224,7 @@ pub fn bernoulli_log_prob_sum(logits: &Tensor, value: &Tensor) -> Result<Tensor>
         );
     }
     let value = value.to_dtype(logits.dtype())?;
-    if logits.device().is_cpu() && logits.dtype() == DType::F32 {
+    if crate::has_kernel(logits, &[DType::F32]) {
         logits.contiguous()?.apply_op2(&value.contiguous()?, SumOp)
     } else {
         composite(logits, &value)
