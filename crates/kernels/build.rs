@@ -1,6 +1,7 @@
 //! Compiles `cuda/*.cu` to PTX with nvcc (`$NVCC`, else `nvcc` on `PATH`, else
 //! `$CUDA_HOME/bin/nvcc`), for the virtual architecture `compute_$VAEKIT_PTX_ARCH` (default
-//! 70: the driver JIT-compiles it for any newer GPU). `$NVCC_CCBIN` picks the host compiler.
+//! 75, the oldest that CUDA 13 still compiles for; the driver JIT-compiles it for any newer
+//! GPU). `$NVCC_CCBIN` picks the host compiler.
 
 use std::env;
 use std::path::PathBuf;
@@ -28,7 +29,7 @@ fn main() {
         println!("cargo::rerun-if-env-changed={var}");
     }
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let arch = env::var("VAEKIT_PTX_ARCH").unwrap_or_else(|_| "70".to_string());
+    let arch = env::var("VAEKIT_PTX_ARCH").unwrap_or_else(|_| "75".to_string());
     for name in SOURCES {
         let src = format!("cuda/{name}.cu");
         let dst = out.join(format!("{name}.ptx"));

@@ -53,7 +53,7 @@ fn unary_t<T: Float>(op: Unary, s: &CudaStorage, l: &Layout) -> Result<CudaStora
     let dev = s.device();
     // SAFETY: every element is written by the kernel before it is read.
     #[allow(unsafe_code)]
-    let out = unsafe { dev.alloc::<T>(n)? };
+    let mut out = unsafe { dev.alloc::<T>(n)? };
     launch!(
         dev,
         ELEMENTWISE,
@@ -62,7 +62,7 @@ fn unary_t<T: Float>(op: Unary, s: &CudaStorage, l: &Layout) -> Result<CudaStora
         grid(n),
         &n,
         &x,
-        &out
+        &mut out
     );
     Ok(CudaStorage::wrap_cuda_slice(out, dev.clone()))
 }
@@ -90,7 +90,7 @@ fn binary_t<T: Float>(
     let dev = a.device();
     // SAFETY: every element is written by the kernel before it is read.
     #[allow(unsafe_code)]
-    let out = unsafe { dev.alloc::<T>(n)? };
+    let mut out = unsafe { dev.alloc::<T>(n)? };
     launch!(
         dev,
         ELEMENTWISE,
@@ -100,7 +100,7 @@ fn binary_t<T: Float>(
         &n,
         &x,
         &y,
-        &out
+        &mut out
     );
     Ok(CudaStorage::wrap_cuda_slice(out, dev.clone()))
 }

@@ -7,7 +7,7 @@
 //! CPU op, values and gradients.
 //!
 //! The kernels are compiled to PTX by `build.rs` (nvcc, virtual architecture
-//! `compute_$VAEKIT_PTX_ARCH`, default 70) and loaded once per device by name. All take
+//! `compute_$VAEKIT_PTX_ARCH`, default 75) and loaded once per device by name. All take
 //! contiguous f32 or f64 storage; the reductions accumulate in f64 in a fixed order, so a
 //! run is deterministic on one GPU.
 //!

@@ -38,7 +38,7 @@ fn sum_t<T: Float>(
     let rows = b * s;
     // SAFETY: the kernel writes every row before it is read.
     #[allow(unsafe_code)]
-    let out = unsafe { dev.alloc::<T>(rows)? };
+    let mut out = unsafe { dev.alloc::<T>(rows)? };
     launch!(
         dev,
         REDUCE,
@@ -50,7 +50,7 @@ fn sum_t<T: Float>(
         &p,
         &lv,
         &xv,
-        &out
+        &mut out
     );
     Ok(CudaStorage::wrap_cuda_slice(out, dev.clone()))
 }
@@ -75,7 +75,7 @@ fn score_t<T: Float>(
     let (rows, n) = (b * s, b * s * p);
     // SAFETY: the kernel writes every element before it is read.
     #[allow(unsafe_code)]
-    let out = unsafe { dev.alloc::<T>(n)? };
+    let mut out = unsafe { dev.alloc::<T>(n)? };
     launch!(
         dev,
         REDUCE,
@@ -88,7 +88,7 @@ fn score_t<T: Float>(
         &lv,
         &xv,
         &gv,
-        &out
+        &mut out
     );
     Ok(CudaStorage::wrap_cuda_slice(out, dev.clone()))
 }
@@ -100,20 +100,22 @@ fn sum_squares_t<T: Float>(x: &CudaStorage, l: &Layout) -> Result<CudaStorage> {
     let dev = x.device();
     // At most 1024 partial sums: the second pass is one block.
     let blocks = n.div_ceil(BLOCK as usize).clamp(1, 1024);
-    let partial = dev.alloc_zeros::<f64>(blocks)?;
+    let mut partial = dev.alloc_zeros::<f64>(blocks)?;
     let cfg = LaunchConfig {
         grid_dim: (blocks as u32, 1, 1),
         block_dim: (BLOCK, 1, 1),
         shared_mem_bytes: 0,
     };
-    launch!(dev, REDUCE, NAME, T::SUFFIX, cfg, &n, &xv, &partial);
-    let out = dev.alloc_zeros::<f64>(1)?;
+    launch!(dev, REDUCE, NAME, T::SUFFIX, cfg, &n, &xv, &mut partial);
+    let mut out = dev.alloc_zeros::<f64>(1)?;
     let one = LaunchConfig {
         grid_dim: (1, 1, 1),
         ..cfg
     };
     // `vk_sum_f64` has no dtype suffix: its name is split as `vk_sum` + `f64`.
-    launch!(dev, REDUCE, "vk_sum", "f64", one, &blocks, &partial, &out);
+    launch!(
+        dev, REDUCE, "vk_sum", "f64", one, &blocks, &partial, &mut out
+    );
     Ok(CudaStorage::wrap_cuda_slice(out, dev.clone()))
 }
 
