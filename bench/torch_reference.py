@@ -19,6 +19,9 @@ import time
 import torch
 import torch.nn.functional as F
 
+# Set by --device before any workload is built; tensors are created there by default.
+DEVICE = torch.device("cpu")
+
 ENC = [784, 200, 200]
 LATENT = 50
 
@@ -71,7 +74,7 @@ def train_step(k):
     enc, dec = dense_networks()
     params = enc + dec
     opt = torch.optim.Adam(params, lr=1e-3)
-    gen = torch.Generator().manual_seed(1)
+    gen = torch.Generator(device=DEVICE).manual_seed(1)
     x = binary(100, gen)
 
     def step():
@@ -100,7 +103,7 @@ def train_step(k):
 
 def importance():
     enc, dec = dense_networks()
-    gen = torch.Generator().manual_seed(1)
+    gen = torch.Generator(device=DEVICE).manual_seed(1)
     x = binary(20, gen)
 
     def step():
@@ -121,7 +124,7 @@ def importance():
 def leapfrog():
     _, dec = dense_networks()
     dec = [p.detach() for p in dec]
-    gen = torch.Generator().manual_seed(1)
+    gen = torch.Generator(device=DEVICE).manual_seed(1)
     x = binary(100, gen)[:, None]
     z = torch.randn(100, 16, LATENT)
     p = torch.randn(100, 16, LATENT)
@@ -144,7 +147,7 @@ def leapfrog():
 
 
 def conv3x3():
-    gen = torch.Generator().manual_seed(2)
+    gen = torch.Generator(device=DEVICE).manual_seed(2)
     x = torch.randn(32, 64, 14, 14, generator=gen).requires_grad_()
     w = (0.05 * torch.randn(64, 64, 3, 3, generator=gen)).requires_grad_()
 
@@ -247,7 +250,20 @@ WORKLOADS = {
 }
 
 
+def synced(step):
+    """`step` followed by a device synchronization (on CUDA), as on vaekit's side."""
+    if DEVICE.type != "cuda":
+        return step
+
+    def run():
+        step()
+        torch.cuda.synchronize(DEVICE)
+
+    return run
+
+
 def measure(name, step, reps, warmup, min_sample_s):
+    step = synced(step)
     for _ in range(warmup):
         step()
     t = time.perf_counter()
@@ -276,7 +292,15 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--only", default="")
     ap.add_argument("--worker", action="store_true", help="accepted for symmetry; ignored")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] (metal is not timed here)")
     a = ap.parse_args()
+    global DEVICE
+    if a.device.startswith("metal"):
+        sys.exit("torch_reference.py: no Metal twin; run vaekit-bench with --no-torch")
+    DEVICE = torch.device(a.device)
+    if DEVICE.type != "cpu":
+        # A device mode adds per-call overhead: not on the CPU, where timings are compared.
+        torch.set_default_device(DEVICE)
     pin(a.threads)
     torch.manual_seed(0)
     names = [n for n in a.only.split(",") if n] or list(WORKLOADS)

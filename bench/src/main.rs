@@ -6,6 +6,7 @@
 //! ```text
 //! cargo run --release -p vaekit-bench -- [--threads N] [--reps 5] [--only NAME,...]
 //!                                         [--python PATH | --no-torch] [--json FILE]
+//!                                         [--device cpu|cuda[:N]|metal[:N]]
 //! ```
 
 mod peak;
@@ -51,6 +52,11 @@ pub struct Cli {
     /// Also write every measurement as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Where vaekit's side runs: cpu, cuda, cuda:N, metal or metal:N (a GPU needs a build
+    /// with `--features cuda` or `metal`); PyTorch's side gets `cuda` for a CUDA device.
+    /// Every timed iteration ends with a device synchronization on both sides.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// List the workloads and exit.
     #[arg(long)]
     pub list: bool,

@@ -41,15 +41,26 @@ fn protocol(cli: &Cli) -> Protocol {
 /// Workload errors.
 pub fn worker(cli: &Cli) -> Result<()> {
     let threads = cli.threads.unwrap_or(1);
+    let device = vaekit_core::parse_device(&cli.device)?;
     let mut out = std::io::stdout().lock();
+    // The CPU's FMA peak means nothing for a GPU run.
     let line = WorkerLine::Peak {
-        gflops: peak::fma_peak_gflops(threads),
+        gflops: if device.is_cpu() {
+            peak::fma_peak_gflops(threads)
+        } else {
+            None
+        },
     };
     writeln!(out, "{}", serde_json::to_string(&line)?)?;
     for w in selected(&cli.only)? {
         eprintln!("vaekit: {}", w.name);
-        let mut step = (w.build)().with_context(|| format!("building {}", w.name))?;
-        let m = measure(w.name, protocol(cli), &mut step)
+        let mut step = (w.build)(&device).with_context(|| format!("building {}", w.name))?;
+        let mut synced = || -> Result<()> {
+            step()?;
+            device.synchronize()?;
+            Ok(())
+        };
+        let m = measure(w.name, protocol(cli), &mut synced)
             .with_context(|| format!("running {}", w.name))?;
         writeln!(out, "{}", serde_json::to_string(&WorkerLine::Result(m))?)?;
         out.flush()?;
@@ -127,6 +138,8 @@ fn cpu_list(threads: usize) -> String {
 /// A failing side, unparsable output, or an unknown workload.
 pub fn run(cli: &Cli) -> Result<()> {
     let workloads = selected(&cli.only)?;
+    // Fail here, with the reason, rather than in the worker.
+    vaekit_core::parse_device(&cli.device).context("--device")?;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let threads = cli.threads.unwrap_or(cores).max(1);
     let pin = has("taskset", "--version");
@@ -137,6 +150,7 @@ pub fn run(cli: &Cli) -> Result<()> {
         format!("--reps={}", cli.reps),
         format!("--min-sample-s={}", cli.min_sample_s),
         format!("--warmup={}", cli.warmup),
+        format!("--device={}", cli.device),
     ];
     if !cli.only.is_empty() {
         args.push(format!("--only={}", cli.only.join(",")));

@@ -4,7 +4,6 @@
 
 mod config;
 mod data;
-mod device;
 mod evaluate;
 mod images;
 mod model;
@@ -191,10 +190,10 @@ fn train(args: &TrainArgs, device: &candle::Device) -> Result<()> {
 fn main() -> ExitCode {
     vaekit_alloc::configure();
     let cli = Cli::parse();
-    let device = match device::parse(&cli.device) {
+    let device = match vaekit_core::parse_device(&cli.device) {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: --device: {e}");
             return ExitCode::FAILURE;
         }
     };

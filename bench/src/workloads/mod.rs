@@ -20,8 +20,8 @@ pub struct Workload {
     /// Floating-point operations of the matrix products and convolutions per iteration
     /// (multiply-adds count 2), for the fraction of the FMA peak.
     pub flops: f64,
-    /// Builds the models and inputs; returns the step.
-    pub build: fn() -> anyhow::Result<Step>,
+    /// Builds the models and inputs on a device; returns the step.
+    pub build: fn(&candle::Device) -> anyhow::Result<Step>,
 }
 
 /// Multiply-adds of one pass of the IWAE paper's dense encoder (784-200-200-2·50).

@@ -28,6 +28,7 @@
 //! # }
 //! ```
 
+mod device;
 mod noise;
 mod numerics;
 mod philox;
@@ -35,6 +36,7 @@ mod seeded;
 mod storage;
 pub mod testing;
 
+pub use device::parse_device;
 pub use noise::{NoiseSource, permutation};
 pub use numerics::{
     bernoulli_log_prob, bernoulli_log_prob_sum, clamp_preserve_gradients, elu, is_finite,
