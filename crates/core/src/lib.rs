@@ -44,4 +44,4 @@ pub use numerics::{
 };
 pub use philox::philox4x32_10;
 pub use seeded::{NoiseState, SeededNoise, derive_seed};
-pub use storage::{contiguous_part, contiguous_slice, has_kernel};
+pub use storage::{contiguous_part, contiguous_slice, has_cpu_kernel, has_kernel};

@@ -26,6 +26,13 @@ pub fn contiguous_slice<'a, T: WithDType>(
     contiguous_part(storage.as_slice::<T>()?, layout, what)
 }
 
+/// Whether a CPU-only fused op covers `t`: a CPU tensor of f32 or f64. For the ops that have
+/// no CUDA kernel because candle's own CUDA ops serve (vaekit-nets'); elsewhere they fall back
+/// to their composition of candle primitives.
+pub fn has_cpu_kernel(t: &Tensor) -> bool {
+    t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64)
+}
+
 /// Whether a fused op's kernel covers `t`: on CPU for the dtypes in `cpu`, on CUDA (with
 /// the `cuda` feature, kernels of `vaekit-kernels`) for f32 and f64. Elsewhere the op falls
 /// back to its composition of candle primitives.

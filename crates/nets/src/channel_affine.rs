@@ -7,7 +7,7 @@
 //! per channel (in f64) and another `g · s[c]`.
 
 use candle::{
-    CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType,
+    CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType,
 };
 use rayon::prelude::*;
 
@@ -296,7 +296,7 @@ pub(crate) fn bias_add(t: &Tensor, bias: &Tensor) -> Result<Tensor> {
     if bias.elem_count() != c {
         candle::bail!("bias_add: {c} channels but bias {:?}", bias.dims());
     }
-    if t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64) {
+    if vaekit_core::has_cpu_kernel(t) {
         return t.contiguous()?.apply_op2(&bias.contiguous()?, BiasAdd);
     }
     let mut dims = vec![1usize; t.rank()];
@@ -321,7 +321,7 @@ pub(crate) fn channel_affine(t: &Tensor, scale: &Tensor, bias: &Tensor) -> Resul
             bias.dims()
         );
     }
-    if t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64) {
+    if vaekit_core::has_cpu_kernel(t) {
         return t
             .contiguous()?
             .apply_op3(&scale.contiguous()?, &bias.contiguous()?, Affine);
@@ -335,7 +335,7 @@ pub(crate) fn channel_affine(t: &Tensor, scale: &Tensor, bias: &Tensor) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle::{Device, Var};
+    use candle::{DType, Device, Var};
     use vaekit_core::testing::assert_all_close;
     use vaekit_core::{NoiseSource, SeededNoise};
 

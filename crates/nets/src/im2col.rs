@@ -11,7 +11,7 @@
 //! `im2col` and `col2im` are each other's adjoints, so each is the other's backward, and
 //! candle's matmul backward supplies the rest: every gradient is a GEMM plus one of the two.
 
-use candle::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, WithDType};
+use candle::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
 use vaekit_core::contiguous_part;
 
@@ -263,11 +263,6 @@ impl CustomOp1 for Col2Im {
     }
 }
 
-/// Whether the GEMM path applies: CPU, f32 or f64.
-fn on_cpu(x: &Tensor) -> bool {
-    x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64)
-}
-
 /// `conv2d(x, w)` (one group, no bias) as `W · im2col(x)`; candle's `conv2d` off the CPU.
 ///
 /// # Shapes
@@ -277,7 +272,7 @@ fn on_cpu(x: &Tensor) -> bool {
 /// # Errors
 /// Mismatched channels, a non-square kernel, a kernel larger than the padded image.
 pub fn conv2d_gemm(x: &Tensor, w: &Tensor, geometry: ConvGeometry) -> Result<Tensor> {
-    if !on_cpu(x) {
+    if !vaekit_core::has_cpu_kernel(x) {
         return x.conv2d(w, geometry.padding, geometry.stride, geometry.dilation, 1);
     }
     let (o, c, kh, kw) = w.dims4()?;
@@ -314,7 +309,7 @@ pub fn conv_transpose2d_gemm(
     stride: usize,
     output_padding: usize,
 ) -> Result<Tensor> {
-    if !on_cpu(x) {
+    if !vaekit_core::has_cpu_kernel(x) {
         return x.conv_transpose2d(w, padding, output_padding, stride, 1);
     }
     let (ci, co, kh, kw) = w.dims4()?;
@@ -356,7 +351,7 @@ pub fn conv_transpose2d_gemm(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle::{Device, Var};
+    use candle::{DType, Device, Var};
     use vaekit_core::testing::assert_all_close;
     use vaekit_core::{NoiseSource, SeededNoise};
 

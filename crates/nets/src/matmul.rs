@@ -7,7 +7,7 @@
 //! `track_op` on each operand first.
 
 use candle::backend::BackendStorage;
-use candle::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
 /// `x: [N, in]`, `w: [out, in]` give `[N, out]`.
 struct MatmulT;
@@ -65,7 +65,7 @@ impl CustomOp2 for MatmulT {
 /// # Errors
 /// Shapes other than `[N, in]` and `[out, in]`.
 pub(crate) fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) && x.rank() == 2 {
+    if vaekit_core::has_cpu_kernel(x) && x.rank() == 2 {
         x.contiguous()?.apply_op2(&w.contiguous()?, MatmulT)
     } else {
         x.broadcast_matmul(&w.t()?)
@@ -75,7 +75,7 @@ pub(crate) fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle::{Device, Var};
+    use candle::{DType, Device, Var};
     use vaekit_core::testing::assert_all_close;
     use vaekit_core::{NoiseSource, SeededNoise};
 

@@ -5,7 +5,7 @@
 //! `mul` backward also computes the mask's gradient; `sqr` and `sum` each add passes), on
 //! weights of 1920 x 1920. These two ops take one pass each way.
 
-use candle::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use candle::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use candle::{WithDType, backend::BackendStorage};
 use vaekit_core::contiguous_part;
 
@@ -155,10 +155,6 @@ impl CustomOp3 for RowNormGrad {
     }
 }
 
-fn on_cpu(t: &Tensor) -> bool {
-    t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64)
-}
-
 /// `v ⊙ mask`, differentiable in `v` (the mask is a constant).
 ///
 /// # Shapes
@@ -167,7 +163,7 @@ fn on_cpu(t: &Tensor) -> bool {
 /// # Errors
 /// Different shapes or dtypes.
 pub(crate) fn masked(v: &Tensor, mask: &Tensor) -> Result<Tensor> {
-    if on_cpu(v) {
+    if vaekit_core::has_cpu_kernel(v) {
         v.contiguous()?
             .apply_op2(&mask.to_dtype(v.dtype())?.contiguous()?, Mask)
     } else {
@@ -183,7 +179,7 @@ pub(crate) fn masked(v: &Tensor, mask: &Tensor) -> Result<Tensor> {
 /// # Errors
 /// A rank other than 2.
 pub(crate) fn row_norm(w: &Tensor) -> Result<Tensor> {
-    if on_cpu(w) {
+    if vaekit_core::has_cpu_kernel(w) {
         w.contiguous()?.apply_op1(RowNorm)
     } else {
         (w.sqr()?.sum(1)? + FLOOR)?.sqrt()
@@ -193,7 +189,7 @@ pub(crate) fn row_norm(w: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle::{Device, Var};
+    use candle::{DType, Device, Var};
     use vaekit_core::testing::assert_all_close;
     use vaekit_core::{NoiseSource, SeededNoise};
 
