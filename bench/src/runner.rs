@@ -40,6 +40,11 @@ fn protocol(cli: &Cli) -> Protocol {
 /// # Errors
 /// Workload errors.
 pub fn worker(cli: &Cli) -> Result<()> {
+    // As in `train-iaf`: the workloads run on vaekit's pool.
+    vaekit_core::on_pool(|| worker_on_pool(cli))
+}
+
+fn worker_on_pool(cli: &Cli) -> Result<()> {
     let threads = cli.threads.unwrap_or(1);
     let device = vaekit_core::parse_device(&cli.device)?;
     let mut out = std::io::stdout().lock();

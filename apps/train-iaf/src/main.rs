@@ -197,7 +197,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = match cli.command {
+    // Every command runs on vaekit's thread pool, where candle's GEMM and vaekit's parallel
+    // ops fork and join without waking this thread (`vaekit_core::on_pool`).
+    let result = vaekit_core::on_pool(|| match cli.command {
         Command::Data(args) => data::run(&args),
         Command::Train(args) => train(&args, &device).map(|()| ExitCode::SUCCESS),
         Command::Resume {
@@ -210,7 +212,7 @@ fn main() -> ExitCode {
             println!("wrote {}", p.display());
             ExitCode::SUCCESS
         }),
-    };
+    });
     match result {
         Ok(code) => code,
         Err(e) => {

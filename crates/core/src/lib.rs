@@ -8,6 +8,7 @@
 //!   its stream position ([`NoiseState`]) can be checkpointed and resumed.
 //! - [`softplus`], [`log_sigmoid`], [`log1mexp`], [`log_mean_exp`], [`log_sum_exp`],
 //!   [`log_softmax`] and [`clamp_preserve_gradients`] are differentiable and stable at `±1e4` and `-inf`.
+//! - [`on_pool`] runs a binary's work on vaekit's thread pool, where parallel ops join cheaply.
 //! - [`testing`] holds the gradient and moment checks every vaekit crate tests with.
 //!
 //! ```
@@ -35,6 +36,7 @@ mod philox;
 mod seeded;
 mod storage;
 pub mod testing;
+mod threads;
 
 pub use device::parse_device;
 pub use noise::{NoiseSource, permutation};
@@ -45,3 +47,4 @@ pub use numerics::{
 pub use philox::philox4x32_10;
 pub use seeded::{NoiseState, SeededNoise, derive_seed};
 pub use storage::{contiguous_part, contiguous_slice, has_cpu_kernel, has_kernel};
+pub use threads::{POOL_STACK_BYTES, on_pool, pool};
