@@ -77,15 +77,35 @@ fn forward<T: WithDType>(t: &[T], s: &[T], beta: &[T], b: usize, c: usize, r: us
 fn channel_sums<T: WithDType>(g: &[T], t: Option<&[T]>, b: usize, c: usize, r: usize) -> Vec<T> {
     let t_at = |i: usize| t.map_or(T::zero(), |t| t[i]);
     if r == 1 {
-        // [N, C]: accumulate whole rows into per-channel vectors.
-        let mut a = vec![0f64; c];
-        let mut z = vec![0f64; c];
-        for (n, gr) in g.chunks_exact(c.max(1)).enumerate() {
-            for (j, ((a, z), &g)) in a.iter_mut().zip(z.iter_mut()).zip(gr).enumerate() {
-                let g = g.to_f64();
-                *a += g * t_at(n * c + j).to_f64();
-                *z += g;
+        // [N, C]: accumulate whole rows into per-channel vectors, over fixed blocks of rows
+        // (on rayon's threads for large inputs) summed in block order, so the result does
+        // not depend on the thread count.
+        let c1 = c.max(1);
+        let block = |(bi, gb): (usize, &[T])| -> (Vec<f64>, Vec<f64>) {
+            let mut a = vec![0f64; c];
+            let mut z = vec![0f64; c];
+            let first = bi * (PARALLEL_MIN / 2 / c1).max(1);
+            for (n, gr) in gb.chunks_exact(c1).enumerate() {
+                let row = (first + n) * c;
+                for (j, ((a, z), &g)) in a.iter_mut().zip(z.iter_mut()).zip(gr).enumerate() {
+                    let g = g.to_f64();
+                    *a += g * t_at(row + j).to_f64();
+                    *z += g;
+                }
             }
+            (a, z)
+        };
+        let rows_per = (PARALLEL_MIN / 2 / c1).max(1);
+        let g = &g[..b * c];
+        let blocks: Vec<(Vec<f64>, Vec<f64>)> = if g.len() >= PARALLEL_MIN {
+            g.par_chunks(rows_per * c1).enumerate().map(block).collect()
+        } else {
+            g.chunks(rows_per * c1).enumerate().map(block).collect()
+        };
+        let (mut a, mut z) = (vec![0f64; c], vec![0f64; c]);
+        for (ba, bz) in blocks {
+            a.iter_mut().zip(ba).for_each(|(s, v)| *s += v);
+            z.iter_mut().zip(bz).for_each(|(s, v)| *s += v);
         }
         let keep = if t.is_some() { &a[..] } else { &[][..] };
         return keep.iter().chain(&z).map(|&v| T::from_f64(v)).collect();
@@ -345,7 +365,12 @@ mod tests {
     fn matches_the_broadcast_composition() -> Result<()> {
         let mut noise = SeededNoise::new(5);
         let dev = Device::Cpu;
-        for dims in [vec![3usize, 4], vec![2, 5, 3, 3], vec![8, 16, 24, 24]] {
+        for dims in [
+            vec![3usize, 4],
+            vec![2, 5, 3, 3],
+            vec![8, 16, 24, 24],
+            vec![700, 130],
+        ] {
             let c = dims[1];
             let t = noise.standard_normal(&dims.as_slice().into(), DType::F64, &dev)?;
             let s = noise.standard_normal(&c.into(), DType::F64, &dev)?;

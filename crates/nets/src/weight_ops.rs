@@ -7,7 +7,28 @@
 
 use candle::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use candle::{WithDType, backend::BackendStorage};
+use rayon::prelude::*;
 use vaekit_core::contiguous_part;
+
+/// Weights of at least this many elements are processed on rayon's threads, in row blocks
+/// of about [`PAR_CHUNK`] elements (a MADE layer of 1920 x 1920 has 3.7 M).
+const PAR_MIN: usize = 1 << 16;
+/// Elements per parallel task.
+const PAR_CHUNK: usize = 1 << 15;
+
+/// `out` (`rows` x `cols`, row-major) filled by `f(first_row, block)` over blocks of whole
+/// rows, in parallel for large outputs; the result does not depend on the split.
+fn for_row_blocks<T: Send>(out: &mut [T], cols: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    let cols = cols.max(1);
+    if out.len() >= PAR_MIN {
+        let rows_per = PAR_CHUNK.div_ceil(cols);
+        out.par_chunks_mut(rows_per * cols)
+            .enumerate()
+            .for_each(|(i, block)| f(i * rows_per, block));
+    } else {
+        f(0, out);
+    }
+}
 
 /// `v ⊙ m`; backward `g ⊙ m` for `v` only (the mask is a constant).
 struct Mask;
@@ -28,7 +49,14 @@ impl CustomOp2 for Mask {
             candle::bail!("masked weight: {:?} and mask {:?}", l1.shape(), l2.shape());
         }
         fn mul<T: WithDType>(a: &[T], b: &[T]) -> Vec<T> {
-            a.iter().zip(b).map(|(&a, &b)| a * b).collect()
+            let mut out = vec![T::zero(); a.len()];
+            for_row_blocks(&mut out, 1, |first, block| {
+                let (a, b) = (&a[first..], &b[first..]);
+                for ((o, &a), &b) in block.iter_mut().zip(a).zip(b) {
+                    *o = a * b;
+                }
+            });
+            out
         }
         let out = match (s1, s2) {
             (CpuStorage::F32(v), CpuStorage::F32(m)) => CpuStorage::F32(mul(
@@ -66,12 +94,15 @@ struct RowNorm;
 const FLOOR: f64 = 1e-12;
 
 fn row_norms<T: WithDType>(w: &[T], cols: usize) -> Vec<T> {
-    w.chunks(cols.max(1))
-        .map(|row| {
-            let s: f64 = row.iter().map(|&x| x.to_f64() * x.to_f64()).sum();
-            T::from_f64((s + FLOOR).sqrt())
-        })
-        .collect()
+    let norm = |row: &[T]| {
+        let s: f64 = row.iter().map(|&x| x.to_f64() * x.to_f64()).sum();
+        T::from_f64((s + FLOOR).sqrt())
+    };
+    if w.len() >= PAR_MIN {
+        w.par_chunks(cols.max(1)).map(norm).collect()
+    } else {
+        w.chunks(cols.max(1)).map(norm).collect()
+    }
 }
 
 impl CustomOp1 for RowNorm {
@@ -102,11 +133,17 @@ impl CustomOp1 for RowNorm {
 struct RowNormGrad;
 
 fn row_norm_grad<T: WithDType>(w: &[T], n: &[T], g: &[T], cols: usize) -> Vec<T> {
-    let mut out = Vec::with_capacity(w.len());
-    for ((row, &n), &g) in w.chunks(cols.max(1)).zip(n).zip(g) {
-        let scale = g / n;
-        out.extend(row.iter().map(|&x| x * scale));
-    }
+    let cols = cols.max(1);
+    let mut out = vec![T::zero(); w.len()];
+    for_row_blocks(&mut out, cols, |first, block| {
+        let rows = block.chunks_mut(cols).zip(w[first * cols..].chunks(cols));
+        for ((o, row), (&n, &g)) in rows.zip(n[first..].iter().zip(&g[first..])) {
+            let scale = g / n;
+            for (o, &x) in o.iter_mut().zip(row) {
+                *o = x * scale;
+            }
+        }
+    });
     out
 }
 
@@ -194,18 +231,27 @@ mod tests {
     use vaekit_core::{NoiseSource, SeededNoise};
 
     /// `g · (v ⊙ m) / |v ⊙ m|`-style use: values and the gradient of `v` against the candle
-    /// composition, with an all-masked row.
+    /// composition, with an all-masked row; small (one pass) and large (row blocks on
+    /// rayon's threads, with a partial last block).
     #[test]
     fn masked_row_norm_matches_the_composition() -> Result<()> {
+        check_masked_row_norm(6, 9)?;
+        check_masked_row_norm(301, 333)
+    }
+
+    fn check_masked_row_norm(rows: usize, cols: usize) -> Result<()> {
         let mut noise = SeededNoise::new(8);
         let dev = Device::Cpu;
-        let v = noise.standard_normal(&(6, 9).into(), DType::F64, &dev)?;
+        let v = noise.standard_normal(&(rows, cols).into(), DType::F64, &dev)?;
         let mut m = noise
-            .uniform(&(6, 9).into(), DType::F64, &dev)?
+            .uniform(&(rows, cols).into(), DType::F64, &dev)?
             .ge(0.4)?
             .to_dtype(DType::F64)?;
-        m = m.slice_assign(&[0..1, 0..9], &Tensor::zeros((1, 9), DType::F64, &dev)?)?;
-        let w = noise.standard_normal(&(6, 9).into(), DType::F64, &dev)?;
+        m = m.slice_assign(
+            &[0..1, 0..cols],
+            &Tensor::zeros((1, cols), DType::F64, &dev)?,
+        )?;
+        let w = noise.standard_normal(&(rows, cols).into(), DType::F64, &dev)?;
         let run = |fused: bool| -> Result<Vec<Tensor>> {
             let vv = Var::from_tensor(&v)?;
             let (wm, n) = if fused {

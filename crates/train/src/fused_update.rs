@@ -7,6 +7,7 @@
 //! feature the same three passes run as CUDA kernels (`vaekit-kernels`).
 
 use candle::{CpuStorage, Layout, Result, Tensor, WithDType, bail};
+use rayon::prelude::*;
 
 use crate::optim::{OptimizerConfig, OptimizerKind};
 
@@ -34,6 +35,39 @@ struct ParamPass {
     eps: f64,
     /// `lr · weight_decay`.
     decay: f64,
+}
+
+/// Parameters of at least this many elements are updated on rayon's threads, in chunks of
+/// [`PAR_CHUNK`]; every element's update is independent, so the result is the same.
+const PAR_MIN: usize = 1 << 16;
+/// Elements per parallel task.
+const PAR_CHUNK: usize = 1 << 14;
+
+/// `f(dst, src)` over matching chunks, in parallel for large arrays.
+fn chunked2<T: Send + Sync>(dst: &mut [T], src: &[T], f: impl Fn(&mut [T], &[T]) + Sync) {
+    if dst.len() >= PAR_MIN {
+        dst.par_chunks_mut(PAR_CHUNK)
+            .zip(src.par_chunks(PAR_CHUNK))
+            .for_each(|(d, s)| f(d, s));
+    } else {
+        f(dst, src);
+    }
+}
+
+/// `f(dst, a, b)` over matching chunks, in parallel for large arrays.
+fn chunked3<T: Send + Sync>(
+    dst: &mut [T],
+    a: &[T],
+    b: &[T],
+    f: impl Fn(&mut [T], &[T], &[T]) + Sync,
+) {
+    if dst.len() >= PAR_MIN {
+        dst.par_chunks_mut(PAR_CHUNK)
+            .zip(a.par_chunks(PAR_CHUNK).zip(b.par_chunks(PAR_CHUNK)))
+            .for_each(|(d, (a, b))| f(d, a, b));
+    } else {
+        f(dst, a, b);
+    }
 }
 
 fn range(l: &Layout, what: &str) -> Result<(usize, usize)> {
@@ -133,9 +167,17 @@ impl candle::InplaceOp2 for StatePass {
     fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout, g: &CpuStorage, gl: &Layout) -> Result<()> {
         let (a, b) = range(l, "the optimizer state")?;
         let (ga, gb) = range(gl, "the gradient")?;
+        if b - a != gb - ga {
+            bail!("fused optimizer update: state of {} and gradient of {} elements", b - a, gb - ga);
+        }
+        let pass = self.0;
         match s {
-            CpuStorage::F32(d) => state_f32(&mut d[a..b], &g.as_slice::<f32>()?[ga..gb], self.0),
-            CpuStorage::F64(d) => state_kernel(&mut d[a..b], &g.as_slice::<f64>()?[ga..gb], self.0),
+            CpuStorage::F32(d) => chunked2(&mut d[a..b], &g.as_slice::<f32>()?[ga..gb], |d, g| {
+                state_f32(d, g, pass)
+            }),
+            CpuStorage::F64(d) => chunked2(&mut d[a..b], &g.as_slice::<f64>()?[ga..gb], |d, g| {
+                state_kernel(d, g, pass)
+            }),
             _ => bail!("fused optimizer update: f32 or f64 parameters only"),
         }
         Ok(())
@@ -176,18 +218,26 @@ impl candle::InplaceOp3 for ParamPass {
         let (a, b) = range(pl, "the parameter")?;
         let (ma, mb) = range(ml, "the first moment")?;
         let (va, vb) = range(vl, "the second moment")?;
+        if b - a != mb - ma || b - a != vb - va {
+            bail!(
+                "fused optimizer update: parameter of {} elements, moments of {} and {}",
+                b - a,
+                mb - ma,
+                vb - va
+            );
+        }
         match p {
-            CpuStorage::F32(d) => param_f32(
+            CpuStorage::F32(d) => chunked3(
                 &mut d[a..b],
                 &m.as_slice::<f32>()?[ma..mb],
                 &v.as_slice::<f32>()?[va..vb],
-                self,
+                |d, m, v| param_f32(d, m, v, self),
             ),
-            CpuStorage::F64(d) => param_kernel(
+            CpuStorage::F64(d) => chunked3(
                 &mut d[a..b],
                 &m.as_slice::<f64>()?[ma..mb],
                 &v.as_slice::<f64>()?[va..vb],
-                self,
+                |d, m, v| param_kernel(d, m, v, self),
             ),
             _ => bail!("fused optimizer update: f32 or f64 parameters only"),
         }

@@ -200,11 +200,17 @@ mod tests {
     }
 
     /// The fused in-place CPU update against the composed one (kept for other devices), for
-    /// both rules, with weight decay, over several steps of f32 and f64 parameters.
+    /// both rules, with weight decay, over several steps of f32 and f64 parameters, small
+    /// (one pass) and large (chunks on rayon's threads, the last one partial).
     #[test]
     fn fused_update_matches_the_composed_one() -> Result<()> {
         let dev = Device::Cpu;
-        for kind in [OptimizerKind::Adam, OptimizerKind::Adamax] {
+        for (kind, (rows, cols)) in [
+            (OptimizerKind::Adam, (3, 4)),
+            (OptimizerKind::Adamax, (3, 4)),
+            (OptimizerKind::Adam, (300, 251)),
+            (OptimizerKind::Adamax, (300, 251)),
+        ] {
             for dtype in [candle::DType::F32, candle::DType::F64] {
                 let cfg = OptimizerConfig {
                     kind,
@@ -212,9 +218,10 @@ mod tests {
                     eps: 1e-4,
                     ..OptimizerConfig::default()
                 };
-                let init = Tensor::arange(0f64, 12.0, &dev)?
-                    .affine(0.3, -1.7)?
-                    .reshape((3, 4))?
+                let n = rows * cols;
+                let init = Tensor::arange(0f64, n as f64, &dev)?
+                    .affine(3.6 / n as f64, -1.7)?
+                    .reshape((rows, cols))?
                     .to_dtype(dtype)?;
                 let fused = Var::from_tensor(&init)?;
                 let composed = Var::from_tensor(&init)?;
