@@ -255,6 +255,14 @@ impl CustomOp1 for BiasSum {
     }
 }
 
+/// `Σ g` over every axis but 1, accumulated in f64: the gradient of a per-channel bias.
+///
+/// # Shapes
+/// `grad: [B, C, ...]` gives `[C]`.
+pub(crate) fn bias_grad(grad: &Tensor) -> Result<Tensor> {
+    grad.contiguous()?.apply_op1_no_bwd(&BiasSum)
+}
+
 /// The forward op of [`bias_add`]: `(t, β)`.
 struct BiasAdd;
 
@@ -294,7 +302,7 @@ impl CustomOp2 for BiasAdd {
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         // Only what autograd tracks (a frozen network's bias needs nothing).
         let db = if beta.track_op() {
-            Some(grad.contiguous()?.apply_op1_no_bwd(&BiasSum)?)
+            Some(bias_grad(grad)?)
         } else {
             None
         };

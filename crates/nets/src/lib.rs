@@ -21,6 +21,7 @@ mod conv;
 mod decoder;
 mod encoder;
 mod gated;
+mod gemm;
 mod im2col;
 mod linear;
 mod matmul;

@@ -89,6 +89,10 @@ impl Linear {
             );
         }
         let v = self.masked()?;
+        if let (None, None, Some(b), 2) = (&self.g, &self.bn, &self.bias, x.rank()) {
+            // The plain layer: the bias added inside the GEMM's output pass.
+            return crate::matmul::linear_t(x, &v, b);
+        }
         let t = crate::matmul::matmul_t(x, &v)?;
         match (&self.g, &self.bn, &self.bias) {
             (Some(g), _, Some(b)) => {

@@ -6,8 +6,10 @@
 //! decoder (the weights need none; a third of a leapfrog step's GEMMs). This op checks
 //! `track_op` on each operand first.
 
+use crate::gemm::{MatRef, gemm_acc};
 use candle::backend::BackendStorage;
-use candle::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
+use rayon::prelude::*;
 
 /// `x: [N, in]`, `w: [out, in]` give `[N, out]`.
 struct MatmulT;
@@ -55,6 +57,123 @@ impl CustomOp2 for MatmulT {
             None
         };
         Ok((dx, dw))
+    }
+}
+
+/// `x · Wᵀ + b` in one op: the output starts as `b` in every row and the GEMM accumulates
+/// into it (no zeroed output, no separate bias pass); the backward computes only the
+/// gradients autograd tracks.
+struct LinearT;
+
+/// Outputs of at least this many elements are filled with the bias on rayon's threads.
+const FILL_PAR_MIN: usize = 1 << 16;
+
+fn linear_t_cpu<T: WithDType>(
+    x: &[T],
+    w: &[T],
+    b: &[T],
+    (n, k, m): (usize, usize, usize),
+) -> Result<Vec<T>> {
+    let mut out = vec![T::zero(); n * m];
+    let fill = |row: &mut [T]| row.copy_from_slice(b);
+    if out.len() >= FILL_PAR_MIN {
+        out.par_chunks_mut(m.max(1)).for_each(fill);
+    } else {
+        out.chunks_mut(m.max(1)).for_each(fill);
+    }
+    gemm_acc(
+        &mut out,
+        MatRef::row_major(x, n, k),
+        MatRef::row_major(w, m, k).t(),
+    )?;
+    Ok(out)
+}
+
+impl CustomOp3 for LinearT {
+    fn name(&self) -> &'static str {
+        "linear-t"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, k) = l1.shape().dims2()?;
+        let (m, k2) = l2.shape().dims2()?;
+        if k != k2 || l3.shape().elem_count() != m {
+            candle::bail!(
+                "linear-t: x {:?}, w {:?} and b {:?} do not match",
+                l1.shape(),
+                l2.shape(),
+                l3.shape()
+            );
+        }
+        use vaekit_core::contiguous_part as part;
+        let out = match (s1, s2, s3) {
+            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
+                CpuStorage::F32(linear_t_cpu(
+                    part(x, l1, "x")?,
+                    part(w, l2, "w")?,
+                    part(b, l3, "b")?,
+                    (n, k, m),
+                )?)
+            }
+            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
+                CpuStorage::F64(linear_t_cpu(
+                    part(x, l1, "x")?,
+                    part(w, l2, "w")?,
+                    part(b, l3, "b")?,
+                    (n, k, m),
+                )?)
+            }
+            _ => candle::bail!("linear-t: f32 or f64 of one dtype expected"),
+        };
+        Ok((out, Shape::from((n, m))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dx = if x.track_op() {
+            Some(grad.matmul(w)?)
+        } else {
+            None
+        };
+        let dw = if w.track_op() {
+            Some(grad.t()?.matmul(x)?)
+        } else {
+            None
+        };
+        let db = if b.track_op() {
+            Some(crate::channel_affine::bias_grad(grad)?.reshape(b.shape())?)
+        } else {
+            None
+        };
+        Ok((dx, dw, db))
+    }
+}
+
+/// `x · wᵀ + b` for `x: [N, in]`, `w: [out, in]`, `b: [out]`, giving `[N, out]`; on CPU
+/// (f32, f64) one op ([`LinearT`]), elsewhere `matmul_t` and a broadcast add.
+///
+/// # Errors
+/// Shapes other than `[N, in]`, `[out, in]` and `[out]`.
+pub(crate) fn linear_t(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if vaekit_core::has_cpu_kernel(x) && x.rank() == 2 {
+        x.contiguous()?
+            .apply_op3(&w.contiguous()?, &b.contiguous()?, LinearT)
+    } else {
+        matmul_t(x, w)?.broadcast_add(b)
     }
 }
 
@@ -113,6 +232,69 @@ mod tests {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// `linear_t` against candle's `matmul` + `broadcast_add` in f64 (values and all three
+    /// gradients, each operand tracked or not), small and large (parallel bias fill, gemm's
+    /// threaded path), and in f32 within rounding.
+    #[test]
+    fn linear_t_matches_matmul_plus_bias() -> Result<()> {
+        let mut noise = SeededNoise::new(9);
+        let dev = Device::Cpu;
+        for (n, k, m) in [(5, 7, 3), (300, 120, 250)] {
+            let x = noise.standard_normal(&(n, k).into(), DType::F64, &dev)?;
+            let w = noise.standard_normal(&(m, k).into(), DType::F64, &dev)?;
+            let b = noise.standard_normal(&m.into(), DType::F64, &dev)?;
+            let g = noise.standard_normal(&(n, m).into(), DType::F64, &dev)?;
+            for tracked in [
+                [true, true, true],
+                [false, true, true],
+                [true, false, false],
+            ] {
+                let vars = [
+                    Var::from_tensor(&x)?,
+                    Var::from_tensor(&w)?,
+                    Var::from_tensor(&b)?,
+                ];
+                let ts: Vec<Tensor> = vars
+                    .iter()
+                    .zip([&x, &w, &b])
+                    .zip(tracked)
+                    .map(|((v, t), on)| if on { v.as_tensor().clone() } else { t.clone() })
+                    .collect();
+                let ours = linear_t(&ts[0], &ts[1], &ts[2])?;
+                let reference = ts[0].matmul(&ts[1].t()?)?.broadcast_add(&ts[2])?;
+                assert_all_close(&ours, &reference, 1e-12, 1e-12)?;
+                let grads = (&ours * &g)?.sum_all()?.backward()?;
+                let want = (&reference * &g)?.sum_all()?.backward()?;
+                for (on, t) in tracked.iter().zip(&ts) {
+                    match (on, grads.get(t), want.get(t)) {
+                        (true, Some(a), Some(e)) => assert_all_close(a, e, 1e-11, 1e-11)?,
+                        (false, None, _) => {}
+                        other => panic!("unexpected gradients: {:?}", other.0),
+                    }
+                }
+            }
+            let (x32, w32, b32) = (
+                x.to_dtype(DType::F32)?,
+                w.to_dtype(DType::F32)?,
+                b.to_dtype(DType::F32)?,
+            );
+            let ours = linear_t(&x32, &w32, &b32)?.to_dtype(DType::F64)?;
+            let reference = x.matmul(&w.t()?)?.broadcast_add(&b)?;
+            assert_all_close(&ours, &reference, 1e-4, 1e-4)?;
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn linear_t_rejects_mismatched_shapes() -> Result<()> {
+        let dev = Device::Cpu;
+        let x = Tensor::zeros((2, 3), DType::F32, &dev)?;
+        let w = Tensor::zeros((4, 3), DType::F32, &dev)?;
+        assert!(linear_t(&x, &w, &Tensor::zeros(5, DType::F32, &dev)?).is_err());
+        assert!(linear_t(&x, &w.t()?, &Tensor::zeros(4, DType::F32, &dev)?).is_err());
         Ok(())
     }
 }

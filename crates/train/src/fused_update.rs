@@ -168,7 +168,11 @@ impl candle::InplaceOp2 for StatePass {
         let (a, b) = range(l, "the optimizer state")?;
         let (ga, gb) = range(gl, "the gradient")?;
         if b - a != gb - ga {
-            bail!("fused optimizer update: state of {} and gradient of {} elements", b - a, gb - ga);
+            bail!(
+                "fused optimizer update: state of {} and gradient of {} elements",
+                b - a,
+                gb - ga
+            );
         }
         let pass = self.0;
         match s {

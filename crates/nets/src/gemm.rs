@@ -1,0 +1,195 @@
+//! A bounds-checked call into the `gemm` crate, the GEMM candle's CPU backend runs on.
+//!
+//! candle's `matmul` always writes a zeroed output (`dst = A·B`), so a layer's bias is one
+//! more pass over the output, and the zeroing another. Calling `gemm` directly lets the
+//! output start as the broadcast bias and the product accumulate into it
+//! (`dst = dst + A·B`): one write pass instead of three passes.
+
+use candle::Result;
+
+/// A strided, read-only matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MatRef<'a, T> {
+    pub data: &'a [T],
+    pub rows: usize,
+    pub cols: usize,
+    /// Row stride, in elements.
+    pub rs: usize,
+    /// Column stride, in elements.
+    pub cs: usize,
+}
+
+impl<'a, T> MatRef<'a, T> {
+    /// A contiguous row-major `[rows, cols]` matrix.
+    pub fn row_major(data: &'a [T], rows: usize, cols: usize) -> Self {
+        Self {
+            data,
+            rows,
+            cols,
+            rs: cols,
+            cs: 1,
+        }
+    }
+
+    /// The transpose, without moving data.
+    pub fn t(self) -> Self {
+        Self {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+
+    /// Whether every element lies inside `data`.
+    fn in_bounds(&self) -> bool {
+        if self.rows == 0 || self.cols == 0 {
+            return true;
+        }
+        let last = (self.rows - 1)
+            .checked_mul(self.rs)
+            .and_then(|a| (self.cols - 1).checked_mul(self.cs).map(|b| (a, b)))
+            .and_then(|(a, b)| a.checked_add(b));
+        last.is_some_and(|l| l < self.data.len())
+            && isize::try_from(self.rs).is_ok()
+            && isize::try_from(self.cs).is_ok()
+    }
+}
+
+/// `dst ← dst + a · b` for a contiguous row-major `dst: [m, n]`, `a: [m, k]`, `b: [k, n]`,
+/// f32 or f64, on `candle::utils::get_num_threads()` threads (gemm keeps small products on
+/// one).
+///
+/// # Errors
+/// Mismatched sizes, a view reaching outside its slice, or a type other than f32 / f64.
+pub(crate) fn gemm_acc<T: candle::WithDType>(
+    dst: &mut [T],
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+) -> Result<()> {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    if b.rows != k || dst.len() != m * n {
+        candle::bail!(
+            "gemm: [{m}, {k}] x [{}, {n}] into {} elements",
+            b.rows,
+            dst.len()
+        );
+    }
+    if !a.in_bounds() || !b.in_bounds() {
+        candle::bail!("gemm: an operand view reaches outside its storage");
+    }
+    if !matches!(T::DTYPE, candle::DType::F32 | candle::DType::F64) {
+        candle::bail!("gemm: f32 or f64 expected, got {:?}", T::DTYPE);
+    }
+    if m == 0 || n == 0 || k == 0 {
+        return Ok(());
+    }
+    let threads = candle::utils::get_num_threads();
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
+    // Strides fit in isize (checked by `in_bounds`; `n` and 1 for `dst`, whose length is
+    // m * n <= isize::MAX as a slice).
+    let (a_rs, a_cs, b_rs, b_cs) = (a.rs as isize, a.cs as isize, b.rs as isize, b.cs as isize);
+    #[allow(unsafe_code)]
+    // SAFETY: `dst` holds m * n elements addressed as (i, j) -> i * n + j; every element
+    // (i, l) of `a` and (l, j) of `b` lies inside its slice (`in_bounds`); `dst` is a unique
+    // borrow, so it overlaps neither operand; T is f32 or f64, which gemm dispatches on.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            true,
+            a.data.as_ptr(),
+            a_cs,
+            a_rs,
+            b.data.as_ptr(),
+            b_cs,
+            b_rs,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Against a triple loop in f64, with a transposed and a strided operand, accumulating
+    /// into a non-zero `dst`, sizes above gemm's threading threshold included.
+    #[test]
+    fn matches_a_triple_loop() -> Result<()> {
+        for (m, k, n) in [(3, 4, 5), (1, 7, 1), (130, 200, 90)] {
+            let a: Vec<f64> = (0..m * k).map(|i| ((i * 7) % 13) as f64 - 6.0).collect();
+            // b stored transposed: [n, k] row-major, read as [k, n].
+            let bt: Vec<f64> = (0..n * k).map(|i| ((i * 5) % 11) as f64 * 0.5).collect();
+            let mut dst: Vec<f64> = (0..m * n).map(|i| i as f64 * 0.25).collect();
+            let mut want = dst.clone();
+            for i in 0..m {
+                for j in 0..n {
+                    want[i * n + j] += (0..k).map(|l| a[i * k + l] * bt[j * k + l]).sum::<f64>();
+                }
+            }
+            gemm_acc(
+                &mut dst,
+                MatRef::row_major(&a, m, k),
+                MatRef::row_major(&bt, n, k).t(),
+            )?;
+            assert_eq!(dst, want, "{m}x{k}x{n}");
+            // f32, within rounding.
+            let (a32, b32): (Vec<f32>, Vec<f32>) = (
+                a.iter().map(|&v| v as f32).collect(),
+                bt.iter().map(|&v| v as f32).collect(),
+            );
+            let mut d32 = vec![0f32; m * n];
+            gemm_acc(
+                &mut d32,
+                MatRef::row_major(&a32, m, k),
+                MatRef::row_major(&b32, n, k).t(),
+            )?;
+            for (i, (&g, &w)) in d32.iter().zip(&want).enumerate() {
+                let w = w - (i as f64 * 0.25);
+                assert!(
+                    (f64::from(g) - w).abs() <= 1e-5 * w.abs().max(1.0),
+                    "{g} vs {w}"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn rejects_bad_sizes_and_views() {
+        let a = [1f32; 6];
+        let mut dst = [0f32; 4];
+        assert!(
+            gemm_acc(
+                &mut dst,
+                MatRef::row_major(&a, 2, 3),
+                MatRef::row_major(&a, 2, 3)
+            )
+            .is_err()
+        );
+        let short = MatRef {
+            data: &a[..5],
+            rows: 3,
+            cols: 2,
+            rs: 2,
+            cs: 1,
+        };
+        assert!(gemm_acc(&mut dst, MatRef::row_major(&a, 2, 3), short).is_err());
+    }
+}
