@@ -114,11 +114,9 @@ impl SeededNoise {
         let start = self.reserve(out.len())?;
         let this = &*self;
         let fill = |first: usize, chunk: &mut [T]| {
-            let mut b = start + (first / 2) as u64;
-            for two in chunk.chunks_mut(2) {
+            for (b, two) in (start + (first / 2) as u64..).zip(chunk.chunks_mut(2)) {
                 let v = pair(this.block(b));
                 two.copy_from_slice(&v[..two.len()]);
-                b += 1;
             }
         };
         if out.len() >= PAR_MIN {
@@ -330,7 +328,7 @@ mod tests {
         let (z, u, w) = long(3)?;
         assert_eq!((z.clone(), u.clone(), w.clone()), long(1)?);
         let blocks = n.div_ceil(2) as u64;
-        let short = |stream: u64, first: usize, len: usize| {
+        let short = |stream: u64, first: usize| {
             SeededNoise::from_state(NoiseState {
                 seed,
                 counter: stream * blocks + (first / 2) as u64,
@@ -340,16 +338,16 @@ mod tests {
         firsts.push(n - 3);
         for first in firsts {
             let len = (n - first).min(4);
-            let zs = short(0, first, len)
+            let zs = short(0, first)
                 .standard_normal(&Shape::from(len), DType::F32, &cpu())?
                 .to_vec1::<f32>()?;
             assert_eq!(&z[first..first + len], &zs[..], "normals at {first}");
-            let us = short(1, first, len)
+            let us = short(1, first)
                 .uniform(&Shape::from(len), DType::F64, &cpu())?
                 .to_vec1::<f64>()?;
             assert_eq!(&u[first..first + len], &us[..], "uniforms at {first}");
             let mut ws = vec![0u64; len];
-            short(2, first, len).fill_u64(&mut ws)?;
+            short(2, first).fill_u64(&mut ws)?;
             assert_eq!(&w[first..first + len], &ws[..], "words at {first}");
         }
         Ok(())
