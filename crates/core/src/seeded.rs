@@ -3,7 +3,6 @@
 use crate::noise::NoiseSource;
 use crate::philox::philox4x32_10;
 use candle::{DType, Device, Result, Shape, Tensor};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// The whole state of a [`SeededNoise`]: the seed and the number of 128-bit blocks consumed.
@@ -102,8 +101,8 @@ impl SeededNoise {
     }
 
     /// Takes the blocks for `out.len()` elements and fills `out`: element `i` is
-    /// `pair(block(start + i / 2))[i % 2]`. Requests of [`PAR_MIN`] elements or more are
-    /// split across rayon's threads in chunks of [`PAR_CHUNK`]; each chunk computes its own
+    /// `pair(block(start + i / 2))[i % 2]`. Long requests are split across rayon's threads
+    /// ([`crate::for_chunks`]) in chunks of [`PAR_CHUNK`]; each chunk computes its own
     /// blocks from the counter (Philox is counter-based), so the values do not depend on the
     /// split or the thread count.
     fn fill_pairs<T: Copy + Send>(
@@ -113,19 +112,12 @@ impl SeededNoise {
     ) -> Result<()> {
         let start = self.reserve(out.len())?;
         let this = &*self;
-        let fill = |first: usize, chunk: &mut [T]| {
+        crate::for_chunks(out, PAR_CHUNK, |first, chunk| {
             for (b, two) in (start + (first / 2) as u64..).zip(chunk.chunks_mut(2)) {
                 let v = pair(this.block(b));
                 two.copy_from_slice(&v[..two.len()]);
             }
-        };
-        if out.len() >= PAR_MIN {
-            out.par_chunks_mut(PAR_CHUNK)
-                .enumerate()
-                .for_each(|(c, chunk)| fill(c * PAR_CHUNK, chunk));
-        } else {
-            fill(0, out);
-        }
+        });
         Ok(())
     }
 
@@ -141,8 +133,6 @@ impl SeededNoise {
     }
 }
 
-/// Requests of at least this many elements are generated on rayon's threads.
-const PAR_MIN: usize = 1 << 15;
 /// Elements per parallel task; even, so every task starts on a block boundary.
 const PAR_CHUNK: usize = 1 << 13;
 
@@ -309,7 +299,7 @@ mod tests {
     /// counter gives, for normals, uniforms and words, on one thread and on three.
     #[test]
     fn parallel_requests_match_sequential_ones() -> Result<()> {
-        let n = PAR_MIN + 2 * PAR_CHUNK + 3;
+        let n = crate::PAR_MIN_ELEMS + 2 * PAR_CHUNK + 3;
         let seed = 11;
         let long = |threads: usize| -> Result<(Vec<f32>, Vec<f64>, Vec<u64>)> {
             let pool = rayon::ThreadPoolBuilder::new()

@@ -12,7 +12,29 @@
 //! with candle's own element-wise pool off, see `vaekit_alloc::configure`), importance
 //! sampling from 54 to 44 ms.
 
+use rayon::prelude::*;
 use std::sync::OnceLock;
+
+/// Outputs of at least this many elements are split across rayon's threads by
+/// [`for_chunks`]; below it the split costs more than it saves.
+pub const PAR_MIN_ELEMS: usize = 1 << 15;
+
+/// `f(offset, block)` over `out`: on rayon's threads in consecutive blocks of `chunk`
+/// elements (the last may be shorter) when `out` has at least [`PAR_MIN_ELEMS`], else once
+/// over the whole of `out` with offset 0. `offset` is the block's first index, so `f` can
+/// read matching inputs at `offset..offset + block.len()`. For work whose every element
+/// (or every row, with `chunk` a multiple of the row length) is computed independently, the
+/// result does not depend on the split or the thread count.
+pub fn for_chunks<T: Send>(out: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    let chunk = chunk.max(1);
+    if out.len() >= PAR_MIN_ELEMS {
+        out.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(i, block)| f(i * chunk, block));
+    } else {
+        f(0, out);
+    }
+}
 
 /// Stack of the pool's worker threads: candle's backward pass walks the graph recursively,
 /// and a long HAIS or IAF graph needs more than the 2 MiB a spawned thread gets by default
@@ -88,6 +110,30 @@ mod tests {
             }
         }
         assert_eq!(on_pool(|| depth(8000)), 8000);
+    }
+
+    /// Every index is visited once with its own offset, split or not, and a long output is
+    /// split into blocks of the given size.
+    #[test]
+    fn for_chunks_covers_every_index_once() {
+        for n in [0, 5, PAR_MIN_ELEMS + 7] {
+            let mut out = vec![usize::MAX; n];
+            let blocks = std::sync::Mutex::new(Vec::new());
+            for_chunks(&mut out, 1000, |off, block| {
+                blocks.lock().map(|mut b| b.push(block.len())).ok();
+                for (i, o) in block.iter_mut().enumerate() {
+                    *o = off + i;
+                }
+            });
+            assert!(out.iter().enumerate().all(|(i, &v)| v == i), "n = {n}");
+            let blocks = blocks.into_inner().unwrap_or_default();
+            if n >= PAR_MIN_ELEMS {
+                assert_eq!(blocks.len(), n.div_ceil(1000));
+                assert!(blocks.iter().all(|&l| l <= 1000));
+            } else {
+                assert_eq!(blocks, vec![n]);
+            }
+        }
     }
 
     #[test]

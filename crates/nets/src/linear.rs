@@ -109,7 +109,6 @@ impl Linear {
                 y.reshape(t.shape())
             }
             (None, Some(bn), _) => bn.forward_t(&t, pass.train()),
-            (_, _, Some(b)) if t.rank() == 2 => crate::channel_affine::bias_add(&t, b),
             (_, _, Some(b)) => t.broadcast_add(b),
             (_, _, None) => Ok(t),
         }

@@ -9,7 +9,6 @@
 use crate::gemm::{MatRef, gemm_acc};
 use candle::backend::BackendStorage;
 use candle::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
-use rayon::prelude::*;
 
 /// `x: [N, in]`, `w: [out, in]` give `[N, out]`.
 struct MatmulT;
@@ -65,8 +64,8 @@ impl CustomOp2 for MatmulT {
 /// gradients autograd tracks.
 struct LinearT;
 
-/// Outputs of at least this many elements are filled with the bias on rayon's threads.
-const FILL_PAR_MIN: usize = 1 << 16;
+/// Elements per parallel task of the bias fill ([`vaekit_core::for_chunks`]).
+const FILL_CHUNK: usize = 1 << 15;
 
 fn linear_t_cpu<T: WithDType>(
     x: &[T],
@@ -75,12 +74,10 @@ fn linear_t_cpu<T: WithDType>(
     (n, k, m): (usize, usize, usize),
 ) -> Result<Vec<T>> {
     let mut out = vec![T::zero(); n * m];
-    let fill = |row: &mut [T]| row.copy_from_slice(b);
-    if out.len() >= FILL_PAR_MIN {
-        out.par_chunks_mut(m.max(1)).for_each(fill);
-    } else {
-        out.chunks_mut(m.max(1)).for_each(fill);
-    }
+    let m1 = m.max(1);
+    vaekit_core::for_chunks(&mut out, FILL_CHUNK.div_ceil(m1) * m1, |_, block| {
+        block.chunks_mut(m1).for_each(|row| row.copy_from_slice(b))
+    });
     gemm_acc(
         &mut out,
         MatRef::row_major(x, n, k),

@@ -10,24 +10,16 @@ use candle::{WithDType, backend::BackendStorage};
 use rayon::prelude::*;
 use vaekit_core::contiguous_part;
 
-/// Weights of at least this many elements are processed on rayon's threads, in row blocks
-/// of about [`PAR_CHUNK`] elements (a MADE layer of 1920 x 1920 has 3.7 M).
-const PAR_MIN: usize = 1 << 16;
-/// Elements per parallel task.
+/// Elements per parallel task (a MADE layer of 1920 x 1920 has 3.7 M).
 const PAR_CHUNK: usize = 1 << 15;
 
-/// `out` (`rows` x `cols`, row-major) filled by `f(first_row, block)` over blocks of whole
-/// rows, in parallel for large outputs; the result does not depend on the split.
+/// `out` (`cols` wide, row-major) filled by `f(first_row, block)` over blocks of whole rows,
+/// on rayon's threads for large outputs ([`vaekit_core::for_chunks`]).
 fn for_row_blocks<T: Send>(out: &mut [T], cols: usize, f: impl Fn(usize, &mut [T]) + Sync) {
     let cols = cols.max(1);
-    if out.len() >= PAR_MIN {
-        let rows_per = PAR_CHUNK.div_ceil(cols);
-        out.par_chunks_mut(rows_per * cols)
-            .enumerate()
-            .for_each(|(i, block)| f(i * rows_per, block));
-    } else {
-        f(0, out);
-    }
+    vaekit_core::for_chunks(out, PAR_CHUNK.div_ceil(cols) * cols, |off, block| {
+        f(off / cols, block)
+    });
 }
 
 /// `v ⊙ m`; backward `g ⊙ m` for `v` only (the mask is a constant).
@@ -98,7 +90,7 @@ fn row_norms<T: WithDType>(w: &[T], cols: usize) -> Vec<T> {
         let s: f64 = row.iter().map(|&x| x.to_f64() * x.to_f64()).sum();
         T::from_f64((s + FLOOR).sqrt())
     };
-    if w.len() >= PAR_MIN {
+    if w.len() >= vaekit_core::PAR_MIN_ELEMS {
         w.par_chunks(cols.max(1)).map(norm).collect()
     } else {
         w.chunks(cols.max(1)).map(norm).collect()

@@ -7,7 +7,6 @@
 //! feature the same three passes run as CUDA kernels (`vaekit-kernels`).
 
 use candle::{CpuStorage, Layout, Result, Tensor, WithDType, bail};
-use rayon::prelude::*;
 
 use crate::optim::{OptimizerConfig, OptimizerKind};
 
@@ -37,38 +36,9 @@ struct ParamPass {
     decay: f64,
 }
 
-/// Parameters of at least this many elements are updated on rayon's threads, in chunks of
-/// [`PAR_CHUNK`]; every element's update is independent, so the result is the same.
-const PAR_MIN: usize = 1 << 16;
-/// Elements per parallel task.
+/// Elements per parallel task of the passes ([`vaekit_core::for_chunks`]); every element's
+/// update is independent, so the result does not depend on the split.
 const PAR_CHUNK: usize = 1 << 14;
-
-/// `f(dst, src)` over matching chunks, in parallel for large arrays.
-fn chunked2<T: Send + Sync>(dst: &mut [T], src: &[T], f: impl Fn(&mut [T], &[T]) + Sync) {
-    if dst.len() >= PAR_MIN {
-        dst.par_chunks_mut(PAR_CHUNK)
-            .zip(src.par_chunks(PAR_CHUNK))
-            .for_each(|(d, s)| f(d, s));
-    } else {
-        f(dst, src);
-    }
-}
-
-/// `f(dst, a, b)` over matching chunks, in parallel for large arrays.
-fn chunked3<T: Send + Sync>(
-    dst: &mut [T],
-    a: &[T],
-    b: &[T],
-    f: impl Fn(&mut [T], &[T], &[T]) + Sync,
-) {
-    if dst.len() >= PAR_MIN {
-        dst.par_chunks_mut(PAR_CHUNK)
-            .zip(a.par_chunks(PAR_CHUNK).zip(b.par_chunks(PAR_CHUNK)))
-            .for_each(|(d, (a, b))| f(d, a, b));
-    } else {
-        f(dst, a, b);
-    }
-}
 
 fn range(l: &Layout, what: &str) -> Result<(usize, usize)> {
     match l.contiguous_offsets() {
@@ -176,12 +146,18 @@ impl candle::InplaceOp2 for StatePass {
         }
         let pass = self.0;
         match s {
-            CpuStorage::F32(d) => chunked2(&mut d[a..b], &g.as_slice::<f32>()?[ga..gb], |d, g| {
-                state_f32(d, g, pass)
-            }),
-            CpuStorage::F64(d) => chunked2(&mut d[a..b], &g.as_slice::<f64>()?[ga..gb], |d, g| {
-                state_kernel(d, g, pass)
-            }),
+            CpuStorage::F32(d) => {
+                let g = &g.as_slice::<f32>()?[ga..gb];
+                vaekit_core::for_chunks(&mut d[a..b], PAR_CHUNK, |o, d| {
+                    state_f32(d, &g[o..o + d.len()], pass)
+                })
+            }
+            CpuStorage::F64(d) => {
+                let g = &g.as_slice::<f64>()?[ga..gb];
+                vaekit_core::for_chunks(&mut d[a..b], PAR_CHUNK, |o, d| {
+                    state_kernel(d, &g[o..o + d.len()], pass)
+                })
+            }
             _ => bail!("fused optimizer update: f32 or f64 parameters only"),
         }
         Ok(())
@@ -231,18 +207,20 @@ impl candle::InplaceOp3 for ParamPass {
             );
         }
         match p {
-            CpuStorage::F32(d) => chunked3(
-                &mut d[a..b],
-                &m.as_slice::<f32>()?[ma..mb],
-                &v.as_slice::<f32>()?[va..vb],
-                |d, m, v| param_f32(d, m, v, self),
-            ),
-            CpuStorage::F64(d) => chunked3(
-                &mut d[a..b],
-                &m.as_slice::<f64>()?[ma..mb],
-                &v.as_slice::<f64>()?[va..vb],
-                |d, m, v| param_kernel(d, m, v, self),
-            ),
+            CpuStorage::F32(d) => {
+                let (m, v) = (&m.as_slice::<f32>()?[ma..mb], &v.as_slice::<f32>()?[va..vb]);
+                vaekit_core::for_chunks(&mut d[a..b], PAR_CHUNK, |o, d| {
+                    let r = o..o + d.len();
+                    param_f32(d, &m[r.clone()], &v[r], self)
+                })
+            }
+            CpuStorage::F64(d) => {
+                let (m, v) = (&m.as_slice::<f64>()?[ma..mb], &v.as_slice::<f64>()?[va..vb]);
+                vaekit_core::for_chunks(&mut d[a..b], PAR_CHUNK, |o, d| {
+                    let r = o..o + d.len();
+                    param_kernel(d, &m[r.clone()], &v[r], self)
+                })
+            }
             _ => bail!("fused optimizer update: f32 or f64 parameters only"),
         }
         Ok(())
