@@ -1,20 +1,28 @@
-//! The machine's single-precision FMA peak, measured with a register-only loop of AVX2 FMAs
-//! on every benchmark thread: the denominator of "fraction of peak".
+//! The machine's single-precision FMA peak, measured with a register-only loop of the widest
+//! FMAs the CPU has (AVX-512 where present, else AVX2) on every benchmark thread: the
+//! denominator of "fraction of peak".
+//!
+//! gemm (candle's and vaekit's GEMM) picks its AVX-512 kernels at run time on such a CPU
+//! (the workspace enables its `x86-v4` feature), so an AVX2-only peak would overstate every
+//! fraction about twofold on this project's Zen 5.
 
 use std::time::Instant;
 
-/// Independent accumulator chains: more than FMA latency × FMA ports (4 × 2 on Zen 3).
+/// Independent accumulator chains: more than FMA latency × FMA ports (4 × 2 on Zen 3/5).
 const CHAINS: usize = 12;
 
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod x86 {
     use super::CHAINS;
-    use std::arch::x86_64::{_mm256_fmadd_ps, _mm256_set1_ps, _mm256_storeu_ps};
+    use std::arch::x86_64::{
+        _mm256_fmadd_ps, _mm256_set1_ps, _mm256_storeu_ps, _mm512_fmadd_ps, _mm512_reduce_add_ps,
+        _mm512_set1_ps,
+    };
 
     /// `iters` rounds of `CHAINS` 8-lane FMAs; returns a value that depends on all of them.
     #[target_feature(enable = "avx2,fma")]
-    fn fma_loop(iters: u64) -> f32 {
+    fn fma_loop_avx2(iters: u64) -> f32 {
         let a = _mm256_set1_ps(0.999_999);
         let b = _mm256_set1_ps(1e-7);
         let mut acc = [_mm256_set1_ps(1.0); CHAINS];
@@ -33,28 +41,63 @@ mod x86 {
         total
     }
 
-    /// Runs the loop when the CPU has AVX2 and FMA.
-    pub fn run(iters: u64) -> Option<f32> {
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: the features the function is compiled for were detected at run time.
-            Some(unsafe { fma_loop(iters) })
+    /// `iters` rounds of `CHAINS` 16-lane FMAs; returns a value that depends on all of them.
+    #[target_feature(enable = "avx512f")]
+    fn fma_loop_avx512(iters: u64) -> f32 {
+        let a = _mm512_set1_ps(0.999_999);
+        let b = _mm512_set1_ps(1e-7);
+        let mut acc = [_mm512_set1_ps(1.0); CHAINS];
+        for _ in 0..iters {
+            for x in acc.iter_mut() {
+                *x = _mm512_fmadd_ps(*x, a, b);
+            }
+        }
+        acc.iter().map(|&x| _mm512_reduce_add_ps(x)).sum()
+    }
+
+    /// f32 lanes per FMA of the widest loop this CPU runs, or `None` without AVX2+FMA.
+    pub fn lanes() -> Option<usize> {
+        if is_x86_feature_detected!("avx512f") {
+            Some(16)
+        } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            Some(8)
         } else {
             None
+        }
+    }
+
+    /// Runs the widest loop (see [`lanes`]).
+    pub fn run(iters: u64) -> Option<f32> {
+        match lanes()? {
+            // SAFETY: `lanes` detected AVX-512F at run time.
+            16 => Some(unsafe { fma_loop_avx512(iters) }),
+            // SAFETY: `lanes` detected AVX2 and FMA at run time.
+            _ => Some(unsafe { fma_loop_avx2(iters) }),
         }
     }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 mod x86 {
+    pub fn lanes() -> Option<usize> {
+        None
+    }
+
     pub fn run(_iters: u64) -> Option<f32> {
         None
     }
+}
+
+/// The instruction set the peak is measured with: "AVX-512", "AVX2" or `None`.
+pub fn fma_isa() -> Option<&'static str> {
+    x86::lanes().map(|l| if l == 16 { "AVX-512" } else { "AVX2" })
 }
 
 /// GFLOP/s of `threads` threads running the FMA loop at once (the best of three), or `None`
 /// on a CPU without AVX2+FMA.
 pub fn fma_peak_gflops(threads: usize) -> Option<f64> {
     let iters: u64 = 50_000_000;
+    let lanes = x86::lanes()?;
     x86::run(1000)?;
     let mut best: f64 = 0.0;
     for _ in 0..3 {
@@ -65,7 +108,7 @@ pub fn fma_peak_gflops(threads: usize) -> Option<f64> {
             }
         });
         let secs = t.elapsed().as_secs_f64();
-        let flops = iters as f64 * CHAINS as f64 * 8.0 * 2.0 * threads.max(1) as f64;
+        let flops = iters as f64 * CHAINS as f64 * lanes as f64 * 2.0 * threads.max(1) as f64;
         best = best.max(flops / secs / 1e9);
     }
     Some(best)

@@ -60,7 +60,10 @@ impl Report {
             self.threads,
             if self.pinned { " (pinned)" } else { "" },
             self.peak_gflops
-                .map_or("not measured".to_string(), |g| format!("{g:.1} GFLOP/s")),
+                .map_or("not measured".to_string(), |g| format!(
+                    "{g:.1} GFLOP/s ({} FMAs)",
+                    crate::peak::fma_isa().unwrap_or("?")
+                )),
             self.torch_note.as_deref().unwrap_or("")
         );
         let _ = writeln!(

@@ -1,6 +1,7 @@
 //! 2-D convolution and transposed convolution with none / batch / weight normalisation.
 
-use crate::im2col::{ConvGeometry, conv_transpose2d_gemm, conv2d_gemm};
+use crate::conv_gemm::{conv_transpose2d_gemm, conv2d_gemm};
+use crate::im2col::ConvGeometry;
 use crate::norm::{Normalization, weight_norm_output};
 use crate::pass::Pass;
 use candle::{Result, Tensor};

@@ -68,6 +68,31 @@ pub(crate) fn gemm_acc<T: candle::WithDType>(
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
 ) -> Result<()> {
+    gemm_into(dst, a, b, Accumulate::Yes, true)
+}
+
+/// Whether [`gemm_into`] adds to `dst` or overwrites it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Accumulate {
+    /// `dst ← dst + a · b`.
+    Yes,
+    /// `dst ← a · b` (the old contents are never read).
+    No,
+}
+
+/// `dst ← a · b` or `dst ← dst + a · b` (shapes as [`gemm_acc`]); `threaded` lets gemm use
+/// `candle::utils::get_num_threads()` threads, otherwise it runs on the calling thread (for
+/// callers that are themselves parallel, one product per task).
+///
+/// # Errors
+/// As [`gemm_acc`].
+pub(crate) fn gemm_into<T: candle::WithDType>(
+    dst: &mut [T],
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    accumulate: Accumulate,
+    threaded: bool,
+) -> Result<()> {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     if b.rows != k || dst.len() != m * n {
         candle::bail!(
@@ -82,11 +107,17 @@ pub(crate) fn gemm_acc<T: candle::WithDType>(
     if !matches!(T::DTYPE, candle::DType::F32 | candle::DType::F64) {
         candle::bail!("gemm: f32 or f64 expected, got {:?}", T::DTYPE);
     }
-    if m == 0 || n == 0 || k == 0 {
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        if accumulate == Accumulate::No {
+            dst.fill(T::zero());
+        }
         return Ok(());
     }
     let threads = candle::utils::get_num_threads();
-    let parallelism = if threads > 1 {
+    let parallelism = if threaded && threads > 1 {
         gemm::Parallelism::Rayon(threads)
     } else {
         gemm::Parallelism::None
@@ -106,7 +137,7 @@ pub(crate) fn gemm_acc<T: candle::WithDType>(
             dst.as_mut_ptr(),
             1,
             n as isize,
-            true,
+            accumulate == Accumulate::Yes,
             a.data.as_ptr(),
             a_cs,
             a_rs,
@@ -168,6 +199,42 @@ mod tests {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// `Accumulate::No` never reads `dst` (NaN garbage there is overwritten), on one
+    /// thread or several, and an empty inner dimension gives zeros.
+    #[test]
+    fn overwrite_ignores_the_old_contents() -> Result<()> {
+        let (m, k, n) = (70, 50, 90);
+        let a: Vec<f64> = (0..m * k).map(|i| ((i * 3) % 7) as f64 - 3.0).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| ((i * 5) % 9) as f64 - 4.0).collect();
+        let mut want = vec![0.0; m * n];
+        gemm_acc(
+            &mut want,
+            MatRef::row_major(&a, m, k),
+            MatRef::row_major(&b, k, n),
+        )?;
+        for threaded in [false, true] {
+            let mut dst = vec![f64::NAN; m * n];
+            gemm_into(
+                &mut dst,
+                MatRef::row_major(&a, m, k),
+                MatRef::row_major(&b, k, n),
+                Accumulate::No,
+                threaded,
+            )?;
+            assert_eq!(dst, want);
+        }
+        let mut dst = vec![f64::NAN; 6];
+        gemm_into(
+            &mut dst,
+            MatRef::row_major(&[], 2, 0),
+            MatRef::row_major(&[], 0, 3),
+            Accumulate::No,
+            false,
+        )?;
+        assert_eq!(dst, vec![0.0; 6]);
         Ok(())
     }
 

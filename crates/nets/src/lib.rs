@@ -5,7 +5,7 @@
 //! - [`ParamStore`]: a `VarBuilder` backend that initialises every parameter from a seeded
 //!   noise stream (candle's own initialisers cannot be seeded).
 //! - Layers: [`Linear`] (optionally masked, for MADE), [`Conv2d`] and [`ConvTranspose2d`]
-//!   (one GEMM each way around im2col / col2im: [`conv2d_gemm`], [`conv_transpose2d_gemm`]),
+//!   (one small GEMM per image around im2col / col2im: [`conv2d_gemm`], [`conv_transpose2d_gemm`]),
 //!   each with
 //!   [`Normalization`] none / batch / weight (weight recomputed every forward, data-dependent
 //!   initialisation through [`Pass::DataInit`]); [`GatedConv2d`], [`GatedConvTranspose2d`];
@@ -18,6 +18,7 @@
 mod activation;
 mod channel_affine;
 mod conv;
+mod conv_gemm;
 mod decoder;
 mod encoder;
 mod gated;
@@ -33,6 +34,7 @@ mod weight_ops;
 
 pub use activation::Activation;
 pub use conv::{Conv2d, ConvConfig, ConvTranspose2d, conv_transpose2d, conv2d};
+pub use conv_gemm::{conv_transpose2d_gemm, conv2d_gemm};
 pub use decoder::{
     Decoder, DecoderOutput, DenseDecoder, GatedDecoder, Likelihood, ResNetDecoder, dense_decoder,
     gated_decoder, resnet_decoder,
@@ -42,7 +44,7 @@ pub use encoder::{
     ResNetConfig, ResNetEncoder, Stage, Upsample, dense_encoder, gated_encoder, resnet_encoder,
 };
 pub use gated::{GatedConv2d, GatedConvTranspose2d, gated_conv_transpose2d, gated_conv2d};
-pub use im2col::{ConvGeometry, conv_transpose2d_gemm, conv2d_gemm};
+pub use im2col::ConvGeometry;
 pub use linear::{Linear, LinearConfig, linear, masked_linear};
 pub use norm::Normalization;
 pub use params::{NON_TRAINABLE_SUFFIXES, ParamStore, is_trainable};
