@@ -102,25 +102,22 @@ impl Grid {
         (i >= 0 && (i as usize) < size).then_some(i as usize)
     }
 
-    /// The output columns `[lo, hi)` whose input column for `kw` lies inside the image.
-    fn valid_columns(&self, kw: usize) -> (usize, usize) {
-        let lo = (0..self.ow).find(|&o| self.source(o, kw, self.w).is_some());
-        match lo {
+    /// The outputs `[lo, hi)` (of `outputs` along an axis of `size` input pixels) whose input
+    /// for kernel tap `kk` lies inside the image.
+    fn valid_range(&self, kk: usize, outputs: usize, size: usize) -> (usize, usize) {
+        let inside = |o: usize| self.source(o, kk, size).is_some();
+        match (0..outputs).find(|&o| inside(o)) {
             None => (0, 0),
-            Some(lo) => {
-                let hi = (lo..self.ow)
-                    .take_while(|&o| self.source(o, kw, self.w).is_some())
-                    .count();
-                (lo, lo + hi)
-            }
+            Some(lo) => (lo, lo + (lo..outputs).take_while(|&o| inside(o)).count()),
         }
     }
 
-    /// `valid_columns` for every kernel column, and the input column of the first one.
+    /// The valid output columns `[lo, hi)` for every kernel column, and the input column of
+    /// the first one.
     fn column_runs(&self) -> Vec<(usize, usize, usize)> {
         (0..self.k)
             .map(|kw| {
-                let (lo, hi) = self.valid_columns(kw);
+                let (lo, hi) = self.valid_range(kw, self.ow, self.w);
                 let start =
                     (lo * self.g.stride + kw * self.g.dilation).saturating_sub(self.g.padding);
                 (lo, hi, start)
@@ -128,15 +125,33 @@ impl Grid {
             .collect()
     }
 
-    /// The output rows `[lo, hi)` whose input row for kernel row `kh` lies inside the image.
-    fn valid_rows(&self, kh: usize) -> (usize, usize) {
-        let lo = (0..self.oh).find(|&o| self.source(o, kh, self.h).is_some());
-        lo.map_or((0, 0), |lo| {
-            let n = (lo..self.oh)
-                .take_while(|&o| self.source(o, kh, self.h).is_some())
-                .count();
-            (lo, lo + n)
+    /// Where each row `(c, kh, kw)` of the patch matrix reads the image, in row order; `None`
+    /// for a row that lies wholly in the padding.
+    fn row_maps(&self) -> impl Iterator<Item = Option<RowMap>> + use<> {
+        let runs = self.column_runs();
+        let rows: Vec<(usize, usize)> = (0..self.k)
+            .map(|kh| self.valid_range(kh, self.oh, self.h))
+            .collect();
+        let (k, s, d, p) = (self.k, self.g.stride, self.g.dilation, self.g.padding);
+        (0..self.rows()).map(move |row| {
+            let (c, kh, kw) = (row / (k * k), (row / k) % k, row % k);
+            let (lo, hi, start) = runs[kw];
+            let (oy0, oy1) = rows[kh];
+            (oy0 < oy1 && lo < hi).then(|| RowMap {
+                c,
+                lo,
+                hi,
+                start,
+                oy0,
+                oy1,
+                iy0: oy0 * s + kh * d - p,
+            })
         })
+    }
+
+    /// Whether patch-matrix rows are shifted copies of image planes (stride 1, `OW = W`).
+    fn shifted(&self) -> bool {
+        self.g.stride == 1 && self.ow == self.w
     }
 
     /// The patch matrix `dst: [C·k·k, OH·OW]` of one image `x: [C, H, W]`; every entry is
@@ -146,44 +161,35 @@ impl Grid {
     /// image plane shifted by a constant offset: one copy, then zeros where the shift
     /// wrapped across a row edge. Otherwise row by row.
     pub fn im2col_image<T: WithDType>(&self, x: &[T], dst: &mut [T]) {
-        let (ohw, hw, kk, s) = (self.ohw(), self.h * self.w, self.k * self.k, self.g.stride);
-        let (ow, shifted) = (self.ow, s == 1 && self.ow == self.w);
-        let runs = self.column_runs();
-        let rows: Vec<(usize, usize)> = (0..self.k).map(|kh| self.valid_rows(kh)).collect();
-        for (row, patch) in dst.chunks_exact_mut(ohw).take(self.rows()).enumerate() {
-            let (c, kh, kw) = (row / kk, (row / self.k) % self.k, row % self.k);
-            let (lo, hi, start) = runs[kw];
-            let (oy0, oy1) = rows[kh];
-            let plane = &x[c * hw..][..hw];
-            if oy0 >= oy1 || lo >= hi {
+        let (ohw, hw, ow, s) = (self.ohw(), self.h * self.w, self.ow, self.g.stride);
+        let shifted = self.shifted();
+        for (patch, map) in dst.chunks_exact_mut(ohw).zip(self.row_maps()) {
+            let Some(m) = map else {
                 patch.fill(T::zero());
                 continue;
-            }
-            patch[..oy0 * ow].fill(T::zero());
-            patch[oy1 * ow..].fill(T::zero());
-            let iy0 = oy0 * s + kh * self.g.dilation - self.g.padding;
+            };
+            let plane = &x[m.c * hw..][..hw];
+            patch[..m.oy0 * ow].fill(T::zero());
+            patch[m.oy1 * ow..].fill(T::zero());
             if shifted {
-                let (j0, j1) = (oy0 * ow + lo, (oy1 - 1) * ow + hi);
-                let s0 = iy0 * self.w + start;
+                let (j0, j1) = m.shifted_span(ow);
+                let s0 = m.iy0 * self.w + m.start;
                 patch[j0..j1].copy_from_slice(&plane[s0..s0 + (j1 - j0)]);
-                if lo > 0 || hi < ow {
-                    for seg in patch[oy0 * ow..oy1 * ow].chunks_exact_mut(ow) {
-                        seg[..lo].iter_mut().for_each(|v| *v = T::zero());
-                        seg[hi..].iter_mut().for_each(|v| *v = T::zero());
-                    }
-                }
+                m.zero_wrapped(patch, ow);
                 continue;
             }
-            let segs = patch[oy0 * ow..oy1 * ow].chunks_exact_mut(ow);
-            for (i, seg) in segs.enumerate() {
+            for (i, seg) in patch[m.oy0 * ow..m.oy1 * ow]
+                .chunks_exact_mut(ow)
+                .enumerate()
+            {
                 // Consecutive output rows read input rows `s` apart.
-                let src = &plane[(iy0 + i * s) * self.w..][..self.w];
-                seg[..lo].iter_mut().for_each(|v| *v = T::zero());
-                seg[hi..].iter_mut().for_each(|v| *v = T::zero());
+                let src = &plane[(m.iy0 + i * s) * self.w..][..self.w];
+                zero_outside(seg, m.lo, m.hi);
+                let run = &mut seg[m.lo..m.hi];
                 if s == 1 {
-                    seg[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+                    run.copy_from_slice(&src[m.start..m.start + run.len()]);
                 } else {
-                    for (v, &x) in seg[lo..hi].iter_mut().zip(src[start..].iter().step_by(s)) {
+                    for (v, &x) in run.iter_mut().zip(src[m.start..].iter().step_by(s)) {
                         *v = x;
                     }
                 }
@@ -198,48 +204,73 @@ impl Grid {
     /// The same shifted fast path as `im2col_image`: zero the wrapped entries of a row of
     /// `cols`, then add it to the plane as one contiguous run.
     pub fn col2im_image<T: WithDType>(&self, cols: &mut [T], dst: &mut [T]) {
-        let (ohw, hw, kk, s) = (self.ohw(), self.h * self.w, self.k * self.k, self.g.stride);
-        let (ow, shifted) = (self.ow, s == 1 && self.ow == self.w);
-        let runs = self.column_runs();
-        let rows: Vec<(usize, usize)> = (0..self.k).map(|kh| self.valid_rows(kh)).collect();
-        for (row, patch) in cols.chunks_exact_mut(ohw).take(self.rows()).enumerate() {
-            let (c, kh, kw) = (row / kk, (row / self.k) % self.k, row % self.k);
-            let (lo, hi, start) = runs[kw];
-            let (oy0, oy1) = rows[kh];
-            if oy0 >= oy1 || lo >= hi {
-                continue;
-            }
-            let plane = &mut dst[c * hw..][..hw];
-            let iy0 = oy0 * s + kh * self.g.dilation - self.g.padding;
+        let (ohw, hw, ow, s) = (self.ohw(), self.h * self.w, self.ow, self.g.stride);
+        let shifted = self.shifted();
+        for (patch, map) in cols.chunks_exact_mut(ohw).zip(self.row_maps()) {
+            let Some(m) = map else { continue };
+            let plane = &mut dst[m.c * hw..][..hw];
             if shifted {
-                if lo > 0 || hi < ow {
-                    for seg in patch[oy0 * ow..oy1 * ow].chunks_exact_mut(ow) {
-                        seg[..lo].iter_mut().for_each(|v| *v = T::zero());
-                        seg[hi..].iter_mut().for_each(|v| *v = T::zero());
-                    }
-                }
-                let (j0, j1) = (oy0 * ow + lo, (oy1 - 1) * ow + hi);
-                let s0 = iy0 * self.w + start;
+                m.zero_wrapped(patch, ow);
+                let (j0, j1) = m.shifted_span(ow);
+                let s0 = m.iy0 * self.w + m.start;
                 for (o, &v) in plane[s0..s0 + (j1 - j0)].iter_mut().zip(&patch[j0..j1]) {
                     *o += v;
                 }
                 continue;
             }
-            for (i, src) in patch[oy0 * ow..oy1 * ow].chunks_exact(ow).enumerate() {
-                let out = &mut plane[(iy0 + i * s) * self.w..][..self.w];
+            for (i, src) in patch[m.oy0 * ow..m.oy1 * ow].chunks_exact(ow).enumerate() {
+                let out = &mut plane[(m.iy0 + i * s) * self.w..][..self.w];
+                let run = &src[m.lo..m.hi];
                 if s == 1 {
                     // A contiguous run: a slice add, which vectorizes.
-                    for (o, &v) in out[start..start + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
+                    for (o, &v) in out[m.start..m.start + run.len()].iter_mut().zip(run) {
                         *o += v;
                     }
                 } else {
-                    for (o, &v) in out[start..].iter_mut().step_by(s).zip(&src[lo..hi]) {
+                    for (o, &v) in out[m.start..].iter_mut().step_by(s).zip(run) {
                         *o += v;
                     }
                 }
             }
         }
     }
+}
+
+/// Where one patch-matrix row reads the image: output rows `[oy0, oy1)` and columns
+/// `[lo, hi)` lie inside it; output `(oy0, lo)` reads input row `iy0`, column `start`, of
+/// channel `c`.
+#[derive(Debug, Clone, Copy)]
+struct RowMap {
+    c: usize,
+    lo: usize,
+    hi: usize,
+    start: usize,
+    oy0: usize,
+    oy1: usize,
+    iy0: usize,
+}
+
+impl RowMap {
+    /// The span `[j0, j1)` of a shifted row that one contiguous copy covers.
+    fn shifted_span(&self, ow: usize) -> (usize, usize) {
+        (self.oy0 * ow + self.lo, (self.oy1 - 1) * ow + self.hi)
+    }
+
+    /// Zeros the columns outside `[lo, hi)` of output rows `[oy0, oy1)` of `patch`.
+    fn zero_wrapped<T: WithDType>(&self, patch: &mut [T], ow: usize) {
+        if self.lo > 0 || self.hi < ow {
+            for seg in patch[self.oy0 * ow..self.oy1 * ow].chunks_exact_mut(ow) {
+                zero_outside(seg, self.lo, self.hi);
+            }
+        }
+    }
+}
+
+/// Zeros `seg` outside `[lo, hi)` (element by element: the runs are a pixel or two, too short
+/// for a `memset` call to pay).
+fn zero_outside<T: WithDType>(seg: &mut [T], lo: usize, hi: usize) {
+    seg[..lo].iter_mut().for_each(|v| *v = T::zero());
+    seg[hi..].iter_mut().for_each(|v| *v = T::zero());
 }
 
 #[cfg(test)]
