@@ -1,15 +1,17 @@
-//! Run-time dispatch of the f32 kernels to an AVX2+FMA build.
+//! Run-time dispatch of the f32 kernels to AVX-512 and AVX2+FMA builds.
 //!
 //! The crate is compiled for the baseline x86-64 target (SSE2), so the branch-free kernels
-//! of `fast_f32` vectorize 4 lanes wide. [`avx2_dispatch!`] compiles a kernel a second time
-//! with AVX2 and FMA enabled (8 lanes) and picks that build when the CPU reports both
-//! features; the arithmetic is the same in both builds (no contraction into FMA happens
-//! without fast-math), so the results are bit-identical.
+//! of `fast_f32` vectorize 4 lanes wide. [`avx2_dispatch!`] compiles a kernel twice more,
+//! with AVX-512 (F, BW, DQ, VL; 16 lanes) and with AVX2 and FMA (8 lanes), and picks the
+//! widest build the CPU reports; the arithmetic is the same in every build (no contraction
+//! into FMA happens without fast-math, and the reductions keep explicit lane-shaped
+//! accumulators), so the results are bit-identical.
 
-/// Defines `fn $name(args) -> ret` from a body, calling an AVX2+FMA build of the body when
-/// the CPU has those features and the baseline build otherwise. For element-wise loops over
-/// slices that should vectorize 8 lanes wide on x86-64 without a `target-cpu` flag; the
-/// body must be safe code (it runs either way).
+/// Defines `fn $name(args) -> ret` from a body, calling an AVX-512 build of the body when
+/// the CPU has AVX-512 F/BW/DQ/VL, else an AVX2+FMA build when it has those, else the
+/// baseline build. For element-wise loops over slices that should vectorize 16 or 8 lanes
+/// wide on x86-64 without a `target-cpu` flag; the body must be safe code (it runs either
+/// way).
 ///
 /// ```
 /// vaekit_core::avx2_dispatch! {
@@ -33,9 +35,24 @@ macro_rules! avx2_dispatch {
             fn generic($($arg: $ty),*) -> $ret $body
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+                fn avx512($($arg: $ty),*) -> $ret {
+                    generic($($arg),*)
+                }
                 #[target_feature(enable = "avx2,fma")]
                 fn avx2($($arg: $ty),*) -> $ret {
                     generic($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512dq")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                    && std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the features `avx512` is compiled for were detected at run time.
+                    #[allow(unsafe_code)]
+                    return unsafe { avx512($($arg),*) };
                 }
                 if std::arch::is_x86_feature_detected!("avx2")
                     && std::arch::is_x86_feature_detected!("fma")
