@@ -125,28 +125,27 @@ impl Grid {
             .collect()
     }
 
-    /// Where each row `(c, kh, kw)` of the patch matrix reads the image, in row order; `None`
-    /// for a row that lies wholly in the padding.
-    fn row_maps(&self) -> impl Iterator<Item = Option<RowMap>> + use<> {
+    /// Where each kernel tap `(kh, kw)` reads a channel plane, in row order of the patch
+    /// matrix; `None` for a tap whose rows lie wholly in the padding. Computed once per image
+    /// (`k²` entries), so the per-row loops do no index arithmetic.
+    fn tap_maps(&self) -> Vec<Option<RowMap>> {
         let runs = self.column_runs();
-        let rows: Vec<(usize, usize)> = (0..self.k)
-            .map(|kh| self.valid_range(kh, self.oh, self.h))
-            .collect();
-        let (k, s, d, p) = (self.k, self.g.stride, self.g.dilation, self.g.padding);
-        (0..self.rows()).map(move |row| {
-            let (c, kh, kw) = (row / (k * k), (row / k) % k, row % k);
-            let (lo, hi, start) = runs[kw];
-            let (oy0, oy1) = rows[kh];
-            (oy0 < oy1 && lo < hi).then(|| RowMap {
-                c,
-                lo,
-                hi,
-                start,
-                oy0,
-                oy1,
-                iy0: oy0 * s + kh * d - p,
+        let (s, d, p) = (self.g.stride, self.g.dilation, self.g.padding);
+        (0..self.k)
+            .flat_map(|kh| {
+                let (oy0, oy1) = self.valid_range(kh, self.oh, self.h);
+                runs.iter().map(move |&(lo, hi, start)| {
+                    (oy0 < oy1 && lo < hi).then(|| RowMap {
+                        lo,
+                        hi,
+                        start,
+                        oy0,
+                        oy1,
+                        iy0: oy0 * s + kh * d - p,
+                    })
+                })
             })
-        })
+            .collect()
     }
 
     /// Whether patch-matrix rows are shifted copies of image planes (stride 1, `OW = W`).
@@ -163,21 +162,26 @@ impl Grid {
     pub fn im2col_image<T: WithDType>(&self, x: &[T], dst: &mut [T]) {
         let (ohw, hw, ow, s) = (self.ohw(), self.h * self.w, self.ow, self.g.stride);
         let shifted = self.shifted();
-        for (patch, map) in dst.chunks_exact_mut(ohw).zip(self.row_maps()) {
-            let Some(m) = map else {
+        let taps = self.tap_maps();
+        let channels = dst.chunks_exact_mut(ohw * taps.len()).take(self.c);
+        let rows = channels.enumerate().flat_map(|(c, block)| {
+            let plane = &x[c * hw..][..hw];
+            block
+                .chunks_exact_mut(ohw)
+                .zip(&taps)
+                .map(move |(p, t)| (plane, p, t))
+        });
+        for (plane, patch, &tap) in rows {
+            let Some(m) = tap else {
                 patch.fill(T::zero());
                 continue;
             };
-            let plane = &x[m.c * hw..][..hw];
-            patch[..m.oy0 * ow].fill(T::zero());
-            patch[m.oy1 * ow..].fill(T::zero());
             if shifted {
-                let (j0, j1) = m.shifted_span(ow);
-                let s0 = m.iy0 * self.w + m.start;
-                patch[j0..j1].copy_from_slice(&plane[s0..s0 + (j1 - j0)]);
-                m.zero_wrapped(patch, ow);
+                m.copy_shifted(patch, plane, ow);
                 continue;
             }
+            patch[..m.oy0 * ow].fill(T::zero());
+            patch[m.oy1 * ow..].fill(T::zero());
             for (i, seg) in patch[m.oy0 * ow..m.oy1 * ow]
                 .chunks_exact_mut(ow)
                 .enumerate()
@@ -206,29 +210,29 @@ impl Grid {
     pub fn col2im_image<T: WithDType>(&self, cols: &mut [T], dst: &mut [T]) {
         let (ohw, hw, ow, s) = (self.ohw(), self.h * self.w, self.ow, self.g.stride);
         let shifted = self.shifted();
-        for (patch, map) in cols.chunks_exact_mut(ohw).zip(self.row_maps()) {
-            let Some(m) = map else { continue };
-            let plane = &mut dst[m.c * hw..][..hw];
-            if shifted {
-                m.zero_wrapped(patch, ow);
-                let (j0, j1) = m.shifted_span(ow);
-                let s0 = m.iy0 * self.w + m.start;
-                for (o, &v) in plane[s0..s0 + (j1 - j0)].iter_mut().zip(&patch[j0..j1]) {
-                    *o += v;
+        let taps = self.tap_maps();
+        let channels = cols.chunks_exact_mut(ohw * taps.len()).take(self.c);
+        for (block, plane) in channels.zip(dst.chunks_exact_mut(hw)) {
+            for (patch, &tap) in block.chunks_exact_mut(ohw).zip(&taps) {
+                let Some(m) = tap else {
+                    continue;
+                };
+                if shifted {
+                    m.add_shifted(patch, plane, ow);
+                    continue;
                 }
-                continue;
-            }
-            for (i, src) in patch[m.oy0 * ow..m.oy1 * ow].chunks_exact(ow).enumerate() {
-                let out = &mut plane[(m.iy0 + i * s) * self.w..][..self.w];
-                let run = &src[m.lo..m.hi];
-                if s == 1 {
-                    // A contiguous run: a slice add, which vectorizes.
-                    for (o, &v) in out[m.start..m.start + run.len()].iter_mut().zip(run) {
-                        *o += v;
-                    }
-                } else {
-                    for (o, &v) in out[m.start..].iter_mut().step_by(s).zip(run) {
-                        *o += v;
+                for (i, src) in patch[m.oy0 * ow..m.oy1 * ow].chunks_exact(ow).enumerate() {
+                    let out = &mut plane[(m.iy0 + i * s) * self.w..][..self.w];
+                    let run = &src[m.lo..m.hi];
+                    if s == 1 {
+                        // A contiguous run: a slice add, which vectorizes.
+                        for (o, &v) in out[m.start..m.start + run.len()].iter_mut().zip(run) {
+                            *o += v;
+                        }
+                    } else {
+                        for (o, &v) in out[m.start..].iter_mut().step_by(s).zip(run) {
+                            *o += v;
+                        }
                     }
                 }
             }
@@ -236,12 +240,11 @@ impl Grid {
     }
 }
 
-/// Where one patch-matrix row reads the image: output rows `[oy0, oy1)` and columns
-/// `[lo, hi)` lie inside it; output `(oy0, lo)` reads input row `iy0`, column `start`, of
-/// channel `c`.
+/// Where one patch-matrix row reads its channel's plane: output rows `[oy0, oy1)` and
+/// columns `[lo, hi)` lie inside it; output `(oy0, lo)` reads input row `iy0`, column
+/// `start`.
 #[derive(Debug, Clone, Copy)]
 struct RowMap {
-    c: usize,
     lo: usize,
     hi: usize,
     start: usize,
@@ -251,6 +254,29 @@ struct RowMap {
 }
 
 impl RowMap {
+    /// Writes one patch-matrix row `patch: [OH·OW]` from a plane exactly `ow` wide that it
+    /// reads with stride 1: zeros outside rows `[oy0, oy1)`, one contiguous copy, then
+    /// zeros where the copy wrapped across a row edge.
+    fn copy_shifted<T: WithDType>(&self, patch: &mut [T], plane: &[T], ow: usize) {
+        patch[..self.oy0 * ow].fill(T::zero());
+        patch[self.oy1 * ow..].fill(T::zero());
+        let (j0, j1) = self.shifted_span(ow);
+        let s0 = self.iy0 * ow + self.start;
+        patch[j0..j1].copy_from_slice(&plane[s0..s0 + (j1 - j0)]);
+        self.zero_wrapped(patch, ow);
+    }
+
+    /// The adjoint of `copy_shifted`: adds `patch` to the plane (its wrapped entries zeroed
+    /// first, so that one contiguous add is exact).
+    fn add_shifted<T: WithDType>(&self, patch: &mut [T], plane: &mut [T], ow: usize) {
+        self.zero_wrapped(patch, ow);
+        let (j0, j1) = self.shifted_span(ow);
+        let s0 = self.iy0 * ow + self.start;
+        for (o, &v) in plane[s0..s0 + (j1 - j0)].iter_mut().zip(&patch[j0..j1]) {
+            *o += v;
+        }
+    }
+
     /// The span `[j0, j1)` of a shifted row that one contiguous copy covers.
     fn shifted_span(&self, ow: usize) -> (usize, usize) {
         (self.oy0 * ow + self.lo, (self.oy1 - 1) * ow + self.hi)
@@ -290,6 +316,8 @@ mod tests {
             // Kernel columns 0 and 4 never land inside the 2-pixel-wide image.
             (2, 3, 2, 5, 2, 1, 1),
             (1, 4, 3, 3, 3, 2, 2),
+            (2, 8, 7, 3, 1, 3, 1),
+            (2, 7, 9, 3, 1, 2, 1),
         ] {
             let g = ConvGeometry {
                 padding: p,
