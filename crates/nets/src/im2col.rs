@@ -148,139 +148,6 @@ impl Grid {
             .collect()
     }
 
-    /// Whether a strided convolution runs on phase planes: stride above 1 and phase planes
-    /// exactly as wide as the output (stride 2 on an even-sized image with "same" padding,
-    /// as in the ResNet encoder's downsampling and the transposed convolution's backward).
-    fn phased(&self) -> bool {
-        self.g.stride > 1 && self.w.div_ceil(self.g.stride) == self.ow
-    }
-
-    /// The size `[PH, PW] = [⌈H/s⌉, ⌈W/s⌉]` of one phase plane (see `split_phases`).
-    fn phase_dims(&self) -> (usize, usize) {
-        let s = self.g.stride;
-        (self.h.div_ceil(s), self.w.div_ceil(s))
-    }
-
-    /// Kernel tap `kk` along an axis of `outputs` outputs and `size` phase pixels: output `o`
-    /// reads input `o·s + kk·d - p = (o + q)·s + phase`, so phase pixel `o + q`. Returns the
-    /// phase, the outputs `[lo, hi)` that read inside the phase plane, and the pixel `lo`
-    /// reads.
-    fn phase_axis(&self, kk: usize, outputs: usize, size: usize) -> (usize, usize, usize, usize) {
-        let s = self.g.stride as isize;
-        let r = (kk * self.g.dilation) as isize - self.g.padding as isize;
-        let (phase, q) = (r.rem_euclid(s) as usize, r.div_euclid(s));
-        let lo = (-q).max(0) as usize;
-        let hi = (size as isize - q).clamp(0, outputs as isize) as usize;
-        (phase, lo, hi, (lo as isize + q).max(0) as usize)
-    }
-
-    /// For every kernel tap `(kh, kw)`, in row order of the patch matrix: the phase plane
-    /// `py·s + px` it reads and where (in phase coordinates, stride 1), or `None` when it
-    /// reads only padding.
-    fn phase_taps(&self) -> Vec<(usize, Option<RowMap>)> {
-        let (s, (ph, pw)) = (self.g.stride, self.phase_dims());
-        let cols: Vec<_> = (0..self.k)
-            .map(|kw| self.phase_axis(kw, self.ow, pw))
-            .collect();
-        (0..self.k)
-            .flat_map(|kh| {
-                let (py, oy0, oy1, iy0) = self.phase_axis(kh, self.oh, ph);
-                cols.iter().map(move |&(px, lo, hi, start)| {
-                    let map = (oy0 < oy1 && lo < hi).then_some(RowMap {
-                        lo,
-                        hi,
-                        start,
-                        oy0,
-                        oy1,
-                        iy0,
-                    });
-                    (py * s + px, map)
-                })
-            })
-            .collect()
-    }
-
-    /// One image `x: [C, H, W]` as `C·s·s` phase planes `[PH, PW]`, plane `(c, py, px)`
-    /// holding `x[c, py::s, px::s]`, into `out` (zeroed by the caller; entries past the
-    /// image's edge stay zero).
-    fn split_phases<T: WithDType>(&self, x: &[T], out: &mut [T]) {
-        let (s, (ph, pw), hw) = (self.g.stride, self.phase_dims(), self.h * self.w);
-        let plane = ph * pw;
-        for (img, planes) in x.chunks_exact(hw).zip(out.chunks_exact_mut(s * s * plane)) {
-            for (iy, src) in img.chunks_exact(self.w).enumerate() {
-                let (r, py) = (iy / s, iy % s);
-                let rows = &mut planes[py * s * plane..][..s * plane];
-                for (px, row) in rows.chunks_exact_mut(plane).enumerate() {
-                    let row = &mut row[r * pw..][..pw];
-                    for (o, chunk) in row.iter_mut().zip(src.chunks(s)) {
-                        if let Some(&v) = chunk.get(px) {
-                            *o = v;
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Adds phase planes (laid out as `split_phases` writes them) back into the image
-    /// `dst: [C, H, W]`; entries past the image's edge are dropped.
-    fn merge_phases<T: WithDType>(&self, planes: &[T], dst: &mut [T]) {
-        let (s, (ph, pw), hw) = (self.g.stride, self.phase_dims(), self.h * self.w);
-        let plane = ph * pw;
-        for (img, planes) in dst
-            .chunks_exact_mut(hw)
-            .zip(planes.chunks_exact(s * s * plane))
-        {
-            for (iy, out) in img.chunks_exact_mut(self.w).enumerate() {
-                let (r, py) = (iy / s, iy % s);
-                let rows = &planes[py * s * plane..][..s * plane];
-                for (px, row) in rows.chunks_exact(plane).enumerate() {
-                    let row = &row[r * pw..][..pw];
-                    for (chunk, &v) in out.chunks_mut(s).zip(row) {
-                        if let Some(o) = chunk.get_mut(px) {
-                            *o += v;
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// `im2col_image` on phase planes (see `phased`).
-    fn im2col_phased<T: WithDType>(&self, x: &[T], dst: &mut [T]) {
-        let (s, (ph, pw)) = (self.g.stride, self.phase_dims());
-        let (plane, ohw) = (ph * pw, self.ohw());
-        let mut phases = vec![T::zero(); self.c * s * s * plane];
-        self.split_phases(x, &mut phases);
-        let taps = self.phase_taps();
-        let channels = dst.chunks_exact_mut(ohw * taps.len());
-        for (planes, block) in phases.chunks_exact(s * s * plane).zip(channels) {
-            for (patch, &(phase, tap)) in block.chunks_exact_mut(ohw).zip(&taps) {
-                match tap {
-                    None => patch.fill(T::zero()),
-                    Some(m) => m.copy_shifted(patch, &planes[phase * plane..][..plane], self.ow),
-                }
-            }
-        }
-    }
-
-    /// `col2im_image` on phase planes (see `phased`).
-    fn col2im_phased<T: WithDType>(&self, cols: &mut [T], dst: &mut [T]) {
-        let (s, (ph, pw)) = (self.g.stride, self.phase_dims());
-        let (plane, ohw) = (ph * pw, self.ohw());
-        let mut phases = vec![T::zero(); self.c * s * s * plane];
-        let taps = self.phase_taps();
-        let channels = cols.chunks_exact_mut(ohw * taps.len());
-        for (planes, block) in phases.chunks_exact_mut(s * s * plane).zip(channels) {
-            for (patch, &(phase, tap)) in block.chunks_exact_mut(ohw).zip(&taps) {
-                if let Some(m) = tap {
-                    m.add_shifted(patch, &mut planes[phase * plane..][..plane], self.ow);
-                }
-            }
-        }
-        self.merge_phases(&phases, dst);
-    }
-
     /// Whether patch-matrix rows are shifted copies of image planes (stride 1, `OW = W`).
     fn shifted(&self) -> bool {
         self.g.stride == 1 && self.ow == self.w
@@ -291,7 +158,8 @@ impl Grid {
     ///
     /// With stride 1 and `OW = W` (a "same" convolution) a row of the patch matrix is the
     /// image plane shifted by a constant offset: one copy, then zeros where the shift
-    /// wrapped across a row edge. Otherwise row by row.
+    /// wrapped across a row edge. A strided convolution whose phase planes are as wide as
+    /// the output does the same on phase planes (`im2col_phase`). Otherwise row by row.
     pub fn im2col_image<T: WithDType>(&self, x: &[T], dst: &mut [T]) {
         if self.phased() {
             return self.im2col_phased(x, dst);
@@ -383,20 +251,20 @@ impl Grid {
 /// columns `[lo, hi)` lie inside it; output `(oy0, lo)` reads input row `iy0`, column
 /// `start`.
 #[derive(Debug, Clone, Copy)]
-struct RowMap {
-    lo: usize,
-    hi: usize,
-    start: usize,
-    oy0: usize,
-    oy1: usize,
-    iy0: usize,
+pub(crate) struct RowMap {
+    pub lo: usize,
+    pub hi: usize,
+    pub start: usize,
+    pub oy0: usize,
+    pub oy1: usize,
+    pub iy0: usize,
 }
 
 impl RowMap {
     /// Writes one patch-matrix row `patch: [OH·OW]` from a plane exactly `ow` wide that it
     /// reads with stride 1: zeros outside rows `[oy0, oy1)`, one contiguous copy, then
     /// zeros where the copy wrapped across a row edge.
-    fn copy_shifted<T: WithDType>(&self, patch: &mut [T], plane: &[T], ow: usize) {
+    pub fn copy_shifted<T: WithDType>(&self, patch: &mut [T], plane: &[T], ow: usize) {
         patch[..self.oy0 * ow].fill(T::zero());
         patch[self.oy1 * ow..].fill(T::zero());
         let (j0, j1) = self.shifted_span(ow);
@@ -407,7 +275,7 @@ impl RowMap {
 
     /// The adjoint of `copy_shifted`: adds `patch` to the plane (its wrapped entries zeroed
     /// first, so that one contiguous add is exact).
-    fn add_shifted<T: WithDType>(&self, patch: &mut [T], plane: &mut [T], ow: usize) {
+    pub fn add_shifted<T: WithDType>(&self, patch: &mut [T], plane: &mut [T], ow: usize) {
         self.zero_wrapped(patch, ow);
         let (j0, j1) = self.shifted_span(ow);
         let s0 = self.iy0 * ow + self.start;

@@ -24,6 +24,7 @@ mod encoder;
 mod gated;
 mod gemm;
 mod im2col;
+mod im2col_phase;
 mod linear;
 mod matmul;
 mod norm;
