@@ -75,22 +75,26 @@ fn forward<T: WithDType>(t: &[T], s: &[T], beta: &[T], b: usize, c: usize, r: us
 /// `[Σ g t per channel; Σ g per channel]` as `[2, C]` (only `[Σ g]`, `[1, C]`, without
 /// `t`), accumulated in f64.
 fn channel_sums<T: WithDType>(g: &[T], t: Option<&[T]>, b: usize, c: usize, r: usize) -> Vec<T> {
-    let t_at = |i: usize| t.map_or(T::zero(), |t| t[i]);
     if r == 1 {
         // [N, C]: accumulate whole rows into per-channel vectors, over fixed blocks of rows
         // (on rayon's threads for large inputs) summed in block order, so the result does
         // not depend on the thread count.
         let c1 = c.max(1);
+        // Each accumulator adds its terms in row order; the two sums are separate loops
+        // over the row (which vectorize), and `Σ g t` is skipped without `t`.
         let block = |(bi, gb): (usize, &[T])| -> (Vec<f64>, Vec<f64>) {
             let mut a = vec![0f64; c];
             let mut z = vec![0f64; c];
             let first = bi * (PARALLEL_MIN / 2 / c1).max(1);
             for (n, gr) in gb.chunks_exact(c1).enumerate() {
-                let row = (first + n) * c;
-                for (j, ((a, z), &g)) in a.iter_mut().zip(z.iter_mut()).zip(gr).enumerate() {
-                    let g = g.to_f64();
-                    *a += g * t_at(row + j).to_f64();
-                    *z += g;
+                for (z, &g) in z.iter_mut().zip(gr) {
+                    *z += g.to_f64();
+                }
+                if let Some(t) = t {
+                    let tr = &t[(first + n) * c..][..c];
+                    for ((a, &g), &t) in a.iter_mut().zip(gr).zip(tr) {
+                        *a += g.to_f64() * t.to_f64();
+                    }
                 }
             }
             (a, z)
@@ -112,10 +116,14 @@ fn channel_sums<T: WithDType>(g: &[T], t: Option<&[T]>, b: usize, c: usize, r: u
     }
     let row = |i: usize| -> (f64, f64) {
         let gr = &g[i * r..(i + 1) * r];
-        gr.iter().enumerate().fold((0.0, 0.0), |(a, z), (j, &g)| {
-            let g = g.to_f64();
-            (a + g * t_at(i * r + j).to_f64(), z + g)
-        })
+        let z = gr.iter().fold(0.0, |z, &g| z + g.to_f64());
+        let a = t.map_or(0.0, |t| {
+            let tr = &t[i * r..(i + 1) * r];
+            gr.iter()
+                .zip(tr)
+                .fold(0.0, |a, (&g, &t)| a + g.to_f64() * t.to_f64())
+        });
+        (a, z)
     };
     let per_row: Vec<(f64, f64)> = if b * c * r >= PARALLEL_MIN {
         (0..b * c).into_par_iter().map(row).collect()
