@@ -9,6 +9,8 @@
 //! - [`softplus`], [`log_sigmoid`], [`log1mexp`], [`log_mean_exp`], [`log_sum_exp`],
 //!   [`log_softmax`] and [`clamp_preserve_gradients`] are differentiable and stable at `±1e4` and `-inf`.
 //! - [`on_pool`] runs a binary's work on vaekit's thread pool, where parallel ops join cheaply.
+//! - [`expand_leading`] broadcasts parameters over leading sample dimensions with a fast
+//!   backward (contiguous block sums instead of candle's strided `sum_keepdim`).
 //! - [`testing`] holds the gradient and moment checks every vaekit crate tests with.
 //!
 //! ```
@@ -30,6 +32,7 @@
 //! ```
 
 mod device;
+mod expand;
 mod noise;
 mod numerics;
 mod philox;
@@ -39,6 +42,7 @@ pub mod testing;
 mod threads;
 
 pub use device::parse_device;
+pub use expand::expand_leading;
 pub use noise::{NoiseSource, permutation};
 pub use numerics::{
     bernoulli_log_prob, bernoulli_log_prob_sum, clamp_preserve_gradients, elu, is_finite,

@@ -112,8 +112,16 @@ impl Distribution for Normal {
     /// `-(x - loc)² / (2 scale²) - ln scale - ½ ln 2π`.
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         check_event("Normal", value, &self.event_shape)?;
-        let z = value.broadcast_sub(&self.loc)?.broadcast_div(&self.scale)?;
-        (z.sqr()? * -0.5)?.broadcast_sub(&self.log_scale)? - HALF_LN_2PI
+        // Parameters repeated over the value's leading (sample) dimensions by
+        // `expand_leading`, whose backward is a contiguous block sum; other broadcasts as
+        // candle's. The arithmetic is that of `broadcast_sub` / `broadcast_div`.
+        let shape = value
+            .shape()
+            .broadcast_shape_binary_op(self.loc.shape(), "Normal::log_prob")?;
+        let expand = |t: &Tensor| vaekit_core::expand_leading(t, &shape);
+        let (value, loc) = (expand(value)?, expand(&self.loc)?);
+        let z = ((value - loc)? / expand(&self.scale)?)?;
+        ((z.sqr()? * -0.5)? - expand(&self.log_scale)?)? - HALF_LN_2PI
     }
     fn as_reparameterize(&self) -> Option<&dyn Reparameterize> {
         Some(self)
@@ -125,7 +133,8 @@ impl Reparameterize for Normal {
     fn rsample(&self, sample_shape: &[usize], noise: &mut dyn NoiseSource) -> Result<Tensor> {
         let shape = extend(sample_shape, &self.batch_shape);
         let eps = noise.standard_normal(&shape, self.dtype(), self.device())?;
-        eps.broadcast_mul(&self.scale)?.broadcast_add(&self.loc)
+        let expand = |t: &Tensor| vaekit_core::expand_leading(t, &shape);
+        (eps * expand(&self.scale)?)? + expand(&self.loc)?
     }
 }
 

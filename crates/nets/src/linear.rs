@@ -75,7 +75,8 @@ impl Linear {
         }
     }
 
-    /// Applies the layer.
+    /// Applies the layer to the last dimension of `x: [..., in]`, giving `[..., out]`
+    /// (leading dimensions are folded into one GEMM's rows, except under batch norm).
     ///
     /// # Errors
     /// A last dimension other than `in_dim`.
@@ -87,6 +88,19 @@ impl Linear {
                 x.dim(D::Minus1)?,
                 self.in_dim()
             );
+        }
+        if x.rank() > 2 && self.bn.is_none() {
+            // Leading dimensions (samples, chains) folded into the rows: one 2-D GEMM whose
+            // weight gradient is one product. Through `broadcast_matmul` candle would
+            // broadcast the weight over them and reduce a per-slice weight gradient
+            // (`[S, out, in]`) with `sum_keepdim` in the backward.
+            let mut dims = x.dims().to_vec();
+            let rows = x.contiguous()?.reshape(((), self.in_dim()))?;
+            let y = self.forward(&rows, pass)?;
+            if let Some(last) = dims.last_mut() {
+                *last = self.out_dim();
+            }
+            return y.reshape(dims);
         }
         let v = self.masked()?;
         if let (None, None, Some(b), 2) = (&self.g, &self.bn, &self.bias, x.rank()) {

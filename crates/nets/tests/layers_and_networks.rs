@@ -100,6 +100,72 @@ fn linear_layers_match_their_formulas_and_learn() {
     }
 }
 
+/// A `[samples, batch, in]` input (IWAE's and HMC's layout) gives the same values and the
+/// same gradients (input and every parameter) as candle's `broadcast_matmul` of the
+/// effective weight plus the bias, in f64, with and without weight norm and a mask.
+#[test]
+fn linear_layers_on_rank_3_inputs_match_broadcast_matmul() {
+    let noise = |shape: (usize, usize, usize), seed| {
+        SeededNoise::new(seed)
+            .standard_normal(&Shape::from(shape), DType::F64, &Device::Cpu)
+            .unwrap()
+    };
+    for (norm, masked) in [
+        (Normalization::None, false),
+        (Normalization::Weight, false),
+        (Normalization::None, true),
+    ] {
+        let store = ParamStore::new(3);
+        let vb = store.var_builder(DType::F64, &Device::Cpu);
+        let config = LinearConfig {
+            norm,
+            init_scale: 1.0,
+        };
+        let layer = if masked {
+            let mask = Tensor::from_vec(
+                (0..15).map(|i| f64::from(i % 3 != 0)).collect::<Vec<_>>(),
+                (3, 5),
+                &Device::Cpu,
+            )
+            .unwrap();
+            masked_linear(5, 3, mask, config, vb.pp("fc")).unwrap()
+        } else {
+            linear(5, 3, config, vb.pp("fc")).unwrap()
+        };
+        let x = candle::Var::from_tensor(&noise((4, 6, 5), 4)).unwrap();
+        let r = noise((4, 6, 3), 5);
+        let bias = store.varmap().data().lock().unwrap()["fc.bias"]
+            .as_tensor()
+            .clone();
+        let ours = layer.forward(x.as_tensor(), Pass::Train).unwrap();
+        let reference = x
+            .as_tensor()
+            .broadcast_matmul(&layer.effective_weight().unwrap().t().unwrap())
+            .unwrap()
+            .broadcast_add(&bias)
+            .unwrap();
+        assert_eq!(ours.dims(), &[4, 6, 3]);
+        assert_all_close(&ours, &reference, 1e-12, 1e-12).unwrap();
+        let g_ours = (&ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let g_ref = (&reference * &r)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let mut tensors = vec![x.as_tensor().clone()];
+        tensors.extend(
+            store
+                .trainable()
+                .into_iter()
+                .map(|(_, v)| v.as_tensor().clone()),
+        );
+        for t in &tensors {
+            assert_all_close(g_ours.get(t).unwrap(), g_ref.get(t).unwrap(), 1e-12, 1e-12).unwrap();
+        }
+    }
+}
+
 #[test]
 fn weight_norm_is_recomputed_every_forward_and_data_initialised() {
     let store = ParamStore::new(3);
