@@ -2,7 +2,7 @@
 //!
 //! mimalloc as the global allocator of any binary that links this crate, and
 //! [`configure`], to be called first thing in `main`: mimalloc's options, and candle's
-//! element-wise thread pool kept from spinning ([`CANDLE_SPIN_LIMIT`]).
+//! element-wise thread pool turned off ([`CANDLE_THREADS`]).
 //!
 //! Measured with `vaekit-bench` on the 2-core AMD EPYC (one thread, 2026-11-21): with
 //! mimalloc's default purge delay (10 ms), one IAF step (cMADE 1920) took 90 ms and 231,415
@@ -35,25 +35,17 @@ pub fn configure() {
     };
     set("MIMALLOC_PURGE_DELAY", PURGE_DELAY, -1);
     set("MIMALLOC_ARENA_EAGER_COMMIT", ARENA_EAGER_COMMIT, 1);
-    if std::env::var_os(CANDLE_SPIN_LIMIT).is_none() {
+    if std::env::var_os(CANDLE_THREADS).is_none() {
         // SAFETY: as above; nothing has read the environment from another thread yet.
-        unsafe { std::env::set_var(CANDLE_SPIN_LIMIT, SPIN_LIMIT) };
+        unsafe { std::env::set_var(CANDLE_THREADS, "1") };
     }
 }
 
-/// The variable that bounds how long candle 0.11's own pool for large element-wise ops (a
-/// second pool beside rayon's, sized by `CANDLE_NUM_THREADS`, default rayon's count) spins
-/// before its idle workers park: 25,000 rounds by default, after every op, which on a
-/// 2-core machine took the cores from rayon's workers. [`configure`] sets it to
-/// [`SPIN_LIMIT`] unless it is set, so candle's large element-wise ops (the backward's
-/// gradient accumulation above all) still run on every core.
-///
-/// Measured with `vaekit-bench --threads 2` (2-core AMD EPYC, 2026-11-21): with the pool
-/// spinning, dense VAE step 3.63 ms and conv 3x3 13.2 ms; with it off
-/// (`CANDLE_NUM_THREADS=1`, session 6) 2.66 and 12.0 ms. In session 7, three interleaved
-/// runs each, pool off against a 200-round limit (medians): IWAE-50 36.6 → 35.5 ms, HAIS
-/// 6.45 → 6.22 ms, dense 1.62 → 1.55 ms; IS and the convolutions unchanged.
-pub const CANDLE_SPIN_LIMIT: &str = "CANDLE_BARRIER_POOL_SPIN_LIMIT";
-
-/// The spin rounds [`configure`] allows candle's pool (see [`CANDLE_SPIN_LIMIT`]).
-pub const SPIN_LIMIT: &str = "200";
+/// The variable that sizes candle 0.11's own pool for large element-wise ops (a second
+/// pool beside rayon's, whose idle workers spin for 25,000 rounds after every op).
+/// [`configure`] sets it to 1 (no extra threads) unless it is set: vaekit's hot element-wise
+/// work runs in its own ops on rayon's pool, and on a 2-core machine candle's spinning
+/// workers took the cores from rayon's. Measured with `vaekit-bench --threads 2`
+/// (2026-11-21, 2-core AMD EPYC), work on vaekit's pool: dense VAE step 3.63 → 2.66 ms,
+/// conv 3x3 13.2 → 12.0 ms. GEMM threading (rayon) is not affected.
+pub const CANDLE_THREADS: &str = "CANDLE_NUM_THREADS";
