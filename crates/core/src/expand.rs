@@ -9,14 +9,13 @@
 
 use candle::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor, WithDType};
 
-/// `t: [M…]` repeated `n` times along a new leading axis, `[n, M…]` flattened.
-struct RepeatLeading {
+/// `t: [M…]` repeated `n` times along a new leading axis (`sum: false`), or its adjoint,
+/// `g: [n, M…]` summed over the leading axis with blocks added in order (`sum: true`).
+/// Each is the other's backward.
+#[derive(Debug, Clone, Copy)]
+struct Leading {
     n: usize,
-}
-
-/// `g: [n, M…]` summed over its leading axis (blocks added in order).
-struct SumLeading {
-    n: usize,
+    sum: bool,
 }
 
 fn repeat<T: WithDType>(t: &[T], n: usize) -> Vec<T> {
@@ -43,61 +42,52 @@ fn sum_blocks<T: WithDType>(g: &[T], n: usize) -> Vec<T> {
     out
 }
 
-impl CustomOp1 for RepeatLeading {
+impl CustomOp1 for Leading {
     fn name(&self) -> &'static str {
-        "repeat-leading"
+        if self.sum {
+            "sum-leading"
+        } else {
+            "repeat-leading"
+        }
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let name = self.name();
-        let out = match s {
-            CpuStorage::F32(v) => {
-                CpuStorage::F32(repeat(crate::contiguous_part(v, l, name)?, self.n))
-            }
-            CpuStorage::F64(v) => {
-                CpuStorage::F64(repeat(crate::contiguous_part(v, l, name)?, self.n))
-            }
-            _ => candle::bail!("{name}: f32 or f64 expected"),
-        };
-        let mut dims = vec![self.n];
-        dims.extend_from_slice(l.dims());
-        Ok((out, Shape::from(dims)))
-    }
-
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(
-            grad.contiguous()?.apply_op1(SumLeading { n: self.n })?,
-        ))
-    }
-}
-
-impl CustomOp1 for SumLeading {
-    fn name(&self) -> &'static str {
-        "sum-leading"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let name = self.name();
-        let dims = l.dims();
-        if dims.first() != Some(&self.n) || self.n == 0 {
-            candle::bail!("{name}: leading axis of {:?} is not {}", dims, self.n);
+        let (name, n, dims) = (self.name(), self.n, l.dims());
+        if self.sum && (dims.first() != Some(&n) || n == 0) {
+            candle::bail!("{name}: leading axis of {dims:?} is not {n}");
         }
         let out = match s {
             CpuStorage::F32(v) => {
-                CpuStorage::F32(sum_blocks(crate::contiguous_part(v, l, name)?, self.n))
+                CpuStorage::F32(run_typed(crate::contiguous_part(v, l, name)?, self))
             }
             CpuStorage::F64(v) => {
-                CpuStorage::F64(sum_blocks(crate::contiguous_part(v, l, name)?, self.n))
+                CpuStorage::F64(run_typed(crate::contiguous_part(v, l, name)?, self))
             }
             _ => candle::bail!("{name}: f32 or f64 expected"),
         };
-        Ok((out, Shape::from(&dims[1..])))
+        let shape = if self.sum {
+            Shape::from(&dims[1..])
+        } else {
+            Shape::from([&[n][..], dims].concat())
+        };
+        Ok((out, shape))
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(
-            grad.contiguous()?.apply_op1(RepeatLeading { n: self.n })?,
-        ))
+        let adjoint = Leading {
+            sum: !self.sum,
+            ..*self
+        };
+        Ok(Some(grad.contiguous()?.apply_op1(adjoint)?))
+    }
+}
+
+/// [`Leading`]'s map on one dtype.
+fn run_typed<T: WithDType>(v: &[T], op: &Leading) -> Vec<T> {
+    if op.sum {
+        sum_blocks(v, op.n)
+    } else {
+        repeat(v, op.n)
     }
 }
 
@@ -130,7 +120,7 @@ pub fn expand_leading(t: &Tensor, shape: &Shape) -> Result<Tensor> {
     }
     t.contiguous()?
         .reshape(inner.as_slice())?
-        .apply_op1(RepeatLeading { n })?
+        .apply_op1(Leading { n, sum: false })?
         .reshape(shape)
 }
 
@@ -178,7 +168,7 @@ mod tests {
         }
         // The block sum and its backward (the repeat) on their own.
         let g = Var::from_tensor(&noise.standard_normal(&(4, 3, 2).into(), DType::F64, dev)?)?;
-        let s = g.as_tensor().apply_op1(SumLeading { n: 4 })?;
+        let s = g.as_tensor().apply_op1(Leading { n: 4, sum: true })?;
         assert_all_close(&s, &g.as_tensor().sum(0)?, 1e-12, 1e-12)?;
         let w = noise.standard_normal(&(3, 2).into(), DType::F64, dev)?;
         let grads = (&s * &w)?.sum_all()?.backward()?;
@@ -188,7 +178,11 @@ mod tests {
             0.0,
             0.0,
         )?;
-        assert!(g.as_tensor().apply_op1(SumLeading { n: 5 }).is_err());
+        assert!(
+            g.as_tensor()
+                .apply_op1(Leading { n: 5, sum: true })
+                .is_err()
+        );
         Ok(())
     }
 }
