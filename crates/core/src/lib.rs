@@ -45,8 +45,9 @@ pub use device::parse_device;
 pub use expand::expand_leading;
 pub use noise::{NoiseSource, permutation};
 pub use numerics::{
-    bernoulli_log_prob, bernoulli_log_prob_sum, clamp_preserve_gradients, elu, is_finite,
-    log_mean_exp, log_sigmoid, log_softmax, log_sum_exp, log1mexp, map_elementwise, softplus, tanh,
+    FusedActivation, bernoulli_log_prob, bernoulli_log_prob_sum, clamp_preserve_gradients, elu,
+    is_finite, log_mean_exp, log_sigmoid, log_softmax, log_sum_exp, log1mexp, map_elementwise,
+    softplus, tanh,
 };
 pub use philox::philox4x32_10;
 pub use seeded::{NoiseState, SeededNoise, derive_seed};

@@ -26,6 +26,7 @@ mod gemm;
 mod im2col;
 mod im2col_phase;
 mod linear;
+mod linear_act;
 mod matmul;
 mod norm;
 mod params;

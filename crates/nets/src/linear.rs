@@ -1,12 +1,14 @@
 //! A linear layer with an optional autoregressive mask and none / batch / weight
 //! normalisation.
 
+use crate::activation::Activation;
 use crate::norm::{Normalization, weight_norm_output};
 use crate::pass::Pass;
 use crate::weight_ops::row_norm;
 use candle::{D, Result, Tensor};
 use candle_nn::{BatchNorm, Init, ModuleT, VarBuilder};
 use serde::{Deserialize, Serialize};
+use vaekit_core::FusedActivation;
 
 /// Configuration of a [`Linear`] layer.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -90,17 +92,7 @@ impl Linear {
             );
         }
         if x.rank() > 2 && self.bn.is_none() {
-            // Leading dimensions (samples, chains) folded into the rows: one 2-D GEMM whose
-            // weight gradient is one product. Through `broadcast_matmul` candle would
-            // broadcast the weight over them and reduce a per-slice weight gradient
-            // (`[S, out, in]`) with `sum_keepdim` in the backward.
-            let mut dims = x.dims().to_vec();
-            let rows = x.contiguous()?.reshape(((), self.in_dim()))?;
-            let y = self.forward(&rows, pass)?;
-            if let Some(last) = dims.last_mut() {
-                *last = self.out_dim();
-            }
-            return y.reshape(dims);
+            return self.on_rows(x, |rows| self.forward(rows, pass));
         }
         let v = self.masked()?;
         if let (None, None, Some(b), 2) = (&self.g, &self.bn, &self.bias, x.rank()) {
@@ -126,6 +118,47 @@ impl Linear {
             (_, _, Some(b)) => t.broadcast_add(b),
             (_, _, None) => Ok(t),
         }
+    }
+
+    /// `act(self.forward(x))`. For a plain layer (bias, no weight or batch norm) with tanh
+    /// or ELU, in f32 on CPU, one fused op ([`crate::linear_act`]): the activation applied in
+    /// the GEMM's output pass, and one autograd node instead of two.
+    ///
+    /// # Shapes
+    /// `[..., in]` gives `[..., out]`.
+    ///
+    /// # Errors
+    /// A last dimension other than `in_dim`.
+    pub fn forward_act(&self, x: &Tensor, act: Activation, pass: Pass) -> Result<Tensor> {
+        let fused = match act {
+            Activation::Tanh => Some(FusedActivation::Tanh),
+            Activation::Elu => Some(FusedActivation::Elu),
+            Activation::Relu | Activation::Identity => None,
+        };
+        if let (Some(f), None, None, Some(b)) = (fused, &self.g, &self.bn, &self.bias)
+            && x.dim(D::Minus1)? == self.in_dim()
+        {
+            if x.rank() > 2 {
+                return self.on_rows(x, |rows| self.forward_act(rows, act, pass));
+            }
+            if x.rank() == 2 {
+                return crate::linear_act::linear_act(x, &self.masked()?, b, f);
+            }
+        }
+        act.apply(&self.forward(x, pass)?)
+    }
+
+    /// `f` applied to `x: [..., in]` folded to rows `[N, in]`, its `[N, out]` unfolded
+    /// again. Leading dimensions (samples, chains) become rows of one 2-D GEMM whose weight
+    /// gradient is one product: through `broadcast_matmul` candle would broadcast the weight
+    /// over them and reduce a per-slice weight gradient (`[S, out, in]`) with `sum_keepdim`.
+    fn on_rows(&self, x: &Tensor, f: impl FnOnce(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+        let mut dims = x.dims().to_vec();
+        let y = f(&x.contiguous()?.reshape(((), self.in_dim()))?)?;
+        if let Some(last) = dims.last_mut() {
+            *last = self.out_dim();
+        }
+        y.reshape(dims)
     }
 }
 

@@ -67,7 +67,11 @@ struct LinearT;
 /// Elements per parallel task of the bias fill ([`vaekit_core::for_chunks`]).
 const FILL_CHUNK: usize = 1 << 15;
 
-fn linear_t_cpu<T: WithDType>(
+/// `x · wᵀ + b` on slices: `x: [n, k]`, `w: [m, k]`, `b: [m]` give `[n, m]`.
+///
+/// # Errors
+/// Mismatched sizes.
+pub(crate) fn linear_t_cpu<T: WithDType>(
     x: &[T],
     w: &[T],
     b: &[T],
@@ -141,23 +145,37 @@ impl CustomOp3 for LinearT {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let dx = if x.track_op() {
-            Some(grad.matmul(w)?)
-        } else {
-            None
-        };
-        let dw = if w.track_op() {
-            Some(grad.t()?.matmul(x)?)
-        } else {
-            None
-        };
-        let db = if b.track_op() {
-            Some(crate::channel_affine::bias_grad(grad)?.reshape(b.shape())?)
-        } else {
-            None
-        };
-        Ok((dx, dw, db))
+        linear_grads(x, w, b, grad)
     }
+}
+
+/// The gradients of `x · wᵀ + b` for an output gradient `grad: [N, out]`, each only when
+/// autograd tracks its operand: `grad · w`, `gradᵀ · x`, the column sums of `grad`.
+///
+/// # Errors
+/// Shape errors.
+pub(crate) fn linear_grads(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    grad: &Tensor,
+) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    let dx = if x.track_op() {
+        Some(grad.matmul(w)?)
+    } else {
+        None
+    };
+    let dw = if w.track_op() {
+        Some(grad.t()?.matmul(x)?)
+    } else {
+        None
+    };
+    let db = if b.track_op() {
+        Some(crate::channel_affine::bias_grad(grad)?.reshape(b.shape())?)
+    } else {
+        None
+    };
+    Ok((dx, dw, db))
 }
 
 /// `x · wᵀ + b` for `x: [N, in]`, `w: [out, in]`, `b: [out]`, giving `[N, out]`; on CPU

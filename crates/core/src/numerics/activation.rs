@@ -8,11 +8,46 @@ use super::fast_f32;
 use candle::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-/// Which activation.
+/// An activation with fused kernels ([`tanh`], [`elu`]), for ops that apply it inside their
+/// own output pass (vaekit-nets' fused linear layer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub enum FusedActivation {
+    /// `tanh(x)`.
     Tanh,
+    /// ELU with `α = 1`.
     Elu,
+}
+
+use FusedActivation as Kind;
+
+impl FusedActivation {
+    /// `f(x)` over an f32 slice with the vectorized kernels of [`tanh`] / [`elu`], on rayon's
+    /// threads for long inputs.
+    pub fn apply_f32(self, x: &[f32]) -> Vec<f32> {
+        match self {
+            Kind::Tanh => par_fill(x.len(), |r, o| tanh_slice(o, &x[r])),
+            Kind::Elu => par_fill(x.len(), |r, o| elu_slice(o, &x[r])),
+        }
+    }
+
+    /// The gradient with respect to the input, `g f'(x)`, from the output `y = f(x)` and the
+    /// upstream gradient `g` (same shape): the one-pass backward kernel of [`tanh`] /
+    /// [`elu`] for f32 on CPU (and CUDA with the `cuda` feature), candle's ops elsewhere
+    /// (`g (1 - y²)`; `g` where `y > 0`, else `g (y + 1)`). Not differentiable further.
+    ///
+    /// # Errors
+    /// Mismatched shapes, non-float dtypes.
+    pub fn grad(self, y: &Tensor, g: &Tensor) -> Result<Tensor> {
+        if crate::has_kernel(y, &[DType::F32]) && g.dtype() == DType::F32 {
+            return y
+                .contiguous()?
+                .apply_op2_no_bwd(&g.contiguous()?, &Grad(self));
+        }
+        match self {
+            Kind::Tanh => g * y.sqr()?.affine(-1.0, 1.0)?,
+            Kind::Elu => y.gt(0.0)?.where_cond(g, &(g * (y + 1.0)?)?),
+        }
+    }
 }
 
 avx2_dispatch! {
@@ -73,11 +108,7 @@ impl CustomOp1 for Kind {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = crate::contiguous_slice::<f32>(s, l, self.name())?;
-        let out = match self {
-            Kind::Tanh => par_fill(x.len(), |r, o| tanh_slice(o, &x[r])),
-            Kind::Elu => par_fill(x.len(), |r, o| elu_slice(o, &x[r])),
-        };
-        Ok((CpuStorage::F32(out), l.shape().clone()))
+        Ok((CpuStorage::F32(self.apply_f32(x)), l.shape().clone()))
     }
 
     #[cfg(feature = "cuda")]

@@ -17,7 +17,7 @@ mod log1mexp;
 mod log_mean_exp;
 mod softplus;
 
-pub use activation::{elu, tanh};
+pub use activation::{FusedActivation, elu, tanh};
 pub use bernoulli::bernoulli_log_prob;
 pub use bernoulli_sum::bernoulli_log_prob_sum;
 pub use clamp::clamp_preserve_gradients;

@@ -202,13 +202,14 @@ impl Made {
             return self.split(&self.out.forward(&h, pass)?);
         }
         for (l, layer) in self.hidden.iter().enumerate() {
-            let mut pre = layer.forward(&h, pass)?;
-            if l == 0
-                && let (Some(proj), Some(c)) = (&self.context, ctx)
-            {
-                pre = (pre + proj.forward(c, pass)?)?;
-            }
-            h = self.config.activation.apply(&pre)?;
+            h = match (l, &self.context, ctx) {
+                (0, Some(proj), Some(c)) => {
+                    let pre = (layer.forward(&h, pass)? + proj.forward(c, pass)?)?;
+                    self.config.activation.apply(&pre)?
+                }
+                // Without a context term the layer and its activation fuse into one op.
+                _ => layer.forward_act(&h, self.config.activation, pass)?,
+            };
         }
         self.split(&self.out.forward(&h, pass)?)
     }

@@ -103,7 +103,7 @@ impl DenseStack {
             } else {
                 h
             };
-            h = self.activation.apply(&layer.forward(&input, pass)?)?;
+            h = layer.forward_act(&input, self.activation, pass)?;
         }
         Ok(h)
     }

@@ -36,10 +36,11 @@ impl Mlp {
     pub(crate) fn forward(&self, x: &Tensor, pass: Pass) -> Result<Tensor> {
         let mut h = x.clone();
         for (i, layer) in self.layers.iter().enumerate() {
-            h = layer.forward(&h, pass)?;
-            if i + 1 < self.layers.len() {
-                h = self.activation.apply(&h)?;
-            }
+            h = if i + 1 < self.layers.len() {
+                layer.forward_act(&h, self.activation, pass)?
+            } else {
+                layer.forward(&h, pass)?
+            };
         }
         Ok(h)
     }
