@@ -8,7 +8,7 @@
 //! forms `g f'(x)` from the saved output (the kernels of `vaekit_core::tanh` / `elu`) before
 //! the three products of [`crate::matmul::linear_grads`].
 
-use crate::matmul::{linear_grads, linear_t, linear_t_cpu};
+use crate::matmul::{linear_dims, linear_grads, linear_t, linear_t_cpu};
 use candle::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
 use vaekit_core::FusedActivation;
 
@@ -33,16 +33,7 @@ impl CustomOp3 for LinearAct {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
-        let (n, k) = l1.shape().dims2()?;
-        let (m, k2) = l2.shape().dims2()?;
-        if k != k2 || l3.shape().elem_count() != m {
-            candle::bail!(
-                "{name}: x {:?}, w {:?} and b {:?} do not match",
-                l1.shape(),
-                l2.shape(),
-                l3.shape()
-            );
-        }
+        let (n, k, m) = linear_dims(l1, l2, l3, name)?;
         use vaekit_core::contiguous_slice as part;
         let (x, w, b) = (
             part(s1, l1, name)?,

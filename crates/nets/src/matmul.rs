@@ -45,18 +45,28 @@ impl CustomOp2 for MatmulT {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let dx = if x.track_op() {
-            Some(grad.matmul(w)?)
-        } else {
-            None
-        };
-        let dw = if w.track_op() {
-            Some(grad.t()?.matmul(x)?)
-        } else {
-            None
-        };
-        Ok((dx, dw))
+        matmul_t_grads(x, w, grad)
     }
+}
+
+/// The gradients of `x · wᵀ` for an output gradient `grad: [N, out]`, each only when
+/// autograd tracks its operand: `grad · w` and `gradᵀ · x`.
+fn matmul_t_grads(
+    x: &Tensor,
+    w: &Tensor,
+    grad: &Tensor,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let dx = if x.track_op() {
+        Some(grad.matmul(w)?)
+    } else {
+        None
+    };
+    let dw = if w.track_op() {
+        Some(grad.t()?.matmul(x)?)
+    } else {
+        None
+    };
+    Ok((dx, dw))
 }
 
 /// `x · Wᵀ + b` in one op: the output starts as `b` in every row and the GEMM accumulates
@@ -66,6 +76,29 @@ struct LinearT;
 
 /// Elements per parallel task of the bias fill ([`vaekit_core::for_chunks`]).
 const FILL_CHUNK: usize = 1 << 15;
+
+/// `(N, in, out)` of `x: [N, in]`, `w: [out, in]`, `b: [out]`.
+///
+/// # Errors
+/// Other shapes, naming the op `name`.
+pub(crate) fn linear_dims(
+    x: &Layout,
+    w: &Layout,
+    b: &Layout,
+    name: &str,
+) -> Result<(usize, usize, usize)> {
+    let (n, k) = x.shape().dims2()?;
+    let (m, k2) = w.shape().dims2()?;
+    if k != k2 || b.shape().elem_count() != m {
+        candle::bail!(
+            "{name}: x {:?}, w {:?} and b {:?} do not match",
+            x.shape(),
+            w.shape(),
+            b.shape()
+        );
+    }
+    Ok((n, k, m))
+}
 
 /// `x · wᵀ + b` on slices: `x: [n, k]`, `w: [m, k]`, `b: [m]` give `[n, m]`.
 ///
@@ -104,16 +137,7 @@ impl CustomOp3 for LinearT {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (n, k) = l1.shape().dims2()?;
-        let (m, k2) = l2.shape().dims2()?;
-        if k != k2 || l3.shape().elem_count() != m {
-            candle::bail!(
-                "linear-t: x {:?}, w {:?} and b {:?} do not match",
-                l1.shape(),
-                l2.shape(),
-                l3.shape()
-            );
-        }
+        let (n, k, m) = linear_dims(l1, l2, l3, "linear-t")?;
         use vaekit_core::contiguous_part as part;
         let out = match (s1, s2, s3) {
             (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
@@ -150,7 +174,7 @@ impl CustomOp3 for LinearT {
 }
 
 /// The gradients of `x · wᵀ + b` for an output gradient `grad: [N, out]`, each only when
-/// autograd tracks its operand: `grad · w`, `gradᵀ · x`, the column sums of `grad`.
+/// autograd tracks its operand: those of [`matmul_t_grads`] and the column sums of `grad`.
 ///
 /// # Errors
 /// Shape errors.
@@ -160,16 +184,7 @@ pub(crate) fn linear_grads(
     b: &Tensor,
     grad: &Tensor,
 ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-    let dx = if x.track_op() {
-        Some(grad.matmul(w)?)
-    } else {
-        None
-    };
-    let dw = if w.track_op() {
-        Some(grad.t()?.matmul(x)?)
-    } else {
-        None
-    };
+    let (dx, dw) = matmul_t_grads(x, w, grad)?;
     let db = if b.track_op() {
         Some(crate::channel_affine::bias_grad(grad)?.reshape(b.shape())?)
     } else {
