@@ -80,12 +80,13 @@ fn channel_sums<T: WithDType>(g: &[T], t: Option<&[T]>, b: usize, c: usize, r: u
         // (on rayon's threads for large inputs) summed in block order, so the result does
         // not depend on the thread count.
         let c1 = c.max(1);
+        let rows_per = (PARALLEL_MIN / 2 / c1).max(1);
         // Each accumulator adds its terms in row order; the two sums are separate loops
         // over the row (which vectorize), and `Σ g t` is skipped without `t`.
         let block = |(bi, gb): (usize, &[T])| -> (Vec<f64>, Vec<f64>) {
             let mut a = vec![0f64; c];
             let mut z = vec![0f64; c];
-            let first = bi * (PARALLEL_MIN / 2 / c1).max(1);
+            let first = bi * rows_per;
             for (n, gr) in gb.chunks_exact(c1).enumerate() {
                 for (z, &g) in z.iter_mut().zip(gr) {
                     *z += g.to_f64();
@@ -99,7 +100,6 @@ fn channel_sums<T: WithDType>(g: &[T], t: Option<&[T]>, b: usize, c: usize, r: u
             }
             (a, z)
         };
-        let rows_per = (PARALLEL_MIN / 2 / c1).max(1);
         let g = &g[..b * c];
         let blocks: Vec<(Vec<f64>, Vec<f64>)> = if g.len() >= PARALLEL_MIN {
             g.par_chunks(rows_per * c1).enumerate().map(block).collect()

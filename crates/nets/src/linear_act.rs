@@ -4,57 +4,13 @@
 //! node's gradient into a zeroed buffer (`zeros_like` + `add`): for the IWAE decoder's
 //! `[5000, 200]` hidden layers that is a memset and an add over 4 MB per node, plus the
 //! activation's own pass and output buffer. Here the activation is applied to the GEMM's
-//! output (itself started as the bias, [`crate::matmul::linear_t_cpu`]), and the backward
-//! forms `g f'(x)` from the saved output (the kernels of `vaekit_core::tanh` / `elu`) before
-//! the three products of [`crate::matmul::linear_grads`].
+//! output (itself started as the bias), and the backward forms `g f'(x)` from the saved
+//! output (the kernels of `vaekit_core::tanh` / `elu`) before the linear layer's three
+//! products: the same op as `linear_t` ([`crate::matmul::LinearT`]), with an activation.
 
-use crate::matmul::{linear_dims, linear_grads, linear_t, linear_t_cpu};
-use candle::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use crate::matmul::{LinearT, linear_t};
+use candle::{DType, Result, Tensor};
 use vaekit_core::FusedActivation;
-
-/// The fused op: `(x: [N, in], w: [out, in], b: [out])` to `f(x wᵀ + b): [N, out]`, f32.
-struct LinearAct(FusedActivation);
-
-impl CustomOp3 for LinearAct {
-    fn name(&self) -> &'static str {
-        match self.0 {
-            FusedActivation::Tanh => "linear-tanh",
-            FusedActivation::Elu => "linear-elu",
-        }
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let name = self.name();
-        let (n, k, m) = linear_dims(l1, l2, l3, name)?;
-        use vaekit_core::contiguous_slice as part;
-        let (x, w, b) = (
-            part(s1, l1, name)?,
-            part(s2, l2, name)?,
-            part(s3, l3, name)?,
-        );
-        let pre = linear_t_cpu::<f32>(x, w, b, (n, k, m))?;
-        Ok((CpuStorage::F32(self.0.apply_f32(&pre)), Shape::from((n, m))))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        b: &Tensor,
-        res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        linear_grads(x, w, b, &self.0.grad(res, grad)?)
-    }
-}
 
 /// `f(x · wᵀ + b)` for `x: [N, in]`, `w: [out, in]`, `b: [out]`, giving `[N, out]`: one
 /// fused op for f32 on CPU, else [`linear_t`] followed by `vaekit_core::tanh` / `elu`.
@@ -68,7 +24,7 @@ pub(crate) fn linear_act(x: &Tensor, w: &Tensor, b: &Tensor, f: FusedActivation)
     if fused && x.rank() == 2 {
         return x
             .contiguous()?
-            .apply_op3(&w.contiguous()?, &b.contiguous()?, LinearAct(f));
+            .apply_op3(&w.contiguous()?, &b.contiguous()?, LinearT(Some(f)));
     }
     let pre = linear_t(x, w, b)?;
     match f {

@@ -9,6 +9,7 @@
 use crate::gemm::{MatRef, gemm_acc};
 use candle::backend::BackendStorage;
 use candle::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
+use vaekit_core::FusedActivation;
 
 /// `x: [N, in]`, `w: [out, in]` give `[N, out]`.
 struct MatmulT;
@@ -69,10 +70,12 @@ fn matmul_t_grads(
     Ok((dx, dw))
 }
 
-/// `x · Wᵀ + b` in one op: the output starts as `b` in every row and the GEMM accumulates
-/// into it (no zeroed output, no separate bias pass); the backward computes only the
-/// gradients autograd tracks.
-struct LinearT;
+/// `x · Wᵀ + b` in one op, optionally followed by a fused activation `f`: the output starts
+/// as `b` in every row and the GEMM accumulates into it (no zeroed output, no separate bias
+/// pass), then `f` is applied to it in place of a second op. The backward forms `g f'(x)`
+/// from the saved output (when there is an `f`) and computes only the gradients autograd
+/// tracks. With an activation, f32 only (the kernels of `vaekit_core::tanh` / `elu`).
+pub(crate) struct LinearT(pub Option<FusedActivation>);
 
 /// Elements per parallel task of the bias fill ([`vaekit_core::for_chunks`]).
 const FILL_CHUNK: usize = 1 << 15;
@@ -81,12 +84,7 @@ const FILL_CHUNK: usize = 1 << 15;
 ///
 /// # Errors
 /// Other shapes, naming the op `name`.
-pub(crate) fn linear_dims(
-    x: &Layout,
-    w: &Layout,
-    b: &Layout,
-    name: &str,
-) -> Result<(usize, usize, usize)> {
+fn linear_dims(x: &Layout, w: &Layout, b: &Layout, name: &str) -> Result<(usize, usize, usize)> {
     let (n, k) = x.shape().dims2()?;
     let (m, k2) = w.shape().dims2()?;
     if k != k2 || b.shape().elem_count() != m {
@@ -104,7 +102,7 @@ pub(crate) fn linear_dims(
 ///
 /// # Errors
 /// Mismatched sizes.
-pub(crate) fn linear_t_cpu<T: WithDType>(
+fn linear_t_cpu<T: WithDType>(
     x: &[T],
     w: &[T],
     b: &[T],
@@ -125,7 +123,11 @@ pub(crate) fn linear_t_cpu<T: WithDType>(
 
 impl CustomOp3 for LinearT {
     fn name(&self) -> &'static str {
-        "linear-t"
+        match self.0 {
+            None => "linear-t",
+            Some(FusedActivation::Tanh) => "linear-tanh",
+            Some(FusedActivation::Elu) => "linear-elu",
+        }
     }
 
     fn cpu_fwd(
@@ -137,26 +139,23 @@ impl CustomOp3 for LinearT {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (n, k, m) = linear_dims(l1, l2, l3, "linear-t")?;
+        let name = self.name();
+        let (n, k, m) = linear_dims(l1, l2, l3, name)?;
         use vaekit_core::contiguous_part as part;
-        let out = match (s1, s2, s3) {
-            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b)) => {
-                CpuStorage::F32(linear_t_cpu(
-                    part(x, l1, "x")?,
-                    part(w, l2, "w")?,
-                    part(b, l3, "b")?,
-                    (n, k, m),
-                )?)
+        let out = match (s1, s2, s3, self.0) {
+            (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b), act) => {
+                let (x, w, b) = (part(x, l1, name)?, part(w, l2, name)?, part(b, l3, name)?);
+                let pre = linear_t_cpu(x, w, b, (n, k, m))?;
+                CpuStorage::F32(match act {
+                    Some(f) => f.apply_f32(&pre),
+                    None => pre,
+                })
             }
-            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b)) => {
-                CpuStorage::F64(linear_t_cpu(
-                    part(x, l1, "x")?,
-                    part(w, l2, "w")?,
-                    part(b, l3, "b")?,
-                    (n, k, m),
-                )?)
+            (CpuStorage::F64(x), CpuStorage::F64(w), CpuStorage::F64(b), None) => {
+                let (x, w, b) = (part(x, l1, name)?, part(w, l2, name)?, part(b, l3, name)?);
+                CpuStorage::F64(linear_t_cpu(x, w, b, (n, k, m))?)
             }
-            _ => candle::bail!("linear-t: f32 or f64 of one dtype expected"),
+            _ => candle::bail!("{name}: f32 (f64 without an activation) of one dtype expected"),
         };
         Ok((out, Shape::from((n, m))))
     }
@@ -166,31 +165,25 @@ impl CustomOp3 for LinearT {
         x: &Tensor,
         w: &Tensor,
         b: &Tensor,
-        _res: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        linear_grads(x, w, b, grad)
+        let pre_grad;
+        let grad = match self.0 {
+            Some(f) => {
+                pre_grad = f.grad(res, grad)?;
+                &pre_grad
+            }
+            None => grad,
+        };
+        let (dx, dw) = matmul_t_grads(x, w, grad)?;
+        let db = if b.track_op() {
+            Some(crate::channel_affine::bias_grad(grad)?.reshape(b.shape())?)
+        } else {
+            None
+        };
+        Ok((dx, dw, db))
     }
-}
-
-/// The gradients of `x · wᵀ + b` for an output gradient `grad: [N, out]`, each only when
-/// autograd tracks its operand: those of [`matmul_t_grads`] and the column sums of `grad`.
-///
-/// # Errors
-/// Shape errors.
-pub(crate) fn linear_grads(
-    x: &Tensor,
-    w: &Tensor,
-    b: &Tensor,
-    grad: &Tensor,
-) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-    let (dx, dw) = matmul_t_grads(x, w, grad)?;
-    let db = if b.track_op() {
-        Some(crate::channel_affine::bias_grad(grad)?.reshape(b.shape())?)
-    } else {
-        None
-    };
-    Ok((dx, dw, db))
 }
 
 /// `x · wᵀ + b` for `x: [N, in]`, `w: [out, in]`, `b: [out]`, giving `[N, out]`; on CPU
@@ -201,7 +194,7 @@ pub(crate) fn linear_grads(
 pub(crate) fn linear_t(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     if vaekit_core::has_cpu_kernel(x) && x.rank() == 2 {
         x.contiguous()?
-            .apply_op3(&w.contiguous()?, &b.contiguous()?, LinearT)
+            .apply_op3(&w.contiguous()?, &b.contiguous()?, LinearT(None))
     } else {
         matmul_t(x, w)?.broadcast_add(b)
     }
