@@ -105,14 +105,23 @@ impl SeededNoise {
     /// ([`crate::for_chunks`]) in chunks of [`PAR_CHUNK`]; each chunk computes its own
     /// blocks from the counter (Philox is counter-based), so the values do not depend on the
     /// split or the thread count.
+    ///
+    /// `costly` marks a `pair` far dearer than a memory pass (Box–Muller's logarithm and
+    /// sine): such requests split from [`COSTLY_PAR_MIN`] elements on, in chunks of
+    /// [`COSTLY_PAR_CHUNK`], where cheap ones wait for [`crate::PAR_MIN_ELEMS`].
     fn fill_pairs<T: Copy + Send>(
         &mut self,
         out: &mut [T],
+        costly: bool,
         pair: impl Fn([u64; 2]) -> [T; 2] + Sync,
     ) -> Result<()> {
         let start = self.reserve(out.len())?;
         let this = &*self;
-        crate::for_chunks(out, PAR_CHUNK, |first, chunk| {
+        let (chunk, min) = match costly {
+            true => (COSTLY_PAR_CHUNK, COSTLY_PAR_MIN),
+            false => (PAR_CHUNK, crate::PAR_MIN_ELEMS),
+        };
+        crate::for_chunks_above(out, chunk, min, |first, chunk| {
             for (b, two) in (start + (first / 2) as u64..).zip(chunk.chunks_mut(2)) {
                 let v = pair(this.block(b));
                 two.copy_from_slice(&v[..two.len()]);
@@ -125,16 +134,24 @@ impl SeededNoise {
     fn pairs<T: Copy + Send + Default>(
         &mut self,
         n: usize,
+        costly: bool,
         pair: impl Fn([u64; 2]) -> [T; 2] + Sync,
     ) -> Result<Vec<T>> {
         let mut out = vec![T::default(); n];
-        self.fill_pairs(&mut out, pair)?;
+        self.fill_pairs(&mut out, costly, pair)?;
         Ok(out)
     }
 }
 
 /// Elements per parallel task; even, so every task starts on a block boundary.
 const PAR_CHUNK: usize = 1 << 13;
+
+/// Normal draws split across threads from this many elements on: Box–Muller costs about
+/// 30 ns per element here, so 4096 of them (about 0.1 ms) outweigh a fork and join.
+const COSTLY_PAR_MIN: usize = 1 << 12;
+
+/// Elements per parallel task of a costly request; even, like [`PAR_CHUNK`].
+const COSTLY_PAR_CHUNK: usize = 1 << 11;
 
 /// Box–Muller on the two words of one block, in f64 (see [`SeededNoise`]).
 #[inline]
@@ -161,9 +178,9 @@ impl NoiseSource for SeededNoise {
         float_dtype_or_err("standard_normal", dtype)?;
         let n = shape.elem_count();
         match dtype {
-            DType::F64 => Tensor::from_vec(self.pairs(n, box_muller)?, shape, device),
+            DType::F64 => Tensor::from_vec(self.pairs(n, true, box_muller)?, shape, device),
             _ => {
-                let v = self.pairs(n, |w| box_muller(w).map(|z| z as f32))?;
+                let v = self.pairs(n, true, |w| box_muller(w).map(|z| z as f32))?;
                 Tensor::from_vec(v, shape, device)?.to_dtype(dtype)
             }
         }
@@ -174,18 +191,18 @@ impl NoiseSource for SeededNoise {
         let n = shape.elem_count();
         match dtype {
             DType::F64 => {
-                let v = self.pairs(n, |w| w.map(|w| (w >> 11) as f64 * TWO_POW_M53))?;
+                let v = self.pairs(n, false, |w| w.map(|w| (w >> 11) as f64 * TWO_POW_M53))?;
                 Tensor::from_vec(v, shape, device)
             }
             _ => {
-                let v = self.pairs(n, |w| w.map(|w| (w >> 40) as f32 * TWO_POW_M24))?;
+                let v = self.pairs(n, false, |w| w.map(|w| (w >> 40) as f32 * TWO_POW_M24))?;
                 Tensor::from_vec(v, shape, device)?.to_dtype(dtype)
             }
         }
     }
 
     fn fill_u64(&mut self, out: &mut [u64]) -> Result<()> {
-        self.fill_pairs(out, |w| w)
+        self.fill_pairs(out, false, |w| w)
     }
 }
 
@@ -317,6 +334,22 @@ mod tests {
         };
         let (z, u, w) = long(3)?;
         assert_eq!((z.clone(), u.clone(), w.clone()), long(1)?);
+        // A normal request long enough to split, too short for the cheap threshold.
+        let short_normals = |threads: usize| -> Result<Vec<f32>> {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .map_err(candle::Error::wrap)?;
+            pool.install(|| {
+                let shape = Shape::from(COSTLY_PAR_MIN + 2 * COSTLY_PAR_CHUNK + 1);
+                SeededNoise::new(seed)
+                    .standard_normal(&shape, DType::F32, &cpu())?
+                    .to_vec1()
+            })
+        };
+        let z_short = short_normals(3)?;
+        assert_eq!(z_short, short_normals(1)?);
+        assert_eq!(z_short[..], z[..z_short.len()]);
         let blocks = n.div_ceil(2) as u64;
         let short = |stream: u64, first: usize| {
             SeededNoise::from_state(NoiseState {
@@ -324,7 +357,11 @@ mod tests {
                 counter: stream * blocks + (first / 2) as u64,
             })
         };
-        let mut firsts: Vec<usize> = (1..n / PAR_CHUNK + 1).map(|c| c * PAR_CHUNK - 2).collect();
+        // Every task boundary of both chunk sizes (the costly one divides the other).
+        assert_eq!(PAR_CHUNK % COSTLY_PAR_CHUNK, 0);
+        let mut firsts: Vec<usize> = (1..n / COSTLY_PAR_CHUNK + 1)
+            .map(|c| c * COSTLY_PAR_CHUNK - 2)
+            .collect();
         firsts.push(n - 3);
         for first in firsts {
             let len = (n - first).min(4);

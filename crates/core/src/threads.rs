@@ -26,8 +26,21 @@ pub const PAR_MIN_ELEMS: usize = 1 << 15;
 /// (or every row, with `chunk` a multiple of the row length) is computed independently, the
 /// result does not depend on the split or the thread count.
 pub fn for_chunks<T: Send>(out: &mut [T], chunk: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    for_chunks_above(out, chunk, PAR_MIN_ELEMS, f);
+}
+
+/// [`for_chunks`] with its own threshold: split across rayon's threads when `out` has at
+/// least `min_elems` elements. For work that costs far more per element than a memory
+/// pass (a transcendental function per element), where a shorter output already pays for
+/// the split.
+pub fn for_chunks_above<T: Send>(
+    out: &mut [T],
+    chunk: usize,
+    min_elems: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
     let chunk = chunk.max(1);
-    if out.len() >= PAR_MIN_ELEMS {
+    if out.len() >= min_elems.max(2) {
         out.par_chunks_mut(chunk)
             .enumerate()
             .for_each(|(i, block)| f(i * chunk, block));

@@ -74,6 +74,17 @@ impl Grid {
             for (iy, src) in img.chunks_exact(self.w).enumerate() {
                 let (r, py) = (iy / s, iy % s);
                 let rows = &mut planes[py * s * plane..][..s * plane];
+                if s == 2 && self.w % 2 == 0 {
+                    // Stride 2 on an even row: one de-interleaving pass, which vectorizes.
+                    let (even, odd) = rows.split_at_mut(plane);
+                    let pairs = even[r * pw..][..pw]
+                        .iter_mut()
+                        .zip(&mut odd[r * pw..][..pw]);
+                    for ((e, o), two) in pairs.zip(src.chunks_exact(2)) {
+                        (*e, *o) = (two[0], two[1]);
+                    }
+                    continue;
+                }
                 for (px, row) in rows.chunks_exact_mut(plane).enumerate() {
                     let row = &mut row[r * pw..][..pw];
                     for (o, chunk) in row.iter_mut().zip(src.chunks(s)) {
@@ -98,6 +109,16 @@ impl Grid {
             for (iy, out) in img.chunks_exact_mut(self.w).enumerate() {
                 let (r, py) = (iy / s, iy % s);
                 let rows = &planes[py * s * plane..][..s * plane];
+                if s == 2 && self.w % 2 == 0 {
+                    // Stride 2 on an even row: one interleaving pass, which vectorizes.
+                    let (even, odd) = rows.split_at(plane);
+                    let pairs = even[r * pw..][..pw].iter().zip(&odd[r * pw..][..pw]);
+                    for ((&e, &o), two) in pairs.zip(out.chunks_exact_mut(2)) {
+                        two[0] += e;
+                        two[1] += o;
+                    }
+                    continue;
+                }
                 for (px, row) in rows.chunks_exact(plane).enumerate() {
                     let row = &row[r * pw..][..pw];
                     for (chunk, &v) in out.chunks_mut(s).zip(row) {
