@@ -15,6 +15,7 @@
 //! The weight gradient sums images in fixed blocks of [`IMAGE_BLOCK`], then the blocks in
 //! order, so its rounding does not depend on the thread count.
 
+use crate::conv_direct::SameConv;
 use crate::gemm::{Accumulate, MatRef, gemm_into};
 use crate::im2col::{ConvGeometry, Grid};
 use candle::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
@@ -75,6 +76,36 @@ impl ConvOp {
             Map::DataGrad => self.data_grad(a, b),
             Map::WeightGrad => self.weight_grad(a, b),
         }
+    }
+
+    /// [`Self::run`] in f32: the forward map and the data gradient of a "same" convolution
+    /// run direct ([`SameConv`]) where it applies and images run in parallel.
+    fn run_f32(&self, a: &[f32], b: &[f32]) -> Result<Vec<f32>> {
+        let g = &self.grid;
+        let direct = match self.map {
+            _ if !self.images_in_parallel() => None,
+            Map::Forward => SameConv::forward(g, self.o).map(|c| (c, c.forward_weights(b))),
+            Map::DataGrad => SameConv::data_grad(g, self.o).map(|c| (c, c.data_grad_weights(b))),
+            Map::WeightGrad => None,
+        };
+        let Some((conv, packed)) = direct else {
+            return self.run(a, b);
+        };
+        let (src_len, out_len) = match self.map {
+            Map::Forward => (g.image_len(), self.o * g.ohw()),
+            _ => (self.o * g.ohw(), g.image_len()),
+        };
+        let mut out = vec![0f32; g.b * out_len];
+        self.each(
+            &mut out,
+            out_len,
+            conv.scratch_len(),
+            |i, dst, scratch, _| {
+                conv.image(&packed, &a[i * src_len..][..src_len], dst, scratch);
+                Ok(())
+            },
+        )?;
+        Ok(out)
     }
 
     /// Calls `f(i, out_i, scratch, threaded)` for the `chunk`-sized pieces of `out` in
@@ -191,7 +222,7 @@ impl CustomOp2 for ConvOp {
         let name = self.name();
         let result = match (s1, s2) {
             (CpuStorage::F32(a), CpuStorage::F32(b)) => {
-                CpuStorage::F32(self.run(part(a, l1, name)?, part(b, l2, name)?)?)
+                CpuStorage::F32(self.run_f32(part(a, l1, name)?, part(b, l2, name)?)?)
             }
             (CpuStorage::F64(a), CpuStorage::F64(b)) => {
                 CpuStorage::F64(self.run(part(a, l1, name)?, part(b, l2, name)?)?)
@@ -325,21 +356,42 @@ mod tests {
         ours: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
         reference: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
     ) -> Result<()> {
-        let run = |f: &dyn Fn(&Tensor, &Tensor) -> Result<Tensor>| -> Result<Vec<Tensor>> {
+        check_to(x, w, ours, reference, 1e-10)
+    }
+
+    /// [`check`] with tolerance `tol`, `ours` running in `x`'s dtype and `reference` in
+    /// f64.
+    fn check_to(
+        x: &Tensor,
+        w: &Tensor,
+        ours: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
+        reference: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
+        tol: f64,
+    ) -> Result<()> {
+        type Map<'a> = &'a dyn Fn(&Tensor, &Tensor) -> Result<Tensor>;
+        let run = |f: Map, x: &Tensor, w: &Tensor| -> Result<Vec<Tensor>> {
             let (xv, wv) = (Var::from_tensor(x)?, Var::from_tensor(w)?);
             let y = f(xv.as_tensor(), wv.as_tensor())?;
             let weights = Tensor::arange(0f64, y.elem_count() as f64, x.device())?
                 .affine(0.37, 0.0)?
                 .sin()?
-                .reshape(y.shape())?;
+                .reshape(y.shape())?
+                .to_dtype(y.dtype())?;
             let g = (&y * &weights)?.sum_all()?.backward()?;
             let gx = vaekit_core::testing::gradient_of(&g, xv.as_tensor())?;
             let gw = vaekit_core::testing::gradient_of(&g, wv.as_tensor())?;
-            Ok(vec![y, gx, gw])
+            [y, gx, gw]
+                .map(|t| t.to_dtype(DType::F64))
+                .into_iter()
+                .collect()
         };
-        for (a, b) in run(&ours)?.iter().zip(run(&reference)?.iter()) {
+        let (x64, w64) = (x.to_dtype(DType::F64)?, w.to_dtype(DType::F64)?);
+        for (a, b) in run(&ours, x, w)?
+            .iter()
+            .zip(run(&reference, &x64, &w64)?.iter())
+        {
             assert_eq!(a.dims(), b.dims());
-            assert_all_close(a, b, 1e-10, 1e-10)?;
+            assert_all_close(a, b, tol, tol)?;
         }
         Ok(())
     }
@@ -373,6 +425,38 @@ mod tests {
                 &w,
                 |x, w| conv2d_gemm(x, w, g),
                 |x, w| x.conv2d(w, p, s, d, 1),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// f32 on the direct path where the CPU has AVX-512F ([`SameConv`]: batches large
+    /// enough to run images in parallel), against candle's f64 `conv2d`.
+    #[test]
+    fn conv2d_f32_same_matches_candle() -> Result<()> {
+        let mut noise = SeededNoise::new(8);
+        let dev = &Device::Cpu;
+        for (n, ci, co, h, k) in [(8, 16, 16, 14, 3), (6, 12, 20, 9, 5)] {
+            let x = noise.standard_normal(&(n, ci, h, h).into(), DType::F32, dev)?;
+            let w = noise.standard_normal(&(co, ci, k, k).into(), DType::F32, dev)?;
+            let p = (k - 1) / 2;
+            let g = ConvGeometry {
+                padding: p,
+                stride: 1,
+                dilation: 1,
+            };
+            let op = ConvOp {
+                grid: Grid::new(x.dims4()?, k, g)?,
+                o: co,
+                map: Map::Forward,
+            };
+            assert!(op.images_in_parallel(), "the test misses the direct path");
+            check_to(
+                &x,
+                &w,
+                |x, w| conv2d_gemm(x, w, g),
+                |x, w| x.conv2d(w, p, 1, 1, 1),
+                1e-3,
             )?;
         }
         Ok(())

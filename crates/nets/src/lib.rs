@@ -18,6 +18,7 @@
 mod activation;
 mod channel_affine;
 mod conv;
+mod conv_direct;
 mod conv_gemm;
 mod decoder;
 mod encoder;
