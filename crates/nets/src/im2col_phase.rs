@@ -74,7 +74,7 @@ impl Grid {
             for (iy, src) in img.chunks_exact(self.w).enumerate() {
                 let (r, py) = (iy / s, iy % s);
                 let rows = &mut planes[py * s * plane..][..s * plane];
-                if s == 2 && self.w % 2 == 0 {
+                if s == 2 && self.w.is_multiple_of(2) {
                     // Stride 2 on an even row: one de-interleaving pass, which vectorizes.
                     let (even, odd) = rows.split_at_mut(plane);
                     let pairs = even[r * pw..][..pw]
@@ -109,7 +109,7 @@ impl Grid {
             for (iy, out) in img.chunks_exact_mut(self.w).enumerate() {
                 let (r, py) = (iy / s, iy % s);
                 let rows = &planes[py * s * plane..][..s * plane];
-                if s == 2 && self.w % 2 == 0 {
+                if s == 2 && self.w.is_multiple_of(2) {
                     // Stride 2 on an even row: one interleaving pass, which vectorizes.
                     let (even, odd) = rows.split_at(plane);
                     let pairs = even[r * pw..][..pw].iter().zip(&odd[r * pw..][..pw]);
