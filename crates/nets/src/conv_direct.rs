@@ -13,7 +13,12 @@
 //!
 //! The data gradient of the same layer is the same convolution of `dy`, with the kernel
 //! transposed over channels and flipped in both axes (see [`SameConv::data_grad`]).
-//! Sums run over taps, then channels, in a fixed order: results do not depend on threads.
+//! The weight gradient `dW[co, ci, t] = Σ_pixels dy[co, pixel] · x_bordered[ci, pixel + tap t]`
+//! runs on a second tile ([`SameConv::weight_grad_image`]): `dy` transposed to pixel-major
+//! rows of output channels (vectors), [`WG_MR`] input channels broadcast from the bordered
+//! planes, one tile per tap; only the image's own pixels are visited.
+//! Sums run over taps, then channels (or pixels), in a fixed order: results do not depend
+//! on threads.
 
 use crate::im2col::Grid;
 
@@ -26,6 +31,13 @@ const LANES: usize = 16;
 /// Registers of grid columns per tile: 8 × 3 accumulators, 3 column loads and one
 /// broadcast weight keep 28 of the 32 vector registers busy.
 const NV: usize = 3;
+
+/// Input channels per weight-gradient tile: 6 × 4 accumulators, 4 loads of `dy` and one
+/// broadcast input keep 29 of the 32 vector registers busy.
+pub(crate) const WG_MR: usize = 6;
+
+/// Output channels per weight-gradient tile: four registers.
+const WG_NV: usize = 4;
 
 /// One direct "same" convolution: `c_in` planes of `h × w` to `c_out`, kernel `k × k`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +117,110 @@ impl SameConv {
         self.bordered_len() + self.rows() * self.cols()
     }
 
+    /// Input channels rounded up to whole weight-gradient tiles.
+    fn wg_planes(&self) -> usize {
+        self.c_in.next_multiple_of(WG_MR)
+    }
+
+    /// Output channels rounded up to whole registers.
+    fn wg_outputs(&self) -> usize {
+        self.c_out.next_multiple_of(LANES)
+    }
+
+    /// Elements of one image block's weight-gradient partial sum, laid out
+    /// `[k·k][wg_planes][wg_outputs]` (see [`Self::weight_grad_image`]).
+    pub(crate) fn wg_partial_len(&self) -> usize {
+        self.k * self.k * self.wg_planes() * self.wg_outputs()
+    }
+
+    /// Scratch elements [`Self::weight_grad_image`] needs, zeroed once like
+    /// [`Self::scratch_len`]'s: bordered planes (every tap's reads of the image's pixels
+    /// stay within them) and `dy` transposed.
+    pub(crate) fn wg_scratch_len(&self) -> usize {
+        self.wg_planes() * self.plane() + self.h * self.w * self.wg_outputs()
+    }
+
+    /// Copies the image `src: [c, h, w]` into the interiors of bordered planes.
+    fn border(&self, src: &[f32], bordered: &mut [f32]) {
+        let (h, w, wp, p) = (self.h, self.w, self.wp(), (self.k - 1) / 2);
+        for (dst, img) in bordered
+            .chunks_mut(self.plane())
+            .zip(src.chunks_exact(h * w))
+        {
+            for (y, row) in img.chunks_exact(w).enumerate() {
+                dst[(y + p) * wp + p..][..w].copy_from_slice(row);
+            }
+        }
+    }
+
+    /// Adds one image's weight gradient to `partial` (see [`Self::wg_partial_len`]):
+    /// `partial[t, ci, co] += Σ_pixels x[ci, pixel + tap t] · dy[co, pixel]` for
+    /// `x: [c_in, h, w]` and `dy: [c_out, h, w]`, in `scratch` of [`Self::wg_scratch_len`]
+    /// (zeroed before its first use).
+    ///
+    /// # Panics
+    /// Slices shorter than the geometry says.
+    pub(crate) fn weight_grad_image(
+        &self,
+        x: &[f32],
+        dy: &[f32],
+        partial: &mut [f32],
+        scratch: &mut [f32],
+    ) {
+        let (hw, plane, wp) = (self.h * self.w, self.plane(), self.wp());
+        let (planes, outs) = (self.wg_planes(), self.wg_outputs());
+        let (bordered, dyt) = scratch.split_at_mut(planes * plane);
+        self.border(x, bordered);
+        for (co, img) in dy.chunks_exact(hw).take(self.c_out).enumerate() {
+            for (row, &v) in dyt.chunks_exact_mut(outs).zip(img) {
+                row[co] = v;
+            }
+        }
+        let shape = kernel::WgShape {
+            plane,
+            wp,
+            h: self.h,
+            w: self.w,
+            ld: outs,
+        };
+        for (t, &off) in self.taps().iter().enumerate() {
+            for panel in 0..planes / WG_MR {
+                for co0 in (0..outs).step_by(WG_NV * LANES) {
+                    let x = &bordered[panel * WG_MR * plane + off..];
+                    let c = &mut partial[(t * planes + panel * WG_MR) * outs + co0..];
+                    match ((outs - co0) / LANES).min(WG_NV) {
+                        4 => kernel::wg_tile::<4>(x, &dyt[co0..], &shape, c, outs),
+                        3 => kernel::wg_tile::<3>(x, &dyt[co0..], &shape, c, outs),
+                        2 => kernel::wg_tile::<2>(x, &dyt[co0..], &shape, c, outs),
+                        _ => kernel::wg_tile::<1>(x, &dyt[co0..], &shape, c, outs),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The weight gradient `[c_out, c_in, k, k]` from consecutive partial sums (see
+    /// [`Self::wg_partial_len`]), added in order.
+    pub(crate) fn weight_grad_sum(&self, partials: &[f32]) -> Vec<f32> {
+        let (kk, planes, outs) = (self.k * self.k, self.wg_planes(), self.wg_outputs());
+        let mut parts = partials.chunks_exact(self.wg_partial_len());
+        let mut total = parts.next().map(<[f32]>::to_vec).unwrap_or_default();
+        for part in parts {
+            for (a, &b) in total.iter_mut().zip(part) {
+                *a += b;
+            }
+        }
+        let mut dw = vec![0f32; self.c_out * self.c_in * kk];
+        for (t, taps) in total.chunks_exact(planes * outs).enumerate() {
+            for (ci, row) in taps.chunks_exact(outs).take(self.c_in).enumerate() {
+                for (co, &v) in row[..self.c_out].iter().enumerate() {
+                    dw[(co * self.c_in + ci) * kk + t] = v;
+                }
+            }
+        }
+        dw
+    }
+
     /// Packs a kernel for [`Self::image`]: `weight(co, ci, t)` is the weight from input
     /// channel `ci` to output channel `co` at tap `t = ky·k + kx`. Layout
     /// `[rows / MR][k·k][c_in][MR]`, zero past `c_out`.
@@ -146,14 +262,10 @@ impl SameConv {
     /// # Panics
     /// Slices shorter than the geometry says.
     pub(crate) fn image(&self, packed: &[f32], src: &[f32], out: &mut [f32], scratch: &mut [f32]) {
-        let (h, w, wp, p) = (self.h, self.w, self.wp(), (self.k - 1) / 2);
+        let (h, w, wp) = (self.h, self.w, self.wp());
         let (plane, cols) = (self.plane(), self.cols());
         let (bordered, grid) = scratch.split_at_mut(self.bordered_len());
-        for (dst, img) in bordered.chunks_mut(plane).zip(src.chunks_exact(h * w)) {
-            for (y, row) in img.chunks_exact(w).enumerate() {
-                dst[(y + p) * wp + p..][..w].copy_from_slice(row);
-            }
-        }
+        self.border(src, bordered);
         let taps = self.taps();
         let panel_len = taps.len() * self.c_in * MR;
         for n0 in (0..cols).step_by(NV * LANES) {
@@ -179,7 +291,7 @@ impl SameConv {
 /// The register tile, the one place with raw-pointer loads.
 #[allow(unsafe_code)]
 mod kernel {
-    use super::{LANES, MR};
+    use super::{LANES, MR, WG_MR};
 
     /// Whether this CPU runs [`tile`].
     pub(super) fn available() -> bool {
@@ -234,6 +346,101 @@ mod kernel {
                 c.as_mut_ptr(),
                 ldc,
             );
+        }
+    }
+
+    /// The geometry of a weight-gradient tile's reads: bordered planes of `plane`
+    /// elements and width `wp` holding `h × w` images, transposed `dy` rows `ld` apart.
+    pub(super) struct WgShape {
+        pub plane: usize,
+        pub wp: usize,
+        pub h: usize,
+        pub w: usize,
+        pub ld: usize,
+    }
+
+    /// `c[r·ldc + j] += Σ_{y < h, x < w} a[r·plane + y·wp + x] · b[(y·w + x)·ld + j]` for
+    /// rows `r < WG_MR` and columns `j < NV·16`: one tap's weight gradient for
+    /// [`super::WG_MR`] input channels (`a`: bordered planes from the tap's offset) and
+    /// `NV·16` output channels (`b`: transposed `dy` from the first of them).
+    ///
+    /// # Panics
+    /// On a CPU without AVX-512F, or slices too short for those reads and writes.
+    pub(super) fn wg_tile<const NV: usize>(
+        a: &[f32],
+        b: &[f32],
+        s: &WgShape,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        let pixels = s.h * s.w;
+        assert!(available(), "conv_direct: AVX-512F is not available");
+        assert!(
+            s.w <= s.wp && pixels > 0,
+            "conv_direct: bad weight-gradient shape"
+        );
+        let a_reach = (WG_MR - 1) * s.plane + (s.h - 1) * s.wp + s.w;
+        assert!(a.len() >= a_reach, "conv_direct: short input planes");
+        assert!(
+            b.len() >= (pixels - 1) * s.ld + NV * LANES,
+            "conv_direct: short dy"
+        );
+        assert!(
+            c.len() >= (WG_MR - 1) * ldc + NV * LANES,
+            "conv_direct: short output"
+        );
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX-512F is available (checked above); every read of `a` and `b` and
+        // every read and write of `c` stays within the lengths asserted above.
+        unsafe {
+            wg_avx512::<NV>(a.as_ptr(), b.as_ptr(), s, c.as_mut_ptr(), ldc);
+        }
+    }
+
+    /// [`wg_tile`] on raw pointers.
+    ///
+    /// # Safety
+    /// AVX-512F available; `a`, `b` and `c` valid for the accesses [`wg_tile`] checks.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn wg_avx512<const NV: usize>(
+        a: *const f32,
+        b: *const f32,
+        s: &WgShape,
+        c: *mut f32,
+        ldc: usize,
+    ) {
+        use std::arch::x86_64::{
+            _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+        };
+        let mut acc = [[_mm512_setzero_ps(); NV]; WG_MR];
+        // SAFETY (every block below): within the bounds `wg_tile` checked.
+        for (r, row) in acc.iter_mut().enumerate() {
+            for (v, sum) in row.iter_mut().enumerate() {
+                *sum = unsafe { _mm512_loadu_ps(c.add(r * ldc + v * LANES)) };
+            }
+        }
+        let mut bp = b;
+        for y in 0..s.h {
+            let line = unsafe { a.add(y * s.wp) };
+            for x in 0..s.w {
+                let mut bv = [_mm512_setzero_ps(); NV];
+                for (v, reg) in bv.iter_mut().enumerate() {
+                    *reg = unsafe { _mm512_loadu_ps(bp.add(v * LANES)) };
+                }
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(unsafe { *line.add(r * s.plane + x) });
+                    for (sum, &bx) in row.iter_mut().zip(&bv) {
+                        *sum = _mm512_fmadd_ps(av, bx, *sum);
+                    }
+                }
+                bp = unsafe { bp.add(s.ld) };
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (v, &sum) in row.iter().enumerate() {
+                unsafe { _mm512_storeu_ps(c.add(r * ldc + v * LANES), sum) };
+            }
         }
     }
 
@@ -307,11 +514,16 @@ mod tests {
         let mut noise = SeededNoise::new(21);
         // (batch, c_in, c_out, h, w, k): grid columns 224 (3+3+3+3+2 registers), 144
         // (3+3+3), 64 (3+1) and 64 again with k = 1; 11 and 3 outputs fill part of a panel.
+        // Weight-gradient tiles: 11, 8, 9 and 3 outputs take one register, 20 two, 40
+        // three, 70 four and one; 5, 3 and 4 inputs fill part of a panel.
         for (b, ci, co, h, w, k) in [
             (2, 6, 11, 14, 14, 3),
             (3, 5, 8, 9, 13, 3),
             (2, 3, 9, 6, 5, 5),
             (2, 4, 3, 7, 7, 1),
+            (2, 7, 20, 5, 6, 3),
+            (1, 2, 40, 4, 4, 3),
+            (2, 13, 70, 3, 5, 3),
         ] {
             let x = noise.standard_normal(&(b, ci, h, w).into(), DType::F64, dev)?;
             let wt = noise.standard_normal(&(co, ci, k, k).into(), DType::F64, dev)?;
@@ -340,6 +552,23 @@ mod tests {
             let bwd = SameConv::data_grad(&grid, co).expect("a same convolution");
             let dx = run(bwd, &bwd.data_grad_weights(&f32s(&wt)?), &dy, ci)?;
             assert_all_close(&dx, &dy.conv_transpose2d(&wt, p, 0, 1, 1)?, 1e-4, 1e-4)?;
+            // dW = ∂/∂w Σ conv(x, w) ⊙ dy, by candle's autograd; images in two blocks.
+            let wv = candle::Var::from_tensor(&wt)?;
+            let g = (x.conv2d(wv.as_tensor(), p, 1, 1, 1)? * &dy)?
+                .sum_all()?
+                .backward()?;
+            let expected = vaekit_core::testing::gradient_of(&g, wv.as_tensor())?;
+            let (xs, dys) = (f32s(&x)?, f32s(&dy)?);
+            let mut partials = vec![0f32; 2 * fwd.wg_partial_len()];
+            let mut scratch = vec![0f32; fwd.wg_scratch_len()];
+            let (xl, dl) = (xs.len() / b, dys.len() / b);
+            for i in 0..b {
+                let part = &mut partials[(i % 2) * fwd.wg_partial_len()..];
+                let (xi, dyi) = (&xs[i * xl..][..xl], &dys[i * dl..][..dl]);
+                fwd.weight_grad_image(xi, dyi, part, &mut scratch);
+            }
+            let dw = Tensor::from_vec(fwd.weight_grad_sum(&partials), (co, ci, k, k), dev)?;
+            assert_all_close(&dw.to_dtype(DType::F64)?, &expected, 1e-4, 1e-4)?;
         }
         Ok(())
     }

@@ -78,15 +78,20 @@ impl ConvOp {
         }
     }
 
-    /// [`Self::run`] in f32: the forward map and the data gradient of a "same" convolution
-    /// run direct ([`SameConv`]) where it applies and images run in parallel.
+    /// [`Self::run`] in f32: the three maps of a "same" convolution run direct
+    /// ([`SameConv`]) where it applies and images run in parallel.
     fn run_f32(&self, a: &[f32], b: &[f32]) -> Result<Vec<f32>> {
         let g = &self.grid;
         let direct = match self.map {
             _ if !self.images_in_parallel() => None,
             Map::Forward => SameConv::forward(g, self.o).map(|c| (c, c.forward_weights(b))),
             Map::DataGrad => SameConv::data_grad(g, self.o).map(|c| (c, c.data_grad_weights(b))),
-            Map::WeightGrad => None,
+            Map::WeightGrad => {
+                return match SameConv::forward(g, self.o) {
+                    Some(conv) => self.weight_grad_direct(conv, a, b),
+                    None => self.run(a, b),
+                };
+            }
         };
         let Some((conv, packed)) = direct else {
             return self.run(a, b);
@@ -106,6 +111,28 @@ impl ConvOp {
             },
         )?;
         Ok(out)
+    }
+
+    /// The weight gradient on [`SameConv`]'s tile, summed over images in the blocks and
+    /// order of [`Self::weight_grad`].
+    fn weight_grad_direct(&self, conv: SameConv, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
+        let g = &self.grid;
+        let (len, dy_len, size) = (g.image_len(), self.o * g.ohw(), conv.wg_partial_len());
+        let blocks = g.b.div_ceil(IMAGE_BLOCK).max(1);
+        let mut partial = vec![0f32; blocks * size];
+        self.each(
+            &mut partial,
+            size,
+            conv.wg_scratch_len(),
+            |blk, part, scratch, _| {
+                for i in blk * IMAGE_BLOCK..((blk + 1) * IMAGE_BLOCK).min(g.b) {
+                    let (xi, dyi) = (&x[i * len..][..len], &dy[i * dy_len..][..dy_len]);
+                    conv.weight_grad_image(xi, dyi, part, scratch);
+                }
+                Ok(())
+            },
+        )?;
+        Ok(conv.weight_grad_sum(&partial))
     }
 
     /// Calls `f(i, out_i, scratch, threaded)` for the `chunk`-sized pieces of `out` in
