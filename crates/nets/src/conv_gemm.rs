@@ -14,6 +14,11 @@
 //!
 //! The weight gradient sums images in fixed blocks of [`IMAGE_BLOCK`], then the blocks in
 //! order, so its rounding does not depend on the thread count.
+//!
+//! In f32, the three maps of a "same" convolution (stride 1, dilation 1, odd kernel, padding
+//! `(k - 1) / 2`: the ResNet blocks' convolutions) skip the patch matrix and the GEMM where
+//! the CPU has AVX-512F and images run in parallel: [`SameConv`] computes them directly
+//! from zero-bordered planes (`conv_direct.rs`).
 
 use crate::conv_direct::SameConv;
 use crate::gemm::{Accumulate, MatRef, gemm_into};

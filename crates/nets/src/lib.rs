@@ -5,7 +5,8 @@
 //! - [`ParamStore`]: a `VarBuilder` backend that initialises every parameter from a seeded
 //!   noise stream (candle's own initialisers cannot be seeded).
 //! - Layers: [`Linear`] (optionally masked, for MADE), [`Conv2d`] and [`ConvTranspose2d`]
-//!   (one small GEMM per image around im2col / col2im: [`conv2d_gemm`], [`conv_transpose2d_gemm`]),
+//!   (one small GEMM per image around im2col / col2im: [`conv2d_gemm`], [`conv_transpose2d_gemm`];
+//!   f32 "same" convolutions run a direct AVX-512 kernel instead where the CPU has one),
 //!   each with
 //!   [`Normalization`] none / batch / weight (weight recomputed every forward, data-dependent
 //!   initialisation through [`Pass::DataInit`]); [`GatedConv2d`], [`GatedConvTranspose2d`];

@@ -121,7 +121,7 @@ impl Linear {
     }
 
     /// `act(self.forward(x))`. For a plain layer (bias, no weight or batch norm) with tanh
-    /// or ELU, in f32 on CPU, one fused op ([`crate::linear_act`]): the activation applied in
+    /// or ELU, in f32 on CPU, one fused op (`linear_act.rs`): the activation applied in
     /// the GEMM's output pass, and one autograd node instead of two.
     ///
     /// # Shapes
