@@ -7,6 +7,7 @@
 //! `track_op` on each operand first.
 
 use crate::gemm::{MatRef, gemm_acc};
+use crate::matmul_grads::matmul_t_grad_pair;
 use candle::backend::BackendStorage;
 use candle::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 use vaekit_core::FusedActivation;
@@ -51,12 +52,17 @@ impl CustomOp2 for MatmulT {
 }
 
 /// The gradients of `x · wᵀ` for an output gradient `grad: [N, out]`, each only when
-/// autograd tracks its operand: `grad · w` and `gradᵀ · x`.
+/// autograd tracks its operand: `grad · w` and `gradᵀ · x` (both at once, side by side,
+/// through [`matmul_t_grad_pair`]).
 fn matmul_t_grads(
     x: &Tensor,
     w: &Tensor,
     grad: &Tensor,
 ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    if x.track_op() && w.track_op() {
+        let (dx, dw) = matmul_t_grad_pair(grad, x, w)?;
+        return Ok((Some(dx), Some(dw)));
+    }
     let dx = if x.track_op() {
         Some(grad.matmul(w)?)
     } else {
