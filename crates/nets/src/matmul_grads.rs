@@ -155,7 +155,8 @@ mod tests {
         let (n, k, m) = (5, 7, 3);
         let (g, x, w) = (normal((n, m))?, normal((n, k))?, normal((m, k))?);
         let (a, b) = (normal((n, k))?, normal((m, k))?);
-        let run = |f: &dyn Fn(&Tensor, &Tensor, &Tensor) -> Result<(Tensor, Tensor)>| {
+        type Pair<'a> = &'a dyn Fn(&Tensor, &Tensor, &Tensor) -> Result<(Tensor, Tensor)>;
+        let run = |f: Pair| {
             let (dx, dw) = f(g.as_tensor(), x.as_tensor(), w.as_tensor())?;
             let loss = ((&dx * a.as_tensor())?.sum_all()? + (&dw * b.as_tensor())?.sum_all()?)?;
             let grads = loss.backward()?;
