@@ -15,12 +15,13 @@
 //! The weight gradient sums images in fixed blocks of [`IMAGE_BLOCK`], then the blocks in
 //! order, so its rounding does not depend on the thread count.
 //!
-//! In f32, the three maps of a "same" convolution (stride 1, dilation 1, odd kernel, padding
-//! `(k - 1) / 2`: the ResNet blocks' convolutions) skip the patch matrix and the GEMM where
-//! the CPU has AVX-512F and images run in parallel: [`SameConv`] computes them directly
-//! from zero-bordered planes (`conv_direct.rs`).
+//! In f32, the three maps of a convolution with an odd kernel, padding `(k - 1) / 2`,
+//! dilation 1 and stride 1 (or 2 on even images) skip the patch matrix and the GEMM where
+//! the CPU has AVX-512F and images run in parallel: [`DirectConv`] computes them from
+//! zero-bordered phase planes (`conv_direct/`). That covers the ResNet blocks, their
+//! downsampling and the stride-2 transposed convolutions.
 
-use crate::conv_direct::SameConv;
+use crate::conv_direct::DirectConv;
 use crate::gemm::{Accumulate, MatRef, gemm_into};
 use crate::im2col::{ConvGeometry, Grid};
 use candle::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
@@ -83,44 +84,46 @@ impl ConvOp {
         }
     }
 
-    /// [`Self::run`] in f32: the three maps of a "same" convolution run direct
-    /// ([`SameConv`]) where it applies and images run in parallel.
+    /// [`Self::run`] in f32: the three maps run direct ([`DirectConv`]) where it applies
+    /// and images run in parallel.
     fn run_f32(&self, a: &[f32], b: &[f32]) -> Result<Vec<f32>> {
         let g = &self.grid;
-        let direct = match self.map {
-            _ if !self.images_in_parallel() => None,
-            Map::Forward => SameConv::forward(g, self.o).map(|c| (c, c.forward_weights(b))),
-            Map::DataGrad => SameConv::data_grad(g, self.o).map(|c| (c, c.data_grad_weights(b))),
-            Map::WeightGrad => {
-                return match SameConv::forward(g, self.o) {
-                    Some(conv) => self.weight_grad_direct(conv, a, b),
-                    None => self.run(a, b),
-                };
-            }
+        let direct = match self.images_in_parallel() {
+            true => DirectConv::new(g, self.o),
+            false => None,
         };
-        let Some((conv, packed)) = direct else {
+        let Some(conv) = direct else {
             return self.run(a, b);
         };
-        let (src_len, out_len) = match self.map {
-            Map::Forward => (g.image_len(), self.o * g.ohw()),
-            _ => (self.o * g.ohw(), g.image_len()),
-        };
-        let mut out = vec![0f32; g.b * out_len];
-        self.each(
-            &mut out,
-            out_len,
-            conv.scratch_len(),
-            |i, dst, scratch, _| {
-                conv.image(&packed, &a[i * src_len..][..src_len], dst, scratch);
-                Ok(())
-            },
-        )?;
-        Ok(out)
+        let (x_len, y_len) = (g.image_len(), self.o * g.ohw());
+        match self.map {
+            Map::Forward => {
+                let plan = conv.forward_plan(b);
+                let mut y = vec![0f32; g.b * y_len];
+                let scratch = conv.forward_scratch_len(&plan);
+                self.each(&mut y, y_len, scratch, |i, yi, scratch, _| {
+                    conv.forward_image(&plan, &a[i * x_len..][..x_len], yi, scratch);
+                    Ok(())
+                })?;
+                Ok(y)
+            }
+            Map::DataGrad => {
+                let plans = conv.data_grad_plans(b);
+                let mut dx = vec![0f32; g.b * x_len];
+                let scratch = conv.data_grad_scratch_len(&plans);
+                self.each(&mut dx, x_len, scratch, |i, dxi, scratch, _| {
+                    conv.data_grad_image(&plans, &a[i * y_len..][..y_len], dxi, scratch);
+                    Ok(())
+                })?;
+                Ok(dx)
+            }
+            Map::WeightGrad => self.weight_grad_direct(conv, a, b),
+        }
     }
 
-    /// The weight gradient on [`SameConv`]'s tile, summed over images in the blocks and
+    /// The weight gradient on [`DirectConv`]'s tile, summed over images in the blocks and
     /// order of [`Self::weight_grad`].
-    fn weight_grad_direct(&self, conv: SameConv, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
+    fn weight_grad_direct(&self, conv: DirectConv, x: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
         let g = &self.grid;
         let (len, dy_len, size) = (g.image_len(), self.o * g.ohw(), conv.wg_partial_len());
         let blocks = g.b.div_ceil(IMAGE_BLOCK).max(1);
@@ -462,19 +465,24 @@ mod tests {
         Ok(())
     }
 
-    /// f32 on the direct path where the CPU has AVX-512F ([`SameConv`]: batches large
-    /// enough to run images in parallel), against candle's f64 `conv2d`.
+    /// f32 on the direct path where the CPU has AVX-512F ([`DirectConv`]: batches large
+    /// enough to run images in parallel), against candle's f64 `conv2d` and
+    /// `conv_transpose2d`: stride 1, stride 2, and the stride-2 transposed convolution.
     #[test]
-    fn conv2d_f32_same_matches_candle() -> Result<()> {
+    fn f32_direct_path_matches_candle() -> Result<()> {
         let mut noise = SeededNoise::new(8);
         let dev = &Device::Cpu;
-        for (n, ci, co, h, k) in [(8, 16, 16, 14, 3), (6, 12, 20, 9, 5)] {
+        for (n, ci, co, h, k, s) in [
+            (8, 16, 16, 14, 3, 1),
+            (6, 12, 20, 9, 5, 1),
+            (8, 16, 24, 14, 3, 2),
+        ] {
             let x = noise.standard_normal(&(n, ci, h, h).into(), DType::F32, dev)?;
             let w = noise.standard_normal(&(co, ci, k, k).into(), DType::F32, dev)?;
             let p = (k - 1) / 2;
             let g = ConvGeometry {
                 padding: p,
-                stride: 1,
+                stride: s,
                 dilation: 1,
             };
             let op = ConvOp {
@@ -487,11 +495,20 @@ mod tests {
                 &x,
                 &w,
                 |x, w| conv2d_gemm(x, w, g),
-                |x, w| x.conv2d(w, p, 1, 1, 1),
+                |x, w| x.conv2d(w, p, s, 1, 1),
                 1e-3,
             )?;
         }
-        Ok(())
+        // 7x7 -> 14x14, as in the ResNet decoder's upsampling.
+        let x = noise.standard_normal(&(8, 24, 7, 7).into(), DType::F32, dev)?;
+        let w = noise.standard_normal(&(24, 16, 3, 3).into(), DType::F32, dev)?;
+        check_to(
+            &x,
+            &w,
+            |x, w| conv_transpose2d_gemm(x, w, 1, 2, 1),
+            |x, w| x.conv_transpose2d(w, 1, 1, 2, 1),
+            1e-3,
+        )
     }
 
     #[test]

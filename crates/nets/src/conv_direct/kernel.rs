@@ -1,0 +1,203 @@
+//! The register tiles of the direct convolution, the one place with raw-pointer loads.
+#![allow(unsafe_code)]
+
+use super::{LANES, MR, WG_MR};
+
+/// Whether this CPU runs [`tile`].
+pub(crate) fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `c[r·ldc + j] = Σ_t Σ_i a[(t·c_in + i)·MR + r] · b[offs[t] + i·plane + j]` for rows
+/// `r < MR` and columns `j < NV·16`.
+///
+/// # Panics
+/// On a CPU without AVX-512F, or slices too short for those reads and writes.
+pub(crate) fn tile<const NV: usize>(
+    a: &[f32],
+    b: &[f32],
+    offs: &[usize],
+    c_in: usize,
+    plane: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    let reach = offs
+        .iter()
+        .max()
+        .map_or(0, |&o| o + (c_in.max(1) - 1) * plane);
+    assert!(available(), "conv_direct: AVX-512F is not available");
+    assert!(
+        a.len() >= offs.len() * c_in * MR,
+        "conv_direct: short kernel panel"
+    );
+    assert!(b.len() >= reach + NV * LANES, "conv_direct: short input");
+    assert!(
+        c.len() >= (MR - 1) * ldc + NV * LANES,
+        "conv_direct: short output"
+    );
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX-512F is available (checked above); every read of `a` and `b` and
+    // every write of `c` stays within the lengths asserted above.
+    unsafe {
+        tile_avx512::<NV>(
+            a.as_ptr(),
+            b.as_ptr(),
+            offs,
+            c_in,
+            plane,
+            c.as_mut_ptr(),
+            ldc,
+        );
+    }
+}
+
+/// The geometry of a weight-gradient tile's reads: bordered planes of `plane`
+/// elements and width `wp` holding `h × w` images, transposed `dy` rows `ld` apart.
+pub(crate) struct WgShape {
+    pub plane: usize,
+    pub wp: usize,
+    pub h: usize,
+    pub w: usize,
+    pub ld: usize,
+}
+
+/// `c[r·ldc + j] += Σ_{y < h, x < w} a[r·plane + y·wp + x] · b[(y·w + x)·ld + j]` for
+/// rows `r < WG_MR` and columns `j < NV·16`: one tap's weight gradient for
+/// [`WG_MR`] input channels (`a`: bordered planes from the tap's offset) and
+/// `NV·16` output channels (`b`: transposed `dy` from the first of them).
+///
+/// # Panics
+/// On a CPU without AVX-512F, or slices too short for those reads and writes.
+pub(crate) fn wg_tile<const NV: usize>(
+    a: &[f32],
+    b: &[f32],
+    s: &WgShape,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    let pixels = s.h * s.w;
+    assert!(available(), "conv_direct: AVX-512F is not available");
+    assert!(
+        s.w <= s.wp && pixels > 0,
+        "conv_direct: bad weight-gradient shape"
+    );
+    let a_reach = (WG_MR - 1) * s.plane + (s.h - 1) * s.wp + s.w;
+    assert!(a.len() >= a_reach, "conv_direct: short input planes");
+    assert!(
+        b.len() >= (pixels - 1) * s.ld + NV * LANES,
+        "conv_direct: short dy"
+    );
+    assert!(
+        c.len() >= (WG_MR - 1) * ldc + NV * LANES,
+        "conv_direct: short output"
+    );
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX-512F is available (checked above); every read of `a` and `b` and
+    // every read and write of `c` stays within the lengths asserted above.
+    unsafe {
+        wg_avx512::<NV>(a.as_ptr(), b.as_ptr(), s, c.as_mut_ptr(), ldc);
+    }
+}
+
+/// [`wg_tile`] on raw pointers.
+///
+/// # Safety
+/// AVX-512F available; `a`, `b` and `c` valid for the accesses [`wg_tile`] checks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn wg_avx512<const NV: usize>(
+    a: *const f32,
+    b: *const f32,
+    s: &WgShape,
+    c: *mut f32,
+    ldc: usize,
+) {
+    use std::arch::x86_64::{
+        _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+    };
+    let mut acc = [[_mm512_setzero_ps(); NV]; WG_MR];
+    // SAFETY (every block below): within the bounds `wg_tile` checked.
+    for (r, row) in acc.iter_mut().enumerate() {
+        for (v, sum) in row.iter_mut().enumerate() {
+            *sum = unsafe { _mm512_loadu_ps(c.add(r * ldc + v * LANES)) };
+        }
+    }
+    let mut bp = b;
+    for y in 0..s.h {
+        let line = unsafe { a.add(y * s.wp) };
+        for x in 0..s.w {
+            let mut bv = [_mm512_setzero_ps(); NV];
+            for (v, reg) in bv.iter_mut().enumerate() {
+                *reg = unsafe { _mm512_loadu_ps(bp.add(v * LANES)) };
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(unsafe { *line.add(r * s.plane + x) });
+                for (sum, &bx) in row.iter_mut().zip(&bv) {
+                    *sum = _mm512_fmadd_ps(av, bx, *sum);
+                }
+            }
+            bp = unsafe { bp.add(s.ld) };
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        for (v, &sum) in row.iter().enumerate() {
+            unsafe { _mm512_storeu_ps(c.add(r * ldc + v * LANES), sum) };
+        }
+    }
+}
+
+/// [`tile`] on raw pointers.
+///
+/// # Safety
+/// AVX-512F available; `a`, `b` and `c` valid for the reads and writes [`tile`] checks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_avx512<const NV: usize>(
+    a: *const f32,
+    b: *const f32,
+    offs: &[usize],
+    c_in: usize,
+    plane: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
+    use std::arch::x86_64::{
+        _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_setzero_ps, _mm512_storeu_ps,
+    };
+    let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+    let mut ap = a;
+    for &off in offs {
+        // SAFETY (this block and the stores): within the bounds `tile` checked.
+        unsafe {
+            let mut bp = b.add(off);
+            for _ in 0..c_in {
+                let mut bv = [_mm512_setzero_ps(); NV];
+                for (v, reg) in bv.iter_mut().enumerate() {
+                    *reg = _mm512_loadu_ps(bp.add(v * LANES));
+                }
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let av = _mm512_set1_ps(*ap.add(r));
+                    for (sum, &bx) in row.iter_mut().zip(&bv) {
+                        *sum = _mm512_fmadd_ps(av, bx, *sum);
+                    }
+                }
+                ap = ap.add(MR);
+                bp = bp.add(plane);
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate() {
+        for (v, &sum) in row.iter().enumerate() {
+            // SAFETY: see above.
+            unsafe { _mm512_storeu_ps(c.add(r * ldc + v * LANES), sum) };
+        }
+    }
+}

@@ -1,0 +1,410 @@
+//! A direct convolution in f32 for CPUs with AVX-512F: dilation 1, an odd square kernel,
+//! padding `(k - 1) / 2`, stride 1, or stride 2 on images of even height and width (the
+//! ResNet blocks' convolutions, their downsampling, and the transposed convolutions that
+//! upsample). It computes the three maps of such a layer without a patch matrix.
+//!
+//! **Forward.** Each input channel is split into its `s × s` phase planes
+//! (`x[c, py::s, px::s]`, one plane at stride 1) and copied into zero-bordered planes of
+//! width `Wp`. On that grid, output pixel `(y, x)` sits at column `n = y·Wp + x`, and
+//! kernel tap `(ky, kx)` reads one phase plane at column `n + shift`: for a run of columns,
+//! one contiguous load per tap and channel. A register tile of [`MR`] output channels by up
+//! to `NV·16` grid columns sums weight × run over taps and channels (an FMA with a
+//! broadcast weight per row; [`plan::Plan`]), and the valid columns of each grid row are
+//! copied out. The border columns of each grid row are computed and dropped: 1/8 of the
+//! work at 14×14 with a 3×3 kernel, paid for by having no patch matrix to write and read
+//! (9× the image) and no packing.
+//!
+//! **Data gradient.** For each phase `(py, px)` of the input, the taps whose stride-`s`
+//! steps land on it form a small stride-1 convolution of the bordered `dy` (all nine taps,
+//! flipped, at stride 1; one, two, two and four at stride 2), run on the same tile and
+//! scattered back to the phase's pixels.
+//!
+//! **Weight gradient** `dW[co, ci, t] = Σ_pixels dy[co, pixel] · x_phase[ci, pixel + tap t]`
+//! ([`DirectConv::weight_grad_image`]): `dy` transposed to pixel-major rows of output
+//! channels (vectors), [`WG_MR`] input channels broadcast from the bordered planes, one tile
+//! per tap; only the output's own pixels are visited.
+//!
+//! Sums run over taps, then channels (or pixels), in a fixed order, and images in fixed
+//! blocks: results do not depend on the thread count.
+
+mod kernel;
+mod plan;
+
+use crate::im2col::Grid;
+use plan::{Plan, PlanShape};
+
+/// Output channels per register tile (the weights broadcast per column step).
+const MR: usize = 8;
+
+/// f32 lanes of one AVX-512 register.
+const LANES: usize = 16;
+
+/// Registers of grid columns per tile: 8 × 3 accumulators, 3 column loads and one
+/// broadcast weight keep 28 of the 32 vector registers busy.
+const NV: usize = 3;
+
+/// Input channels per weight-gradient tile: 6 × 4 accumulators, 4 loads of `dy` and one
+/// broadcast input keep 29 of the 32 vector registers busy.
+const WG_MR: usize = 6;
+
+/// Output channels per weight-gradient tile: four registers.
+const WG_NV: usize = 4;
+
+/// One direct convolution layer: `c` input channels of `h × w` to `o` output channels of
+/// `h/s × w/s`, kernel `k × k`, padding `p = (k - 1) / 2`, stride `s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DirectConv {
+    c: usize,
+    o: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    p: usize,
+    s: usize,
+}
+
+/// The bordered phase planes of the layer's input: `s·s` groups of `group` planes, each
+/// `plane` elements, `wp` wide, the image starting `bl` rows and columns in.
+#[derive(Debug, Clone, Copy)]
+struct Bordered {
+    bl: usize,
+    wp: usize,
+    plane: usize,
+    group: usize,
+}
+
+/// Data-gradient phase plans: `(py, px, plan)`.
+pub(crate) type PhasePlans = Vec<(usize, usize, Plan)>;
+
+impl DirectConv {
+    /// The direct form of the convolution on `grid` with `o` output channels, or `None`
+    /// where it does not apply: the geometry (see the module docs) or a CPU without
+    /// AVX-512F.
+    pub(crate) fn new(grid: &Grid, o: usize) -> Option<Self> {
+        let g = &grid.g;
+        let even = grid.h.is_multiple_of(2) && grid.w.is_multiple_of(2);
+        let fits = g.dilation == 1
+            && grid.k % 2 == 1
+            && 2 * g.padding + 1 == grid.k
+            && (g.stride == 1 || (g.stride == 2 && even));
+        (fits && kernel::available()).then_some(Self {
+            c: grid.c,
+            o,
+            h: grid.h,
+            w: grid.w,
+            k: grid.k,
+            p: g.padding,
+            s: g.stride,
+        })
+    }
+
+    /// Output height and width.
+    fn out_dims(&self) -> (usize, usize) {
+        (self.h / self.s, self.w / self.s)
+    }
+
+    /// The input's bordered layout: a tap reads its phase plane shifted by
+    /// `q = ⌊(k_y - p) / s⌋ ∈ [-⌈p/s⌉, ⌊p/s⌋]`, so `⌈p/s⌉` border before and `⌊p/s⌋` after.
+    fn bordered(&self) -> Bordered {
+        let (oh, ow) = self.out_dims();
+        let (bl, br) = (self.p.div_ceil(self.s), self.p / self.s);
+        let wp = ow + bl + br;
+        Bordered {
+            bl,
+            wp,
+            plane: (oh + bl + br) * wp,
+            group: self.c.next_multiple_of(WG_MR),
+        }
+    }
+
+    /// Offset of each tap `t = ky·k + kx` in the bordered input: its phase plane's group
+    /// and its shift.
+    fn tap_offsets(&self) -> Vec<usize> {
+        let (b, s, p) = (self.bordered(), self.s as isize, self.p as isize);
+        let axis = |kk: usize| {
+            let r = kk as isize - p;
+            (
+                r.rem_euclid(s) as usize,
+                (r.div_euclid(s) + b.bl as isize) as usize,
+            )
+        };
+        (0..self.k * self.k)
+            .map(|t| {
+                let ((py, qy), (px, qx)) = (axis(t / self.k), axis(t % self.k));
+                (py * self.s + px) * b.group * b.plane + qy * b.wp + qx
+            })
+            .collect()
+    }
+
+    /// Copies the image `x: [c, h, w]` into the interiors of its bordered phase planes.
+    fn border_input(&self, x: &[f32], dst: &mut [f32]) {
+        let (b, s, w) = (self.bordered(), self.s, self.w);
+        for (ci, img) in x.chunks_exact(self.h * w).enumerate() {
+            for (iy, row) in img.chunks_exact(w).enumerate() {
+                let start = |px: usize| {
+                    let base = ((iy % s) * s + px) * b.group + ci;
+                    base * b.plane + (iy / s + b.bl) * b.wp + b.bl
+                };
+                if s == 1 {
+                    dst[start(0)..][..w].copy_from_slice(row);
+                    continue;
+                }
+                let (even, odd) = (start(0), start(1));
+                for (j, two) in row.chunks_exact(2).enumerate() {
+                    dst[even + j] = two[0];
+                    dst[odd + j] = two[1];
+                }
+            }
+        }
+    }
+
+    /// The forward plan for the kernel `w: [o, c, k, k]`.
+    pub(crate) fn forward_plan(&self, w: &[f32]) -> Plan {
+        let ((oh, ow), b, kk) = (self.out_dims(), self.bordered(), self.k * self.k);
+        let shape = PlanShape {
+            c_in: self.c,
+            c_out: self.o,
+            plane: b.plane,
+            wp: b.wp,
+            oh,
+            ow,
+        };
+        Plan::new(shape, self.tap_offsets(), |co, ci, t| {
+            w[(co * self.c + ci) * kk + t]
+        })
+    }
+
+    /// Length of the bordered input, with the columns a forward tile reads past it.
+    fn input_len(&self, plan: &Plan) -> usize {
+        let b = self.bordered();
+        (self.s * self.s * b.group * b.plane).max(plan.reach())
+    }
+
+    /// Scratch elements [`Self::forward_image`] needs; zero it once: the borders are never
+    /// written, so one buffer serves any number of images.
+    pub(crate) fn forward_scratch_len(&self, plan: &Plan) -> usize {
+        self.input_len(plan) + plan.grid_len()
+    }
+
+    /// One image: `x: [c, h, w]` to `y: [o, h/s, w/s]`.
+    ///
+    /// # Panics
+    /// Slices shorter than the geometry says.
+    pub(crate) fn forward_image(&self, plan: &Plan, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        let (bordered, grid) = scratch.split_at_mut(self.input_len(plan));
+        self.border_input(x, bordered);
+        plan.run(bordered, grid);
+        let ow = self.out_dims().1;
+        for (co, out) in y.chunks_exact_mut(self.out_dims().0 * ow).enumerate() {
+            for (dst, src) in out.chunks_exact_mut(ow).zip(plan.rows(grid, co)) {
+                dst.copy_from_slice(src);
+            }
+        }
+    }
+
+    /// `dy`'s bordered layout for the data gradient: `(before, wp, plane)`. Input phase
+    /// `py` reads `dy` row `a + d` for input row `s·a + py` and tap `ky` with
+    /// `d = (py + p - ky) / s` exact.
+    fn dy_layout(&self) -> (usize, usize, usize) {
+        let (s, p) = (self.s as isize, self.p as isize);
+        let ds = (0..s).flat_map(|py| {
+            (0..self.k as isize)
+                .filter(move |ky| (py + p - ky).rem_euclid(s) == 0)
+                .map(move |ky| (py + p - ky) / s)
+        });
+        let (lo, hi) = ds.fold((0, 0), |(lo, hi), d| (d.min(lo), d.max(hi)));
+        let (before, after) = ((-lo) as usize, hi as usize);
+        let (oh, ow) = self.out_dims();
+        let wp = ow + before + after;
+        (before, wp, (oh + before + after) * wp)
+    }
+
+    /// The data-gradient plans for the kernel `w: [o, c, k, k]`, one per input phase that
+    /// some tap reaches.
+    pub(crate) fn data_grad_plans(&self, w: &[f32]) -> PhasePlans {
+        let ((oh, ow), (before, wp, plane)) = (self.out_dims(), self.dy_layout());
+        let (s, p, k) = (self.s, self.p as isize, self.k);
+        let taps = |ph: usize| -> Vec<(usize, usize)> {
+            (0..k)
+                .filter(|&kk| (ph as isize + p - kk as isize).rem_euclid(s as isize) == 0)
+                .map(|kk| {
+                    (
+                        kk,
+                        ((ph as isize + p - kk as isize) / s as isize + before as isize) as usize,
+                    )
+                })
+                .collect()
+        };
+        let shape = PlanShape {
+            c_in: self.o,
+            c_out: self.c,
+            plane,
+            wp,
+            oh,
+            ow,
+        };
+        let mut plans = Vec::new();
+        for py in 0..s {
+            for px in 0..s {
+                let (ys, xs) = (taps(py), taps(px));
+                let pairs: Vec<_> = ys
+                    .iter()
+                    .flat_map(|&y| xs.iter().map(move |&x| (y, x)))
+                    .collect();
+                if pairs.is_empty() {
+                    continue;
+                }
+                let offs = pairs
+                    .iter()
+                    .map(|&((_, dy), (_, dx))| dy * wp + dx)
+                    .collect();
+                let plan = Plan::new(shape, offs, |c, o, j| {
+                    let ((ky, _), (kx, _)) = pairs[j];
+                    w[((o * self.c + c) * k + ky) * k + kx]
+                });
+                plans.push((py, px, plan));
+            }
+        }
+        plans
+    }
+
+    /// Length of the bordered `dy`, with the columns the tiles read past it.
+    fn dy_len(&self, plans: &PhasePlans) -> usize {
+        let reach = plans.iter().map(|(_, _, p)| p.reach()).max().unwrap_or(0);
+        (self.o * self.dy_layout().2).max(reach)
+    }
+
+    /// Scratch elements [`Self::data_grad_image`] needs, zeroed once.
+    pub(crate) fn data_grad_scratch_len(&self, plans: &PhasePlans) -> usize {
+        let grid = plans
+            .iter()
+            .map(|(_, _, p)| p.grid_len())
+            .max()
+            .unwrap_or(0);
+        self.dy_len(plans) + grid
+    }
+
+    /// One image: `dy: [o, h/s, w/s]` to `dx: [c, h, w]` (zeroed by the caller: pixels no
+    /// tap reaches stay zero).
+    ///
+    /// # Panics
+    /// Slices shorter than the geometry says.
+    pub(crate) fn data_grad_image(
+        &self,
+        plans: &PhasePlans,
+        dy: &[f32],
+        dx: &mut [f32],
+        scratch: &mut [f32],
+    ) {
+        let ((oh, ow), (before, wp, plane), s) = (self.out_dims(), self.dy_layout(), self.s);
+        let (bordered, grid) = scratch.split_at_mut(self.dy_len(plans));
+        for (co, img) in dy.chunks_exact(oh * ow).enumerate() {
+            for (y, row) in img.chunks_exact(ow).enumerate() {
+                bordered[co * plane + (y + before) * wp + before..][..ow].copy_from_slice(row);
+            }
+        }
+        for (py, px, plan) in plans {
+            plan.run(bordered, grid);
+            for (c, out) in dx.chunks_exact_mut(self.h * self.w).enumerate() {
+                for (a, src) in plan.rows(grid, c).enumerate() {
+                    let row = &mut out[(s * a + py) * self.w..][..self.w];
+                    if s == 1 {
+                        row.copy_from_slice(src);
+                        continue;
+                    }
+                    for (two, &v) in row.chunks_exact_mut(2).zip(src) {
+                        two[*px] = v;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Output channels rounded up to whole registers (the weight gradient's vectors).
+    fn wg_outputs(&self) -> usize {
+        self.o.next_multiple_of(LANES)
+    }
+
+    /// Elements of one image block's weight-gradient partial sum, laid out
+    /// `[k·k][group][wg_outputs]` (see [`Self::weight_grad_image`]).
+    pub(crate) fn wg_partial_len(&self) -> usize {
+        self.k * self.k * self.bordered().group * self.wg_outputs()
+    }
+
+    /// Scratch elements [`Self::weight_grad_image`] needs, zeroed once: bordered phase
+    /// planes (every tap's reads of the output's pixels stay within them) and `dy`
+    /// transposed.
+    pub(crate) fn wg_scratch_len(&self) -> usize {
+        let (b, (oh, ow)) = (self.bordered(), self.out_dims());
+        self.s * self.s * b.group * b.plane + oh * ow * self.wg_outputs()
+    }
+
+    /// Adds one image's weight gradient to `partial` (see [`Self::wg_partial_len`]):
+    /// `partial[t, ci, co] += Σ_pixels x_phase[ci, pixel + tap t] · dy[co, pixel]` for
+    /// `x: [c, h, w]` and `dy: [o, h/s, w/s]`, in `scratch` of [`Self::wg_scratch_len`].
+    ///
+    /// # Panics
+    /// Slices shorter than the geometry says.
+    pub(crate) fn weight_grad_image(
+        &self,
+        x: &[f32],
+        dy: &[f32],
+        partial: &mut [f32],
+        scratch: &mut [f32],
+    ) {
+        let (b, (oh, ow), outs) = (self.bordered(), self.out_dims(), self.wg_outputs());
+        let (bordered, dyt) = scratch.split_at_mut(self.s * self.s * b.group * b.plane);
+        self.border_input(x, bordered);
+        for (co, img) in dy.chunks_exact(oh * ow).take(self.o).enumerate() {
+            for (row, &v) in dyt.chunks_exact_mut(outs).zip(img) {
+                row[co] = v;
+            }
+        }
+        let shape = kernel::WgShape {
+            plane: b.plane,
+            wp: b.wp,
+            h: oh,
+            w: ow,
+            ld: outs,
+        };
+        for (t, &off) in self.tap_offsets().iter().enumerate() {
+            for panel in 0..b.group / WG_MR {
+                for co0 in (0..outs).step_by(WG_NV * LANES) {
+                    let x = &bordered[panel * WG_MR * b.plane + off..];
+                    let c = &mut partial[(t * b.group + panel * WG_MR) * outs + co0..];
+                    match ((outs - co0) / LANES).min(WG_NV) {
+                        4 => kernel::wg_tile::<4>(x, &dyt[co0..], &shape, c, outs),
+                        3 => kernel::wg_tile::<3>(x, &dyt[co0..], &shape, c, outs),
+                        2 => kernel::wg_tile::<2>(x, &dyt[co0..], &shape, c, outs),
+                        _ => kernel::wg_tile::<1>(x, &dyt[co0..], &shape, c, outs),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The weight gradient `[o, c, k, k]` from consecutive partial sums (see
+    /// [`Self::wg_partial_len`]), added in order.
+    pub(crate) fn weight_grad_sum(&self, partials: &[f32]) -> Vec<f32> {
+        let (kk, group, outs) = (self.k * self.k, self.bordered().group, self.wg_outputs());
+        let mut parts = partials.chunks_exact(self.wg_partial_len());
+        let mut total = parts.next().map(<[f32]>::to_vec).unwrap_or_default();
+        for part in parts {
+            for (a, &b) in total.iter_mut().zip(part) {
+                *a += b;
+            }
+        }
+        let mut dw = vec![0f32; self.o * self.c * kk];
+        for (t, taps) in total.chunks_exact(group * outs).enumerate() {
+            for (ci, row) in taps.chunks_exact(outs).take(self.c).enumerate() {
+                for (co, &v) in row[..self.o].iter().enumerate() {
+                    dw[(co * self.c + ci) * kk + t] = v;
+                }
+            }
+        }
+        dw
+    }
+}
+
+#[cfg(test)]
+mod tests;
