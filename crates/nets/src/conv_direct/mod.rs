@@ -149,10 +149,13 @@ impl DirectConv {
                     dst[start(0)..][..w].copy_from_slice(row);
                     continue;
                 }
-                let (even, odd) = (start(0), start(1));
-                for (j, two) in row.chunks_exact(2).enumerate() {
-                    dst[even + j] = two[0];
-                    dst[odd + j] = two[1];
+                // Phase 1's plane group lies after phase 0's: split there, then one
+                // de-interleaving pass, which vectorizes.
+                let (lo, hi) = dst.split_at_mut(start(1));
+                let half = w / 2;
+                let pairs = lo[start(0)..][..half].iter_mut().zip(&mut hi[..half]);
+                for ((e, o), two) in pairs.zip(row.chunks_exact(2)) {
+                    (*e, *o) = (two[0], two[1]);
                 }
             }
         }
@@ -312,8 +315,10 @@ impl DirectConv {
                         row.copy_from_slice(src);
                         continue;
                     }
-                    for (two, &v) in row.chunks_exact_mut(2).zip(src) {
-                        two[*px] = v;
+                    let pairs = row.chunks_exact_mut(2).zip(src);
+                    match px {
+                        0 => pairs.for_each(|(two, &v)| two[0] = v),
+                        _ => pairs.for_each(|(two, &v)| two[1] = v),
                     }
                 }
             }
