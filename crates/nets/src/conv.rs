@@ -1,5 +1,6 @@
 //! 2-D convolution and transposed convolution with none / batch / weight normalisation.
 
+use crate::conv_bias::{conv_transpose2d_bias, conv2d_bias};
 use crate::conv_gemm::{conv_transpose2d_gemm, conv2d_gemm};
 use crate::im2col::ConvGeometry;
 use crate::norm::{Normalization, weight_norm_output};
@@ -95,18 +96,52 @@ impl ConvParams {
         })
     }
 
-    /// Bias / normalisation applied to `t` (computed with the raw weight); `reduce` are the
-    /// weight axes summed for `|v|` per output channel.
-    fn finish(&self, t: Tensor, reduce: &[usize], pass: Pass) -> Result<Tensor> {
+    /// The kernel and bias of `scale · (conv(x) + bias)` when the layer's normalisation
+    /// folds into them, for one op that adds the bias ([`crate::conv_bias`]): a plain bias,
+    /// or weight norm outside [`Pass::DataInit`] (whose statistics need the unscaled
+    /// output), as `w = v · g / |v|` per output channel on the weight's `out_axis`. `None`
+    /// for batch norm, data-dependent initialisation, and a layer without a bias.
+    fn folded(&self, out_axis: usize, scale: f64, pass: Pass) -> Result<Option<(Tensor, Tensor)>> {
+        let Some(b) = &self.bias else {
+            return Ok(None);
+        };
+        let weight = match (&self.g, pass) {
+            (Some(_), Pass::DataInit(_)) => return Ok(None),
+            (Some(g), _) => {
+                let per_out = self.v_norm(out_axis)?;
+                let mut dims = [1usize; 4];
+                dims[out_axis] = per_out.elem_count();
+                let s = ((g / per_out)? * scale)?.reshape(dims.as_slice())?;
+                self.weight.broadcast_mul(&s)?
+            }
+            (None, _) if scale == 1.0 => self.weight.clone(),
+            (None, _) => (&self.weight * scale)?,
+        };
+        let bias = if scale == 1.0 {
+            b.clone()
+        } else {
+            (b * scale)?
+        };
+        Ok(Some((weight, bias)))
+    }
+
+    /// `|v|` per output channel, the weight's axis `out_axis` (0 or 1).
+    fn v_norm(&self, out_axis: usize) -> Result<Tensor> {
+        if out_axis == 0 {
+            // Rows of the [out, in·k·k] matrix: one pass each way.
+            let out = self.weight.dim(0)?;
+            crate::weight_ops::row_norm(&self.weight.reshape((out, ()))?)
+        } else {
+            (self.weight.sqr()?.sum([0, 2, 3])? + 1e-12)?.sqrt()
+        }
+    }
+
+    /// Bias / normalisation applied to `t` (computed with the raw weight), the output
+    /// channels on the weight's `out_axis`.
+    fn finish(&self, t: Tensor, out_axis: usize, pass: Pass) -> Result<Tensor> {
         match (&self.g, &self.bn, &self.bias) {
             (Some(g), _, Some(b)) => {
-                let v_norm = if reduce == [1, 2, 3] {
-                    // Rows of the [out, in·k·k] matrix: one pass each way.
-                    let out = self.weight.dim(0)?;
-                    crate::weight_ops::row_norm(&self.weight.reshape((out, ()))?)?
-                } else {
-                    (self.weight.sqr()?.sum(reduce)? + 1e-12)?.sqrt()?
-                };
+                let v_norm = self.v_norm(out_axis)?;
                 weight_norm_output(&t, &v_norm, g, b, &self.path, self.config.init_scale, pass)
             }
             (None, Some(bn), _) => bn.forward_t(&t, pass.train()),
@@ -150,14 +185,29 @@ impl Conv2d {
     /// # Errors
     /// Shape errors.
     pub fn forward(&self, x: &Tensor, pass: Pass) -> Result<Tensor> {
+        self.forward_scaled(x, 1.0, pass)
+    }
+
+    /// `scale · self.forward(x, pass)`, the factor folded into the kernel and bias where
+    /// the normalisation allows (a plain bias, or weight norm outside data-dependent
+    /// initialisation): one op then, with no extra pass for the scale (the ResNet block's
+    /// residual branch).
+    ///
+    /// # Errors
+    /// Shape errors.
+    pub fn forward_scaled(&self, x: &Tensor, scale: f64, pass: Pass) -> Result<Tensor> {
         let c = &self.0.config;
         let geometry = ConvGeometry {
             padding: c.padding,
             stride: c.stride,
             dilation: 1,
         };
+        if let Some((w, b)) = self.0.folded(0, scale, pass)? {
+            return conv2d_bias(x, &w, &b, geometry);
+        }
         let t = conv2d_gemm(x, &self.0.weight, geometry)?;
-        self.0.finish(t, &[1, 2, 3], pass)
+        let y = self.0.finish(t, 0, pass)?;
+        if scale == 1.0 { Ok(y) } else { y * scale }
     }
 }
 
@@ -196,7 +246,11 @@ impl ConvTranspose2d {
     /// Shape errors.
     pub fn forward(&self, x: &Tensor, pass: Pass) -> Result<Tensor> {
         let c = &self.0.config;
+        let shape = (c.padding, c.stride, c.output_padding);
+        if let Some((w, b)) = self.0.folded(1, 1.0, pass)? {
+            return conv_transpose2d_bias(x, &w, &b, shape);
+        }
         let t = conv_transpose2d_gemm(x, &self.0.weight, c.padding, c.stride, c.output_padding)?;
-        self.0.finish(t, &[0, 2, 3], pass)
+        self.0.finish(t, 1, pass)
     }
 }

@@ -35,7 +35,7 @@ const PARALLEL_MIN_MACS: usize = 1 << 18;
 
 /// Which of a convolution's three bilinear maps a [`ConvOp`] computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Map {
+pub(crate) enum Map {
     /// `(x [B, C, H, W], w [O, C, k, k])` to `y [B, O, OH, OW]`.
     Forward,
     /// `(dy [B, O, OH, OW], w [O, C, k, k])` to `dx [B, C, H, W]`.
@@ -46,7 +46,7 @@ enum Map {
 
 /// One map of the convolution on `grid` with `o` output channels.
 #[derive(Debug, Clone, Copy)]
-struct ConvOp {
+pub(crate) struct ConvOp {
     grid: Grid,
     o: usize,
     map: Map,
@@ -76,24 +76,80 @@ impl ConvOp {
         g.b > 1 && g.b * self.o * g.rows() * g.ohw() >= PARALLEL_MIN_MACS
     }
 
-    fn run<T: WithDType>(&self, a: &[T], b: &[T]) -> Result<Vec<T>> {
+    /// Channels of the result's axis 1 (what a bias must have).
+    pub(crate) fn out_channels(&self) -> usize {
         match self.map {
-            Map::Forward => self.forward(a, b),
-            Map::DataGrad => self.data_grad(a, b),
+            Map::Forward => self.o,
+            _ => self.grid.c,
+        }
+    }
+
+    /// The map of the CPU arguments `(s1, l1)` and `(s2, l2)` (f32 or f64, of the shapes
+    /// [`Self::shapes`] gives), plus `bias` per output channel when given.
+    ///
+    /// # Errors
+    /// Other shapes or dtypes.
+    pub(crate) fn compute(
+        &self,
+        (s1, l1): (&CpuStorage, &Layout),
+        (s2, l2): (&CpuStorage, &Layout),
+        bias: Option<(&CpuStorage, &Layout)>,
+    ) -> Result<(CpuStorage, Shape)> {
+        let [a, b, out] = self.shapes();
+        let name = self.name();
+        if l1.shape() != &a || l2.shape() != &b {
+            candle::bail!(
+                "{name}: arguments {:?} and {:?}, expected {a:?} and {b:?}",
+                l1.shape(),
+                l2.shape()
+            );
+        }
+        if let Some((_, l)) = bias
+            && l.shape().elem_count() != self.out_channels()
+        {
+            candle::bail!("{name}: bias {:?} for {out:?}", l.shape());
+        }
+        use vaekit_core::contiguous_part as part;
+        let result = match (s1, s2, bias) {
+            (CpuStorage::F32(a), CpuStorage::F32(b), bias) => {
+                let bias = match bias {
+                    Some((CpuStorage::F32(v), l)) => Some(part(v, l, name)?),
+                    Some(_) => candle::bail!("{name}: a bias of another dtype"),
+                    None => None,
+                };
+                CpuStorage::F32(self.run_f32(part(a, l1, name)?, part(b, l2, name)?, bias)?)
+            }
+            (CpuStorage::F64(a), CpuStorage::F64(b), bias) => {
+                let bias = match bias {
+                    Some((CpuStorage::F64(v), l)) => Some(part(v, l, name)?),
+                    Some(_) => candle::bail!("{name}: a bias of another dtype"),
+                    None => None,
+                };
+                CpuStorage::F64(self.run(part(a, l1, name)?, part(b, l2, name)?, bias)?)
+            }
+            _ => candle::bail!("{name}: f32 or f64 of one dtype expected"),
+        };
+        Ok((result, out))
+    }
+
+    fn run<T: WithDType>(&self, a: &[T], b: &[T], bias: Option<&[T]>) -> Result<Vec<T>> {
+        match self.map {
+            Map::Forward => self.forward(a, b, bias),
+            Map::DataGrad => self.data_grad(a, b, bias),
             Map::WeightGrad => self.weight_grad(a, b),
         }
     }
 
     /// [`Self::run`] in f32: the three maps run direct ([`DirectConv`]) where it applies
     /// and images run in parallel.
-    fn run_f32(&self, a: &[f32], b: &[f32]) -> Result<Vec<f32>> {
+    fn run_f32(&self, a: &[f32], b: &[f32], bias: Option<&[f32]>) -> Result<Vec<f32>> {
         let g = &self.grid;
         let direct = match self.images_in_parallel() {
             true => DirectConv::new(g, self.o),
             false => None,
         };
         let Some(conv) = direct else {
-            return self.run(a, b);
+            return self.run(a, b, bias);
         };
         let (x_len, y_len) = (g.image_len(), self.o * g.ohw());
         match self.map {
@@ -103,6 +159,7 @@ impl ConvOp {
                 let scratch = conv.forward_scratch_len(&plan);
                 self.each(&mut y, y_len, scratch, |i, yi, scratch, _| {
                     conv.forward_image(&plan, &a[i * x_len..][..x_len], yi, scratch);
+                    add_bias(yi, bias);
                     Ok(())
                 })?;
                 Ok(y)
@@ -113,6 +170,7 @@ impl ConvOp {
                 let scratch = conv.data_grad_scratch_len(&plans);
                 self.each(&mut dx, x_len, scratch, |i, dxi, scratch, _| {
                     conv.data_grad_image(&plans, &a[i * y_len..][..y_len], dxi, scratch);
+                    add_bias(dxi, bias);
                     Ok(())
                 })?;
                 Ok(dx)
@@ -174,7 +232,7 @@ impl ConvOp {
         }
     }
 
-    fn forward<T: WithDType>(&self, x: &[T], w: &[T]) -> Result<Vec<T>> {
+    fn forward<T: WithDType>(&self, x: &[T], w: &[T], bias: Option<&[T]>) -> Result<Vec<T>> {
         let (g, o) = (&self.grid, self.o);
         let (rows, ohw, len) = (g.rows(), g.ohw(), g.image_len());
         let mut y = vec![T::zero(); g.b * o * ohw];
@@ -182,12 +240,14 @@ impl ConvOp {
         self.each(&mut y, o * ohw, rows * ohw, |i, yi, cols, threaded| {
             g.im2col_image(&x[i * len..][..len], cols);
             let cols = MatRef::row_major(cols, rows, ohw);
-            gemm_into(yi, w, cols, Accumulate::No, threaded)
+            gemm_into(yi, w, cols, Accumulate::No, threaded)?;
+            add_bias(yi, bias);
+            Ok(())
         })?;
         Ok(y)
     }
 
-    fn data_grad<T: WithDType>(&self, dy: &[T], w: &[T]) -> Result<Vec<T>> {
+    fn data_grad<T: WithDType>(&self, dy: &[T], w: &[T], bias: Option<&[T]>) -> Result<Vec<T>> {
         let (g, o) = (&self.grid, self.o);
         let (rows, ohw, len) = (g.rows(), g.ohw(), g.image_len());
         let mut dx = vec![T::zero(); g.b * len];
@@ -196,6 +256,7 @@ impl ConvOp {
             let dyi = MatRef::row_major(&dy[i * o * ohw..][..o * ohw], o, ohw);
             gemm_into(cols, wt, dyi, Accumulate::No, threaded)?;
             g.col2im_image(cols, dxi);
+            add_bias(dxi, bias);
             Ok(())
         })?;
         Ok(dx)
@@ -228,6 +289,18 @@ impl ConvOp {
     }
 }
 
+/// `out += bias[c]` over each channel plane of one image `out: [C, ...]`, when given.
+fn add_bias<T: WithDType>(out: &mut [T], bias: Option<&[T]>) {
+    let Some(bias) = bias.filter(|b| !b.is_empty()) else {
+        return;
+    };
+    for (plane, &b) in out.chunks_exact_mut(out.len() / bias.len()).zip(bias) {
+        for v in plane {
+            *v += b;
+        }
+    }
+}
+
 impl CustomOp2 for ConvOp {
     fn name(&self) -> &'static str {
         match self.map {
@@ -244,27 +317,7 @@ impl CustomOp2 for ConvOp {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let [a, b, out] = self.shapes();
-        if l1.shape() != &a || l2.shape() != &b {
-            candle::bail!(
-                "{}: arguments {:?} and {:?}, expected {a:?} and {b:?}",
-                self.name(),
-                l1.shape(),
-                l2.shape()
-            );
-        }
-        use vaekit_core::contiguous_part as part;
-        let name = self.name();
-        let result = match (s1, s2) {
-            (CpuStorage::F32(a), CpuStorage::F32(b)) => {
-                CpuStorage::F32(self.run_f32(part(a, l1, name)?, part(b, l2, name)?)?)
-            }
-            (CpuStorage::F64(a), CpuStorage::F64(b)) => {
-                CpuStorage::F64(self.run(part(a, l1, name)?, part(b, l2, name)?)?)
-            }
-            _ => candle::bail!("{name}: f32 or f64 of one dtype expected"),
-        };
-        Ok((result, out))
+        self.compute((s1, l1), (s2, l2), None)
     }
 
     fn bwd(
@@ -272,6 +325,22 @@ impl CustomOp2 for ConvOp {
         a: &Tensor,
         b: &Tensor,
         _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        self.grads(a, b, grad)
+    }
+}
+
+impl ConvOp {
+    /// The gradients of the map's two arguments for the result's gradient `grad`, each
+    /// only when autograd tracks its argument: the other two maps.
+    ///
+    /// # Errors
+    /// As the maps.
+    pub(crate) fn grads(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
@@ -305,6 +374,15 @@ pub fn conv2d_gemm(x: &Tensor, w: &Tensor, geometry: ConvGeometry) -> Result<Ten
     if !vaekit_core::has_cpu_kernel(x) {
         return x.conv2d(w, geometry.padding, geometry.stride, geometry.dilation, 1);
     }
+    x.contiguous()?
+        .apply_op2(&w.contiguous()?, conv2d_op(x, w, geometry)?)
+}
+
+/// The forward map of `conv2d(x, w)`, its shapes checked (see [`conv2d_gemm`]).
+///
+/// # Errors
+/// As [`conv2d_gemm`].
+pub(crate) fn conv2d_op(x: &Tensor, w: &Tensor, geometry: ConvGeometry) -> Result<ConvOp> {
     let (o, c, kh, kw) = w.dims4()?;
     if kh != kw || x.dim(1)? != c {
         candle::bail!(
@@ -313,12 +391,11 @@ pub fn conv2d_gemm(x: &Tensor, w: &Tensor, geometry: ConvGeometry) -> Result<Ten
             w.dims()
         );
     }
-    let op = ConvOp {
+    Ok(ConvOp {
         grid: Grid::new(x.dims4()?, kh, geometry)?,
         o,
         map: Map::Forward,
-    };
-    x.contiguous()?.apply_op2(&w.contiguous()?, op)
+    })
 }
 
 /// `conv_transpose2d(x, w)` (one group, no bias, dilation 1): the data gradient of the
@@ -342,6 +419,22 @@ pub fn conv_transpose2d_gemm(
     if !vaekit_core::has_cpu_kernel(x) {
         return x.conv_transpose2d(w, padding, output_padding, stride, 1);
     }
+    let op = conv_transpose2d_op(x, w, padding, stride, output_padding)?;
+    x.contiguous()?.apply_op2(&w.contiguous()?, op)
+}
+
+/// The data-gradient map that is `conv_transpose2d(x, w)`, its shapes checked (see
+/// [`conv_transpose2d_gemm`]).
+///
+/// # Errors
+/// As [`conv_transpose2d_gemm`].
+pub(crate) fn conv_transpose2d_op(
+    x: &Tensor,
+    w: &Tensor,
+    padding: usize,
+    stride: usize,
+    output_padding: usize,
+) -> Result<ConvOp> {
     let (ci, co, kh, kw) = w.dims4()?;
     let (b, c, h, wd) = x.dims4()?;
     if kh != kw || c != ci || output_padding >= stride.max(1) {
@@ -368,12 +461,11 @@ pub fn conv_transpose2d_gemm(
             x.dims()
         );
     }
-    let op = ConvOp {
+    Ok(ConvOp {
         grid,
         o: ci,
         map: Map::DataGrad,
-    };
-    x.contiguous()?.apply_op2(&w.contiguous()?, op)
+    })
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 mod activation;
 mod channel_affine;
 mod conv;
+mod conv_bias;
 mod conv_direct;
 mod conv_gemm;
 mod decoder;

@@ -201,11 +201,14 @@ impl ResBlock {
         };
         let act = self.config.activation;
         let h = apply(&self.first, &act.apply(&x)?, pass)?;
-        let h = self.second.forward(&act.apply(&h)?, pass)?;
+        // The residual scale folds into the second convolution's kernel and bias.
+        let h = self
+            .second
+            .forward_scaled(&act.apply(&h)?, self.config.residual_scale, pass)?;
         let skip = match &self.shortcut {
             Some(s) => apply(s, &x, pass)?,
             None => x,
         };
-        skip + (h * self.config.residual_scale)?
+        skip + h
     }
 }
