@@ -1,5 +1,6 @@
 //! 2-D convolution and transposed convolution with none / batch / weight normalisation.
 
+use crate::activation::Activation;
 use crate::conv_bias::{conv_transpose2d_bias, conv2d_bias};
 use crate::conv_gemm::{conv_transpose2d_gemm, conv2d_gemm};
 use crate::im2col::ConvGeometry;
@@ -8,6 +9,7 @@ use crate::pass::Pass;
 use candle::{Result, Tensor};
 use candle_nn::{BatchNorm, Init, ModuleT, VarBuilder};
 use serde::{Deserialize, Serialize};
+use vaekit_core::FusedActivation;
 
 /// Configuration of a [`Conv2d`] or [`ConvTranspose2d`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -185,17 +187,24 @@ impl Conv2d {
     /// # Errors
     /// Shape errors.
     pub fn forward(&self, x: &Tensor, pass: Pass) -> Result<Tensor> {
-        self.forward_scaled(x, 1.0, pass)
+        self.forward_pre(x, Activation::Identity, 1.0, pass)
     }
 
-    /// `scale · self.forward(x, pass)`, the factor folded into the kernel and bias where
-    /// the normalisation allows (a plain bias, or weight norm outside data-dependent
-    /// initialisation): one op then, with no extra pass for the scale (the ResNet block's
-    /// residual branch).
+    /// `scale · self.forward(act(x), pass)` (a pre-activation ResNet layer), with `act` and
+    /// `scale` fused into one op where the normalisation allows (a plain bias, or weight
+    /// norm outside data-dependent initialisation): `scale` folded into the kernel and
+    /// bias, tanh or ELU applied per image as the convolution reads it (f32 on CPU). No
+    /// tensor for `act(x)`, no extra pass for the scale.
     ///
     /// # Errors
     /// Shape errors.
-    pub fn forward_scaled(&self, x: &Tensor, scale: f64, pass: Pass) -> Result<Tensor> {
+    pub fn forward_pre(
+        &self,
+        x: &Tensor,
+        act: Activation,
+        scale: f64,
+        pass: Pass,
+    ) -> Result<Tensor> {
         let c = &self.0.config;
         let geometry = ConvGeometry {
             padding: c.padding,
@@ -203,9 +212,18 @@ impl Conv2d {
             dilation: 1,
         };
         if let Some((w, b)) = self.0.folded(0, scale, pass)? {
-            return conv2d_bias(x, &w, &b, geometry);
+            let pre = match act {
+                Activation::Elu => Some(FusedActivation::Elu),
+                Activation::Tanh => Some(FusedActivation::Tanh),
+                Activation::Relu | Activation::Identity => None,
+            };
+            let x = match pre {
+                Some(_) => x.clone(),
+                None => act.apply(x)?,
+            };
+            return conv2d_bias(&x, &w, &b, geometry, pre);
         }
-        let t = conv2d_gemm(x, &self.0.weight, geometry)?;
+        let t = conv2d_gemm(&act.apply(x)?, &self.0.weight, geometry)?;
         let y = self.0.finish(t, 0, pass)?;
         if scale == 1.0 { Ok(y) } else { y * scale }
     }

@@ -5,10 +5,16 @@
 //! each for a `[32, 64, 14, 14]` output here). [`ConvBias`] adds the bias to each image's
 //! output while it is still in cache, and its backward is the convolution's own maps plus
 //! the channel sums of the output gradient.
+//!
+//! [`conv2d_bias`] also takes a pre-activation `f` (tanh or ELU, f32): `conv(f(x), w) + b`
+//! with `f(x)` applied per image as the direct path borders it (or per batch on the GEMM
+//! path), never a tensor of its own. The ResNet block's `conv(elu(h))` is then one node
+//! instead of two; the backward forms `f'(x)` from `f(x)` recomputed.
 
 use crate::conv_gemm::{ConvOp, conv_transpose2d_op, conv2d_op};
 use crate::im2col::ConvGeometry;
-use candle::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+use candle::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
+use vaekit_core::FusedActivation;
 
 /// `(x, w, bias)` to the map of `(x, w)` plus `bias[c]` on output channel `c`.
 struct ConvBias(ConvOp);
@@ -47,8 +53,9 @@ impl CustomOp3 for ConvBias {
     }
 }
 
-/// `conv2d(x, w) + bias` per output channel (see [`crate::conv2d_gemm`]); candle's
-/// `conv2d` and a broadcast add off CPU.
+/// `conv2d(f(x), w) + bias` per output channel (see [`crate::conv2d_gemm`]), with `f` the
+/// identity for `pre = None`; `f` fused on CPU in f32 only, composed elsewhere (candle's
+/// `conv2d` and a broadcast add off CPU).
 ///
 /// # Shapes
 /// `x: [B, C, H, W]`, `w: [O, C, k, k]`, `bias: [O]` give `[B, O, OH, OW]`.
@@ -60,12 +67,19 @@ pub(crate) fn conv2d_bias(
     w: &Tensor,
     bias: &Tensor,
     geometry: ConvGeometry,
+    pre: Option<FusedActivation>,
 ) -> Result<Tensor> {
-    if !vaekit_core::has_cpu_kernel(x) {
-        let y = crate::conv2d_gemm(x, w, geometry)?;
+    let fused = vaekit_core::has_cpu_kernel(x) && (pre.is_none() || x.dtype() == DType::F32);
+    if !fused {
+        let x = match pre {
+            Some(FusedActivation::Elu) => vaekit_core::elu(x)?,
+            Some(FusedActivation::Tanh) => vaekit_core::tanh(x)?,
+            None => x.clone(),
+        };
+        let y = crate::conv2d_gemm(&x, w, geometry)?;
         return crate::channel_affine::bias_add(&y, bias);
     }
-    let op = ConvBias(conv2d_op(x, w, geometry)?);
+    let op = ConvBias(conv2d_op(x, w, geometry)?.pre_activated(pre));
     x.contiguous()?
         .apply_op3(&w.contiguous()?, &bias.contiguous()?, op)
 }
@@ -110,15 +124,11 @@ mod tests {
         type Conv<'a> = &'a dyn Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>;
         let conv: (Conv, Conv) = (
             &|x, w, b| {
-                conv2d_bias(
-                    x,
-                    w,
-                    b,
-                    ConvGeometry {
-                        padding: 1,
-                        ..Default::default()
-                    },
-                )
+                let g = ConvGeometry {
+                    padding: 1,
+                    ..Default::default()
+                };
+                conv2d_bias(x, w, b, g, None)
             },
             &|x, w, b| {
                 let g = ConvGeometry {
@@ -166,13 +176,70 @@ mod tests {
         Ok(())
     }
 
+    /// `conv(f(x), w) + b` against `f` applied first (vaekit's own fused activation), for
+    /// tanh and ELU, values and all three gradients, on the direct path (8 images in
+    /// parallel, stride 1 and 2) and the GEMM path (one image); f64 input composes.
+    #[test]
+    fn pre_activation_matches_the_activation_first() -> Result<()> {
+        let mut noise = SeededNoise::new(42);
+        let dev = &Device::Cpu;
+        for (n, stride, f) in [
+            (8, 1, FusedActivation::Elu),
+            (8, 2, FusedActivation::Tanh),
+            (1, 1, FusedActivation::Elu),
+        ] {
+            let g = ConvGeometry {
+                padding: 1,
+                stride,
+                ..Default::default()
+            };
+            let x = noise.standard_normal(&(n, 16, 14, 14).into(), DType::F32, dev)?;
+            let w = noise.standard_normal(&(24, 16, 3, 3).into(), DType::F32, dev)?;
+            let b = noise.standard_normal(&24.into(), DType::F32, dev)?;
+            let act = |x: &Tensor| match f {
+                FusedActivation::Elu => vaekit_core::elu(x),
+                FusedActivation::Tanh => vaekit_core::tanh(x),
+            };
+            let run = |fused: bool, x: &Tensor| -> Result<Vec<Tensor>> {
+                let (xv, wv, bv) = (
+                    Var::from_tensor(x)?,
+                    Var::from_tensor(&w)?,
+                    Var::from_tensor(&b)?,
+                );
+                let (w, b) = (
+                    wv.as_tensor().to_dtype(x.dtype())?,
+                    bv.as_tensor().to_dtype(x.dtype())?,
+                );
+                let y = match fused {
+                    true => conv2d_bias(xv.as_tensor(), &w, &b, g, Some(f))?,
+                    false => conv2d_bias(&act(xv.as_tensor())?, &w, &b, g, None)?,
+                };
+                let weights = y.ones_like()?.cumsum(3)?.sin()?;
+                let grads = (&y * &weights)?.sum_all()?.backward()?;
+                let mut out = vec![y.to_dtype(DType::F64)?];
+                for v in [&xv, &wv, &bv] {
+                    out.push(gradient_of(&grads, v.as_tensor())?.to_dtype(DType::F64)?);
+                }
+                Ok(out)
+            };
+            let want = run(false, &x)?;
+            for (a, e) in run(true, &x)?.iter().zip(&want) {
+                assert_all_close(a, e, 1e-4, 1e-4)?;
+            }
+            for (a, e) in run(true, &x.to_dtype(DType::F64)?)?.iter().zip(&want) {
+                assert_all_close(a, e, 1e-4, 1e-4)?;
+            }
+        }
+        Ok(())
+    }
+
     #[test]
     fn a_bias_of_another_length_is_an_error() -> Result<()> {
         let dev = &Device::Cpu;
         let x = Tensor::zeros((1, 2, 5, 5), DType::F32, dev)?;
         let w = Tensor::zeros((3, 2, 3, 3), DType::F32, dev)?;
         let b = Tensor::zeros(4, DType::F32, dev)?;
-        assert!(conv2d_bias(&x, &w, &b, ConvGeometry::default()).is_err());
+        assert!(conv2d_bias(&x, &w, &b, ConvGeometry::default(), None).is_err());
         Ok(())
     }
 }

@@ -26,6 +26,7 @@ use crate::gemm::{Accumulate, MatRef, gemm_into};
 use crate::im2col::{ConvGeometry, Grid};
 use candle::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
+use vaekit_core::FusedActivation;
 
 /// Images per partial sum of the weight gradient.
 const IMAGE_BLOCK: usize = 4;
@@ -50,11 +51,20 @@ pub(crate) struct ConvOp {
     grid: Grid,
     o: usize,
     map: Map,
+    /// An activation applied to the image `x` before it is convolved (the forward map and
+    /// the weight gradient, f32 only): `conv(f(x), w)` without `f(x)` as a tensor.
+    pre: Option<FusedActivation>,
 }
 
 impl ConvOp {
-    fn with(self, map: Map) -> Self {
-        Self { map, ..self }
+    /// The map `map` of the same convolution, its image pre-activated by `pre`.
+    fn to(self, map: Map, pre: Option<FusedActivation>) -> Self {
+        Self { map, pre, ..self }
+    }
+
+    /// This op with its image pre-activated by `pre` (the forward map only).
+    pub(crate) fn pre_activated(self, pre: Option<FusedActivation>) -> Self {
+        Self { pre, ..self }
     }
 
     /// The shapes of the two arguments and of the result.
@@ -120,6 +130,9 @@ impl ConvOp {
                 CpuStorage::F32(self.run_f32(part(a, l1, name)?, part(b, l2, name)?, bias)?)
             }
             (CpuStorage::F64(a), CpuStorage::F64(b), bias) => {
+                if self.pre.is_some() {
+                    candle::bail!("{name}: a pre-activation needs f32");
+                }
                 let bias = match bias {
                     Some((CpuStorage::F64(v), l)) => Some(part(v, l, name)?),
                     Some(_) => candle::bail!("{name}: a bias of another dtype"),
@@ -148,8 +161,15 @@ impl ConvOp {
             true => DirectConv::new(g, self.o),
             false => None,
         };
-        let Some(conv) = direct else {
-            return self.run(a, b, bias);
+        let pre = match self.map {
+            Map::DataGrad => None,
+            _ => self.pre,
+        };
+        let Some(conv) = direct.map(|c| c.pre_activated(pre)) else {
+            return match pre {
+                Some(f) => self.run(&f.apply_f32(a), b, bias),
+                None => self.run(a, b, bias),
+            };
         };
         let (x_len, y_len) = (g.image_len(), self.o * g.ohw());
         match self.map {
@@ -344,20 +364,43 @@ impl ConvOp {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
-        // (map for a's gradient, its arguments), (map for b's, its arguments).
+        // (map for a's gradient, its arguments), (map for b's, its arguments); a
+        // pre-activation stays with the image `x` (argument a of the forward map and of
+        // the weight gradient).
+        let (pre, none) = (self.pre, None);
         let (da, db) = match self.map {
-            Map::Forward => ((Map::DataGrad, &grad, b), (Map::WeightGrad, a, &grad)),
-            Map::DataGrad => ((Map::Forward, &grad, b), (Map::WeightGrad, &grad, a)),
-            Map::WeightGrad => ((Map::DataGrad, b, &grad), (Map::Forward, a, &grad)),
+            Map::Forward => (
+                (Map::DataGrad, &grad, b, none),
+                (Map::WeightGrad, a, &grad, pre),
+            ),
+            Map::DataGrad => (
+                (Map::Forward, &grad, b, none),
+                (Map::WeightGrad, &grad, a, none),
+            ),
+            Map::WeightGrad => (
+                (Map::DataGrad, b, &grad, none),
+                (Map::Forward, a, &grad, pre),
+            ),
         };
-        let apply = |tracked: bool, (map, u, v): (Map, &Tensor, &Tensor)| -> Result<_> {
+        let apply = |tracked: bool, (map, u, v, pre): (Map, &Tensor, &Tensor, _)| -> Result<_> {
             if tracked {
-                Ok(Some(u.apply_op2(v, self.with(map))?))
+                Ok(Some(u.apply_op2(v, self.to(map, pre))?))
             } else {
                 Ok(None)
             }
         };
-        Ok((apply(a.track_op(), da)?, apply(b.track_op(), db)?))
+        let da = match (apply(a.track_op(), da)?, self.pre) {
+            // The gradient reaching f(x), times f'(x) (from f(x), recomputed).
+            (Some(d), Some(f)) if self.map != Map::DataGrad => {
+                let y = match f {
+                    FusedActivation::Elu => vaekit_core::elu(&a.detach())?,
+                    FusedActivation::Tanh => vaekit_core::tanh(&a.detach())?,
+                };
+                Some(f.grad(&y, &d)?)
+            }
+            (d, _) => d,
+        };
+        Ok((da, apply(b.track_op(), db)?))
     }
 }
 
@@ -395,6 +438,7 @@ pub(crate) fn conv2d_op(x: &Tensor, w: &Tensor, geometry: ConvGeometry) -> Resul
         grid: Grid::new(x.dims4()?, kh, geometry)?,
         o,
         map: Map::Forward,
+        pre: None,
     })
 }
 
@@ -465,6 +509,7 @@ pub(crate) fn conv_transpose2d_op(
         grid,
         o: ci,
         map: Map::DataGrad,
+        pre: None,
     })
 }
 
@@ -581,6 +626,7 @@ mod tests {
                 grid: Grid::new(x.dims4()?, k, g)?,
                 o: co,
                 map: Map::Forward,
+                pre: None,
             };
             assert!(op.images_in_parallel(), "the test misses the direct path");
             check_to(
@@ -658,6 +704,7 @@ mod tests {
                 grid: Grid::new(x.dims4()?, k, g)?,
                 o: co,
                 map: Map::WeightGrad,
+                pre: None,
             };
             // The value against candle's own weight gradient.
             let wv = Var::from_tensor(&w)?;

@@ -200,11 +200,13 @@ impl ResBlock {
             _ => x.clone(),
         };
         let act = self.config.activation;
-        let h = apply(&self.first, &act.apply(&x)?, pass)?;
-        // The residual scale folds into the second convolution's kernel and bias.
-        let h = self
-            .second
-            .forward_scaled(&act.apply(&h)?, self.config.residual_scale, pass)?;
+        let h = match &self.first {
+            First::Conv(c) => c.forward_pre(&x, act, 1.0, pass)?,
+            First::Transposed(c) => c.forward(&act.apply(&x)?, pass)?,
+        };
+        // The activation and the residual scale fuse into the second convolution.
+        let scale = self.config.residual_scale;
+        let h = self.second.forward_pre(&h, act, scale, pass)?;
         let skip = match &self.shortcut {
             Some(s) => apply(s, &x, pass)?,
             None => x,

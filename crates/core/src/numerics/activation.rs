@@ -30,6 +30,23 @@ impl FusedActivation {
         }
     }
 
+    /// `dst[i] = f(src[i])` on the calling thread, with the kernels of [`Self::apply_f32`]
+    /// (for ops that apply the activation to a block they hold in cache).
+    ///
+    /// # Panics
+    /// Slices of different lengths.
+    pub fn apply_into(self, src: &[f32], dst: &mut [f32]) {
+        assert_eq!(
+            src.len(),
+            dst.len(),
+            "FusedActivation::apply_into: lengths differ"
+        );
+        match self {
+            Kind::Tanh => tanh_slice(dst, src),
+            Kind::Elu => elu_slice(dst, src),
+        }
+    }
+
     /// The gradient with respect to the input, `g f'(x)`, from the output `y = f(x)` and the
     /// upstream gradient `g` (same shape): the one-pass backward kernel of [`tanh`] /
     /// [`elu`] for f32 on CPU (and CUDA with the `cuda` feature), candle's ops elsewhere
@@ -270,6 +287,16 @@ mod tests {
                 assert!(max_abs_diff(&y32, &y64) < 1e-6, "{kind:?} values");
                 assert!(max_abs_diff(&g32, &g64) < 4e-6, "{kind:?} gradients");
             }
+        }
+    }
+
+    #[test]
+    fn apply_into_matches_apply_f32() {
+        let x: Vec<f32> = (0..300).map(|i| (i as f32 - 150.0) / 17.0).collect();
+        for kind in [Kind::Tanh, Kind::Elu] {
+            let mut out = vec![0f32; x.len()];
+            kind.apply_into(&x, &mut out);
+            assert_eq!(out, kind.apply_f32(&x), "{kind:?}");
         }
     }
 

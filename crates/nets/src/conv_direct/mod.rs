@@ -32,6 +32,7 @@ mod plan;
 
 use crate::im2col::Grid;
 use plan::{Plan, PlanShape};
+use vaekit_core::FusedActivation;
 
 /// Output channels per register tile (the weights broadcast per column step).
 const MR: usize = 8;
@@ -61,6 +62,9 @@ pub(crate) struct DirectConv {
     k: usize,
     p: usize,
     s: usize,
+    /// An activation applied to the layer's input as it is bordered (the forward map and
+    /// the weight gradient).
+    pre: Option<FusedActivation>,
 }
 
 /// The bordered phase planes of the layer's input: `s·s` groups of `group` planes, each
@@ -95,7 +99,14 @@ impl DirectConv {
             k: grid.k,
             p: g.padding,
             s: g.stride,
+            pre: None,
         })
+    }
+
+    /// The same convolution of `f(x)` for `pre = Some(f)`: the forward map and the weight
+    /// gradient apply `f` to each input plane as they border it.
+    pub(crate) fn pre_activated(self, pre: Option<FusedActivation>) -> Self {
+        Self { pre, ..self }
     }
 
     /// Output height and width.
@@ -136,10 +147,19 @@ impl DirectConv {
             .collect()
     }
 
-    /// Copies the image `x: [c, h, w]` into the interiors of its bordered phase planes.
+    /// Copies the image `x: [c, h, w]` (or `f(x)` with a pre-activation `f`) into the
+    /// interiors of its bordered phase planes.
     fn border_input(&self, x: &[f32], dst: &mut [f32]) {
         let (b, s, w) = (self.bordered(), self.s, self.w);
+        let mut activated = vec![0f32; if self.pre.is_some() { self.h * w } else { 0 }];
         for (ci, img) in x.chunks_exact(self.h * w).enumerate() {
+            let img = match self.pre {
+                Some(f) => {
+                    f.apply_into(img, &mut activated);
+                    &activated[..]
+                }
+                None => img,
+            };
             for (iy, row) in img.chunks_exact(w).enumerate() {
                 let start = |px: usize| {
                     let base = ((iy % s) * s + px) * b.group + ci;
