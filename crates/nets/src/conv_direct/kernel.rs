@@ -201,3 +201,130 @@ unsafe fn tile_avx512<const NV: usize>(
         }
     }
 }
+
+/// Pixels per pixel tile of [`px_tile`].
+pub(crate) const PX: usize = 6;
+
+/// The positions of one pixel tile: where each pixel reads the source (`src`) and where
+/// its outputs go within an output channel plane (`out`).
+pub(crate) struct Pixels {
+    pub src: [usize; PX],
+    pub out: [usize; PX],
+}
+
+/// `out[(j)·ld + px.out[r]] = Σ_t Σ_i w[(t·c_in + i)·ldw + j] · src[offs[t] + i·plane +
+/// px.src[r]]` for the pixels `r < PX` and output channels `j < c_valid ≤ NV·16`: output
+/// channels in vectors, each pixel's input broadcast, the results scattered into the
+/// channel planes (`ld` apart). No grid, so no columns computed only to be dropped.
+///
+/// # Panics
+/// On a CPU without AVX-512F, `c_valid > NV·16`, or slices too short for those reads
+/// and writes.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn px_tile<const NV: usize>(
+    w: &[f32],
+    ldw: usize,
+    src: &[f32],
+    offs: &[usize],
+    (c_in, plane): (usize, usize),
+    px: &Pixels,
+    out: &mut [f32],
+    (ld, c_valid): (usize, usize),
+) {
+    let steps = offs.len() * c_in;
+    let src_reach = offs.iter().max().copied().unwrap_or(0)
+        + (c_in.max(1) - 1) * plane
+        + px.src.iter().max().copied().unwrap_or(0);
+    let out_reach = (c_valid.max(1) - 1) * ld + px.out.iter().max().copied().unwrap_or(0);
+    assert!(available(), "conv_direct: AVX-512F is not available");
+    assert!(
+        c_valid > 0 && c_valid <= NV * LANES,
+        "conv_direct: bad channel count"
+    );
+    assert!(
+        steps == 0 || w.len() >= (steps - 1) * ldw + NV * LANES,
+        "conv_direct: short kernel"
+    );
+    assert!(src.len() > src_reach, "conv_direct: short source");
+    assert!(out.len() > out_reach, "conv_direct: short output");
+    assert!(
+        NV * LANES * ld + out_reach < i32::MAX as usize,
+        "conv_direct: output too large"
+    );
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: AVX-512F is available; every read of `w` and `src` and every (masked) write
+    // of `out` stays within the lengths asserted above, and the scatter offsets fit i32.
+    unsafe {
+        px_avx512::<NV>(
+            w.as_ptr(),
+            ldw,
+            src.as_ptr(),
+            offs,
+            (c_in, plane),
+            px,
+            out.as_mut_ptr(),
+            (ld, c_valid),
+        );
+    }
+}
+
+/// [`px_tile`] on raw pointers.
+///
+/// # Safety
+/// AVX-512F available; the pointers valid for the accesses [`px_tile`] checks.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn px_avx512<const NV: usize>(
+    w: *const f32,
+    ldw: usize,
+    src: *const f32,
+    offs: &[usize],
+    (c_in, plane): (usize, usize),
+    px: &Pixels,
+    out: *mut f32,
+    (ld, c_valid): (usize, usize),
+) {
+    use std::arch::x86_64::{
+        _mm512_add_epi32, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_mask_i32scatter_ps,
+        _mm512_mullo_epi32, _mm512_set1_epi32, _mm512_set1_ps, _mm512_setr_epi32,
+        _mm512_setzero_ps,
+    };
+    let mut acc = [[_mm512_setzero_ps(); NV]; PX];
+    let mut wp = w;
+    for &off in offs {
+        // SAFETY (this block, the scatter below): within the bounds `px_tile` checked.
+        unsafe {
+            let base = px.src.map(|p| src.add(p + off));
+            let mut at = 0;
+            for _ in 0..c_in {
+                let mut wv = [_mm512_setzero_ps(); NV];
+                for (v, reg) in wv.iter_mut().enumerate() {
+                    *reg = _mm512_loadu_ps(wp.add(v * LANES));
+                }
+                for (row, b) in acc.iter_mut().zip(&base) {
+                    let a = _mm512_set1_ps(*b.add(at));
+                    for (sum, &wx) in row.iter_mut().zip(&wv) {
+                        *sum = _mm512_fmadd_ps(a, wx, *sum);
+                    }
+                }
+                wp = wp.add(ldw);
+                at += plane;
+            }
+        }
+    }
+    let lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let lanes = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(ld as i32));
+    for v in 0..NV {
+        let idx = _mm512_add_epi32(lanes, _mm512_set1_epi32((v * LANES * ld) as i32));
+        let valid = c_valid.saturating_sub(v * LANES).min(LANES);
+        let mask = ((1u32 << valid) - 1) as u16;
+        if mask == 0 {
+            continue;
+        }
+        for (row, &o) in acc.iter().zip(&px.out) {
+            // SAFETY: see above.
+            unsafe { _mm512_mask_i32scatter_ps::<4>(out.add(o), mask, idx, row[v]) };
+        }
+    }
+}

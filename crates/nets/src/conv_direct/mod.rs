@@ -206,7 +206,7 @@ impl DirectConv {
     /// Scratch elements [`Self::forward_image`] needs; zero it once: the borders are never
     /// written, so one buffer serves any number of images.
     pub(crate) fn forward_scratch_len(&self, plan: &Plan) -> usize {
-        self.input_len(plan) + plan.grid_len()
+        self.input_len(plan) + plan.scratch_len()
     }
 
     /// One image: `x: [c, h, w]` to `y: [o, h/s, w/s]`.
@@ -214,15 +214,10 @@ impl DirectConv {
     /// # Panics
     /// Slices shorter than the geometry says.
     pub(crate) fn forward_image(&self, plan: &Plan, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
-        let (bordered, grid) = scratch.split_at_mut(self.input_len(plan));
+        let (bordered, rest) = scratch.split_at_mut(self.input_len(plan));
         self.border_input(x, bordered);
-        plan.run(bordered, grid);
-        let ow = self.out_dims().1;
-        for (co, out) in y.chunks_exact_mut(self.out_dims().0 * ow).enumerate() {
-            for (dst, src) in out.chunks_exact_mut(ow).zip(plan.rows(grid, co)) {
-                dst.copy_from_slice(src);
-            }
-        }
+        let (oh, ow) = self.out_dims();
+        plan.run(bordered, rest, y, oh * ow, |a, b| a * ow + b);
     }
 
     /// `dy`'s bordered layout for the data gradient: `(before, wp, plane)`. Input phase
@@ -299,12 +294,12 @@ impl DirectConv {
 
     /// Scratch elements [`Self::data_grad_image`] needs, zeroed once.
     pub(crate) fn data_grad_scratch_len(&self, plans: &PhasePlans) -> usize {
-        let grid = plans
+        let rest = plans
             .iter()
-            .map(|(_, _, p)| p.grid_len())
+            .map(|(_, _, p)| p.scratch_len())
             .max()
             .unwrap_or(0);
-        self.dy_len(plans) + grid
+        self.dy_len(plans) + rest
     }
 
     /// One image: `dy: [o, h/s, w/s]` to `dx: [c, h, w]` (zeroed by the caller: pixels no
@@ -320,28 +315,17 @@ impl DirectConv {
         scratch: &mut [f32],
     ) {
         let ((oh, ow), (before, wp, plane), s) = (self.out_dims(), self.dy_layout(), self.s);
-        let (bordered, grid) = scratch.split_at_mut(self.dy_len(plans));
+        let (bordered, rest) = scratch.split_at_mut(self.dy_len(plans));
         for (co, img) in dy.chunks_exact(oh * ow).enumerate() {
             for (y, row) in img.chunks_exact(ow).enumerate() {
                 bordered[co * plane + (y + before) * wp + before..][..ow].copy_from_slice(row);
             }
         }
-        for (py, px, plan) in plans {
-            plan.run(bordered, grid);
-            for (c, out) in dx.chunks_exact_mut(self.h * self.w).enumerate() {
-                for (a, src) in plan.rows(grid, c).enumerate() {
-                    let row = &mut out[(s * a + py) * self.w..][..self.w];
-                    if s == 1 {
-                        row.copy_from_slice(src);
-                        continue;
-                    }
-                    let pairs = row.chunks_exact_mut(2).zip(src);
-                    match px {
-                        0 => pairs.for_each(|(two, &v)| two[0] = v),
-                        _ => pairs.for_each(|(two, &v)| two[1] = v),
-                    }
-                }
-            }
+        let w = self.w;
+        for &(py, px, ref plan) in plans {
+            plan.run(bordered, rest, dx, self.h * w, |a, b| {
+                (s * a + py) * w + s * b + px
+            });
         }
     }
 
