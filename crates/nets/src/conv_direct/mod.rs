@@ -160,22 +160,24 @@ impl DirectConv {
                 }
                 None => img,
             };
-            for (iy, row) in img.chunks_exact(w).enumerate() {
-                let start = |px: usize| {
-                    let base = ((iy % s) * s + px) * b.group + ci;
-                    base * b.plane + (iy / s + b.bl) * b.wp + b.bl
-                };
-                if s == 1 {
-                    dst[start(0)..][..w].copy_from_slice(row);
-                    continue;
+            let first = ci * b.plane + b.bl * b.wp + b.bl;
+            if s == 1 {
+                for (row, start) in img.chunks_exact(w).zip((first..).step_by(b.wp)) {
+                    dst[start..][..w].copy_from_slice(row);
                 }
-                // Phase 1's plane group lies after phase 0's: split there, then one
-                // de-interleaving pass, which vectorizes.
-                let (lo, hi) = dst.split_at_mut(start(1));
-                let half = w / 2;
-                let pairs = lo[start(0)..][..half].iter_mut().zip(&mut hi[..half]);
-                for ((e, o), two) in pairs.zip(row.chunks_exact(2)) {
-                    (*e, *o) = (two[0], two[1]);
+                continue;
+            }
+            // Stride 2: rows alternate between the phase groups (py = 0, 1), and within
+            // a row even and odd columns go to phases px = 0 and 1, `group` planes apart.
+            let (half, phase) = (w / 2, b.group * b.plane);
+            for (rows, start) in img.chunks_exact(2 * w).zip((first..).step_by(b.wp)) {
+                for (py, row) in rows.chunks_exact(w).enumerate() {
+                    let at = start + 2 * py * phase;
+                    let (lo, hi) = dst.split_at_mut(at + phase);
+                    let pairs = lo[at..at + half].iter_mut().zip(&mut hi[..half]);
+                    for ((e, o), two) in pairs.zip(row.chunks_exact(2)) {
+                        (*e, *o) = (two[0], two[1]);
+                    }
                 }
             }
         }
