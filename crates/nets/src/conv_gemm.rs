@@ -390,14 +390,8 @@ impl ConvOp {
             }
         };
         let da = match (apply(a.track_op(), da)?, self.pre) {
-            // The gradient reaching f(x), times f'(x) (from f(x), recomputed).
-            (Some(d), Some(f)) if self.map != Map::DataGrad => {
-                let y = match f {
-                    FusedActivation::Elu => vaekit_core::elu(&a.detach())?,
-                    FusedActivation::Tanh => vaekit_core::tanh(&a.detach())?,
-                };
-                Some(f.grad(&y, &d)?)
-            }
+            // The gradient reaching f(x), times f'(x) (f(x) recomputed in the same pass).
+            (Some(d), Some(f)) if self.map != Map::DataGrad => Some(f.grad_from_input(a, &d)?),
             (d, _) => d,
         };
         Ok((da, apply(b.track_op(), db)?))

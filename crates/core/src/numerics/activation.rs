@@ -30,6 +30,26 @@ impl FusedActivation {
         }
     }
 
+    /// `g f'(x)` from the input `x` and the upstream gradient `g` (same shape), for ops that
+    /// never materialize `f(x)`: one pass that recomputes `f(x)` on CPU in f32 (the same
+    /// arithmetic as [`Self::grad`] of the output), `self.grad(f(x), g)` elsewhere. Not
+    /// differentiable further.
+    ///
+    /// # Errors
+    /// Mismatched shapes, non-float dtypes.
+    pub fn grad_from_input(self, x: &Tensor, g: &Tensor) -> Result<Tensor> {
+        if crate::has_cpu_kernel(x) && x.dtype() == DType::F32 && g.dtype() == DType::F32 {
+            return x
+                .contiguous()?
+                .apply_op2_no_bwd(&g.contiguous()?, &Grad(self, true));
+        }
+        let y = match self {
+            Kind::Tanh => tanh(&x.detach())?,
+            Kind::Elu => elu(&x.detach())?,
+        };
+        self.grad(&y, g)
+    }
+
     /// `dst[i] = f(src[i])` on the calling thread, with the kernels of [`Self::apply_f32`]
     /// (for ops that apply the activation to a block they hold in cache).
     ///
@@ -58,7 +78,7 @@ impl FusedActivation {
         if crate::has_kernel(y, &[DType::F32]) && g.dtype() == DType::F32 {
             return y
                 .contiguous()?
-                .apply_op2_no_bwd(&g.contiguous()?, &Grad(self));
+                .apply_op2_no_bwd(&g.contiguous()?, &Grad(self, false));
         }
         match self {
             Kind::Tanh => g * y.sqr()?.affine(-1.0, 1.0)?,
@@ -88,6 +108,26 @@ avx2_dispatch! {
 fn tanh_grad_slice(out: &mut [f32], y: &[f32], g: &[f32]) -> () {
     for ((o, &y), &g) in out.iter_mut().zip(y).zip(g) {
         *o = g * (1.0 - y * y);
+    }
+}
+}
+
+avx2_dispatch! {
+/// `g (1 - tanh(x)²)`, from the input.
+fn tanh_grad_input_slice(out: &mut [f32], x: &[f32], g: &[f32]) -> () {
+    for ((o, &x), &g) in out.iter_mut().zip(x).zip(g) {
+        let y = fast_f32::tanh(x);
+        *o = g * (1.0 - y * y);
+    }
+}
+}
+
+avx2_dispatch! {
+/// `elu_grad_slice` from the input: `y = elu(x)` first, the same arithmetic after.
+fn elu_grad_input_slice(out: &mut [f32], x: &[f32], g: &[f32]) -> () {
+    for ((o, &x), &g) in out.iter_mut().zip(x).zip(g) {
+        let y = fast_f32::elu(x);
+        *o = if y > 0.0 { g } else { g * (y + 1.0) };
     }
 }
 }
@@ -142,21 +182,25 @@ impl CustomOp1 for Kind {
     }
 
     fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(
-            res.contiguous()?
-                .apply_op2_no_bwd(&grad.contiguous()?, &Grad(*self))?,
-        ))
+        Ok(Some(res.contiguous()?.apply_op2_no_bwd(
+            &grad.contiguous()?,
+            &Grad(*self, false),
+        )?))
     }
 }
 
 /// The backward pass from the output `y` and the upstream gradient.
-struct Grad(Kind);
+/// `(y or x, g)` to `g f'(x)`; `.1` when the first argument is the input `x` (`f(x)`
+/// recomputed in the same pass) rather than the output `y`.
+struct Grad(Kind, bool);
 
 impl CustomOp2 for Grad {
     fn name(&self) -> &'static str {
-        match self.0 {
-            Kind::Tanh => "fast-tanh-backward",
-            Kind::Elu => "fast-elu-backward",
+        match self {
+            Grad(Kind::Tanh, false) => "fast-tanh-backward",
+            Grad(Kind::Elu, false) => "fast-elu-backward",
+            Grad(Kind::Tanh, true) => "fast-tanh-backward-from-input",
+            Grad(Kind::Elu, true) => "fast-elu-backward-from-input",
         }
     }
 
@@ -177,9 +221,17 @@ impl CustomOp2 for Grad {
                 g.len()
             );
         }
-        let out = match self.0 {
-            Kind::Tanh => par_fill(y.len(), |r, o| tanh_grad_slice(o, &y[r.clone()], &g[r])),
-            Kind::Elu => par_fill(y.len(), |r, o| elu_grad_slice(o, &y[r.clone()], &g[r])),
+        let out = match (self.0, self.1) {
+            (Kind::Tanh, false) => {
+                par_fill(y.len(), |r, o| tanh_grad_slice(o, &y[r.clone()], &g[r]))
+            }
+            (Kind::Elu, false) => par_fill(y.len(), |r, o| elu_grad_slice(o, &y[r.clone()], &g[r])),
+            (Kind::Tanh, true) => par_fill(y.len(), |r, o| {
+                tanh_grad_input_slice(o, &y[r.clone()], &g[r])
+            }),
+            (Kind::Elu, true) => par_fill(y.len(), |r, o| {
+                elu_grad_input_slice(o, &y[r.clone()], &g[r])
+            }),
         };
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
@@ -192,6 +244,9 @@ impl CustomOp2 for Grad {
         s2: &candle::CudaStorage,
         l2: &Layout,
     ) -> Result<(candle::CudaStorage, Shape)> {
+        if self.1 {
+            candle::bail!("{}: CPU only", self.name());
+        }
         let op = match self.0 {
             Kind::Tanh => vaekit_kernels::Binary::TanhGrad,
             Kind::Elu => vaekit_kernels::Binary::EluGrad,
@@ -287,6 +342,42 @@ mod tests {
                 assert!(max_abs_diff(&y32, &y64) < 1e-6, "{kind:?} values");
                 assert!(max_abs_diff(&g32, &g64) < 4e-6, "{kind:?} gradients");
             }
+        }
+    }
+
+    /// `grad_from_input(x, g)` is bit for bit `grad(f(x), g)` in f32, and matches it in
+    /// f64 (the composed fallback).
+    #[test]
+    fn grad_from_input_matches_grad_of_the_output() {
+        let dev = Device::Cpu;
+        let n = 3 * PARALLEL_MIN / 2 + 5;
+        let x: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 4001) as f32 / 200.0 - 10.0)
+            .collect();
+        let g: Vec<f32> = (0..n).map(|i| 1.0 + (i % 5) as f32 * 0.25).collect();
+        let (x, g) = (
+            Tensor::from_vec(x, n, &dev).unwrap(),
+            Tensor::from_vec(g, n, &dev).unwrap(),
+        );
+        for kind in [Kind::Tanh, Kind::Elu] {
+            let y = apply(&x, kind).unwrap();
+            let want = kind.grad(&y, &g).unwrap().to_vec1::<f32>().unwrap();
+            let got = kind
+                .grad_from_input(&x, &g)
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            assert_eq!(got, want, "{kind:?} f32");
+            let (x64, g64) = (
+                x.to_dtype(DType::F64).unwrap(),
+                g.to_dtype(DType::F64).unwrap(),
+            );
+            let got64 = kind.grad_from_input(&x64, &g64).unwrap();
+            let want64 = Tensor::from_vec(want, n, &dev)
+                .unwrap()
+                .to_dtype(DType::F64)
+                .unwrap();
+            assert!(max_abs_diff(&got64, &want64) < 1e-5, "{kind:?} f64");
         }
     }
 
