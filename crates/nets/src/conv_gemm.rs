@@ -172,31 +172,24 @@ impl ConvOp {
             };
         };
         let (x_len, y_len) = (g.image_len(), self.o * g.ohw());
-        match self.map {
-            Map::Forward => {
-                let plan = conv.forward_plan(b);
-                let mut y = vec![0f32; g.b * y_len];
-                let scratch = conv.forward_scratch_len(&plan);
-                self.each(&mut y, y_len, scratch, |i, yi, scratch, _| {
-                    conv.forward_image(&plan, &a[i * x_len..][..x_len], yi, scratch);
-                    add_bias(yi, bias);
-                    Ok(())
-                })?;
-                Ok(y)
-            }
-            Map::DataGrad => {
-                let plans = conv.data_grad_plans(b);
-                let mut dx = vec![0f32; g.b * x_len];
-                let scratch = conv.data_grad_scratch_len(&plans);
-                self.each(&mut dx, x_len, scratch, |i, dxi, scratch, _| {
-                    conv.data_grad_image(&plans, &a[i * y_len..][..y_len], dxi, scratch);
-                    add_bias(dxi, bias);
-                    Ok(())
-                })?;
-                Ok(dx)
-            }
-            Map::WeightGrad => self.weight_grad_direct(conv, a, b),
-        }
+        let (forward, src_len, out_len) = match self.map {
+            Map::Forward => (true, x_len, y_len),
+            Map::DataGrad => (false, y_len, x_len),
+            Map::WeightGrad => return self.weight_grad_direct(conv, a, b),
+        };
+        let job = conv.job(forward, b);
+        let mut out = vec![0f32; g.b * out_len];
+        self.each(
+            &mut out,
+            out_len,
+            conv.scratch_len(&job),
+            |i, oi, scratch, _| {
+                conv.image(&job, &a[i * src_len..][..src_len], oi, scratch);
+                add_bias(oi, bias);
+                Ok(())
+            },
+        )?;
+        Ok(out)
     }
 
     /// The weight gradient on [`DirectConv`]'s tile, summed over images in the blocks and

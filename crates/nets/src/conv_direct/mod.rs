@@ -78,7 +78,16 @@ struct Bordered {
 }
 
 /// Data-gradient phase plans: `(py, px, plan)`.
-pub(crate) type PhasePlans = Vec<(usize, usize, Plan)>;
+type PhasePlans = Vec<(usize, usize, Plan)>;
+
+/// The forward map or the data gradient of a [`DirectConv`], its kernel packed: image by
+/// image through [`Job::image`].
+pub(crate) enum Job {
+    /// The forward map's one plan.
+    Forward(Plan),
+    /// The data gradient's plans, one per input phase some tap reaches.
+    DataGrad(PhasePlans),
+}
 
 impl DirectConv {
     /// The direct form of the convolution on `grid` with `o` output channels, or `None`
@@ -183,8 +192,38 @@ impl DirectConv {
         }
     }
 
+    /// The forward map (`forward`) or the data gradient for the kernel `w: [o, c, k, k]`.
+    pub(crate) fn job(&self, forward: bool, w: &[f32]) -> Job {
+        match forward {
+            true => Job::Forward(self.forward_plan(w)),
+            false => Job::DataGrad(self.data_grad_plans(w)),
+        }
+    }
+
+    /// Scratch elements [`Self::image`] needs for `job`; zero it once: the borders are
+    /// never written, so one buffer serves any number of images.
+    pub(crate) fn scratch_len(&self, job: &Job) -> usize {
+        match job {
+            Job::Forward(plan) => self.forward_scratch_len(plan),
+            Job::DataGrad(plans) => self.data_grad_scratch_len(plans),
+        }
+    }
+
+    /// One image of `job`: `x: [c, h, w]` to `y: [o, h/s, w/s]` (forward), or
+    /// `dy: [o, h/s, w/s]` to `dx: [c, h, w]` (zeroed by the caller: pixels no tap reaches
+    /// stay zero), in `scratch` of [`Self::scratch_len`].
+    ///
+    /// # Panics
+    /// Slices shorter than the geometry says.
+    pub(crate) fn image(&self, job: &Job, src: &[f32], out: &mut [f32], scratch: &mut [f32]) {
+        match job {
+            Job::Forward(plan) => self.forward_image(plan, src, out, scratch),
+            Job::DataGrad(plans) => self.data_grad_image(plans, src, out, scratch),
+        }
+    }
+
     /// The forward plan for the kernel `w: [o, c, k, k]`.
-    pub(crate) fn forward_plan(&self, w: &[f32]) -> Plan {
+    fn forward_plan(&self, w: &[f32]) -> Plan {
         let ((oh, ow), b, kk) = (self.out_dims(), self.bordered(), self.k * self.k);
         let shape = PlanShape {
             c_in: self.c,
@@ -205,17 +244,13 @@ impl DirectConv {
         (self.s * self.s * b.group * b.plane).max(plan.reach())
     }
 
-    /// Scratch elements [`Self::forward_image`] needs; zero it once: the borders are never
-    /// written, so one buffer serves any number of images.
-    pub(crate) fn forward_scratch_len(&self, plan: &Plan) -> usize {
+    /// Scratch elements [`Self::forward_image`] needs.
+    fn forward_scratch_len(&self, plan: &Plan) -> usize {
         self.input_len(plan) + plan.scratch_len()
     }
 
-    /// One image: `x: [c, h, w]` to `y: [o, h/s, w/s]`.
-    ///
-    /// # Panics
-    /// Slices shorter than the geometry says.
-    pub(crate) fn forward_image(&self, plan: &Plan, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+    /// One image of the forward map (see [`Self::image`]).
+    fn forward_image(&self, plan: &Plan, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
         let (bordered, rest) = scratch.split_at_mut(self.input_len(plan));
         self.border_input(x, bordered);
         let (oh, ow) = self.out_dims();
@@ -241,7 +276,7 @@ impl DirectConv {
 
     /// The data-gradient plans for the kernel `w: [o, c, k, k]`, one per input phase that
     /// some tap reaches.
-    pub(crate) fn data_grad_plans(&self, w: &[f32]) -> PhasePlans {
+    fn data_grad_plans(&self, w: &[f32]) -> PhasePlans {
         let ((oh, ow), (before, wp, plane)) = (self.out_dims(), self.dy_layout());
         let (s, p, k) = (self.s, self.p as isize, self.k);
         let taps = |ph: usize| -> Vec<(usize, usize)> {
@@ -294,8 +329,8 @@ impl DirectConv {
         (self.o * self.dy_layout().2).max(reach)
     }
 
-    /// Scratch elements [`Self::data_grad_image`] needs, zeroed once.
-    pub(crate) fn data_grad_scratch_len(&self, plans: &PhasePlans) -> usize {
+    /// Scratch elements [`Self::data_grad_image`] needs.
+    fn data_grad_scratch_len(&self, plans: &PhasePlans) -> usize {
         let rest = plans
             .iter()
             .map(|(_, _, p)| p.scratch_len())
@@ -304,18 +339,8 @@ impl DirectConv {
         self.dy_len(plans) + rest
     }
 
-    /// One image: `dy: [o, h/s, w/s]` to `dx: [c, h, w]` (zeroed by the caller: pixels no
-    /// tap reaches stay zero).
-    ///
-    /// # Panics
-    /// Slices shorter than the geometry says.
-    pub(crate) fn data_grad_image(
-        &self,
-        plans: &PhasePlans,
-        dy: &[f32],
-        dx: &mut [f32],
-        scratch: &mut [f32],
-    ) {
+    /// One image of the data gradient (see [`Self::image`]).
+    fn data_grad_image(&self, plans: &PhasePlans, dy: &[f32], dx: &mut [f32], scratch: &mut [f32]) {
         let ((oh, ow), (before, wp, plane), s) = (self.out_dims(), self.dy_layout(), self.s);
         let (bordered, rest) = scratch.split_at_mut(self.dy_len(plans));
         for (co, img) in dy.chunks_exact(oh * ow).enumerate() {

@@ -64,22 +64,16 @@ fn three_maps_match_candle_in_f64() -> Result<()> {
             Tensor::from_vec(out, (b, dims.0, dims.1, dims.2), dev)?.to_dtype(DType::F64)
         };
         let wf = f32s(&wt)?;
-        let plan = conv.forward_plan(&wf);
-        let y = images(
-            &x,
-            (co, oh, ow),
-            conv.forward_scratch_len(&plan),
-            &|i, o, sc| conv.forward_image(&plan, i, o, sc),
-        )?;
+        let job = conv.job(true, &wf);
+        let y = images(&x, (co, oh, ow), conv.scratch_len(&job), &|i, o, sc| {
+            conv.image(&job, i, o, sc)
+        })?;
         eprintln!("{what}: forward");
         assert_all_close(&y, &x.conv2d(&wt, p, s, 1, 1)?, 1e-4, 1e-4)?;
-        let plans = conv.data_grad_plans(&wf);
-        let dx = images(
-            &dy,
-            (ci, h, w),
-            conv.data_grad_scratch_len(&plans),
-            &|i, o, sc| conv.data_grad_image(&plans, i, o, sc),
-        )?;
+        let job = conv.job(false, &wf);
+        let dx = images(&dy, (ci, h, w), conv.scratch_len(&job), &|i, o, sc| {
+            conv.image(&job, i, o, sc)
+        })?;
         eprintln!("{what}: data gradient");
         let expected = dy.conv_transpose2d(&wt, p, s - 1, s, 1)?;
         assert_all_close(&dx, &expected, 1e-4, 1e-4)?;
