@@ -5,27 +5,32 @@
 //!
 //! **Forward.** Each input channel is split into its `s × s` phase planes
 //! (`x[c, py::s, px::s]`, one plane at stride 1) and copied into zero-bordered planes of
-//! width `Wp`. On that grid, output pixel `(y, x)` sits at column `n = y·Wp + x`, and
-//! kernel tap `(ky, kx)` reads one phase plane at column `n + shift`: for a run of columns,
-//! one contiguous load per tap and channel. A register tile of [`MR`] output channels by up
-//! to `NV·16` grid columns sums weight × run over taps and channels (an FMA with a
-//! broadcast weight per row; [`plan::Plan`]), and the valid columns of each grid row are
-//! copied out. The border columns of each grid row are computed and dropped: 1/8 of the
-//! work at 14×14 with a 3×3 kernel, paid for by having no patch matrix to write and read
-//! (9× the image) and no packing.
+//! width `Wp` (applying a pre-activation `f` on the way, if the layer has one). On that
+//! grid, output pixel `(y, x)` reads kernel tap `(ky, kx)` of every channel at
+//! `y·Wp + x + shift(ky, kx)` of one phase plane: a constant shift per tap, no index
+//! arithmetic per pixel. [`plan::Plan`] sums weight × input over taps and channels on one
+//! of two register tilings, chosen per layer by the share of useful work:
+//! - 6 pixels by up to 64 output channels in vectors, each pixel's input broadcast, the
+//!   results scattered into the output planes (`kernel::px_tile`): nothing computed in
+//!   vain when there are 16 or more output channels;
+//! - [`MR`] output channels by `NV·16` consecutive grid columns `y·Wp + x`, each weight
+//!   broadcast (`kernel::tile`), the border columns of each grid row computed and dropped
+//!   (1/8 of the work at 14×14): for few output channels.
 //!
 //! **Data gradient.** For each phase `(py, px)` of the input, the taps whose stride-`s`
 //! steps land on it form a small stride-1 convolution of the bordered `dy` (all nine taps,
-//! flipped, at stride 1; one, two, two and four at stride 2), run on the same tile and
-//! scattered back to the phase's pixels.
+//! flipped, at stride 1; one, two, two and four at stride 2), run on the same tilings and
+//! written straight to the phase's pixels.
 //!
 //! **Weight gradient** `dW[co, ci, t] = Σ_pixels dy[co, pixel] · x_phase[ci, pixel + tap t]`
 //! ([`DirectConv::weight_grad_image`]): `dy` transposed to pixel-major rows of output
 //! channels (vectors), [`WG_MR`] input channels broadcast from the bordered planes, one tile
-//! per tap; only the output's own pixels are visited.
+//! per tap (`kernel::wg_tile`); only the output's own pixels are visited.
 //!
 //! Sums run over taps, then channels (or pixels), in a fixed order, and images in fixed
-//! blocks: results do not depend on the thread count.
+//! blocks: results do not depend on the thread count. `kernel.rs` holds the only unsafe
+//! code (AVX-512 loads, stores and scatters through raw pointers, each tile's reach checked
+//! against its slices first).
 
 mod kernel;
 mod plan;
