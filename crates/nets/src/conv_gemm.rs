@@ -115,7 +115,7 @@ impl ConvOp {
             );
         }
         if let Some((_, l)) = bias
-            && l.shape().elem_count() != self.out_channels()
+            && (self.map == Map::WeightGrad || l.shape().elem_count() != self.out_channels())
         {
             candle::bail!("{name}: bias {:?} for {out:?}", l.shape());
         }

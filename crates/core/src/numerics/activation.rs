@@ -189,9 +189,8 @@ impl CustomOp1 for Kind {
     }
 }
 
-/// The backward pass from the output `y` and the upstream gradient.
-/// `(y or x, g)` to `g f'(x)`; `.1` when the first argument is the input `x` (`f(x)`
-/// recomputed in the same pass) rather than the output `y`.
+/// The backward pass: `(y or x, g)` to `g f'(x)`, from the output `y`, or from the input
+/// `x` when `.1` is set (`f(x)` recomputed in the same pass).
 struct Grad(Kind, bool);
 
 impl CustomOp2 for Grad {

@@ -45,7 +45,8 @@ pub(crate) fn tile<const NV: usize>(
     );
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX-512F is available (checked above); every read of `a` and `b` and
-    // every write of `c` stays within the lengths asserted above.
+    // every write of `c` stays within the lengths asserted above (pointers between uses
+    // move with `wrapping_add`, dereferenced only in bounds).
     unsafe {
         tile_avx512::<NV>(
             a.as_ptr(),
@@ -101,7 +102,8 @@ pub(crate) fn wg_tile<const NV: usize>(
     );
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX-512F is available (checked above); every read of `a` and `b` and
-    // every read and write of `c` stays within the lengths asserted above.
+    // every read and write of `c` stays within the lengths asserted above (pointers between
+    // uses move with `wrapping_add`, dereferenced only in bounds).
     unsafe {
         wg_avx512::<NV>(a.as_ptr(), b.as_ptr(), s, c.as_mut_ptr(), ldc);
     }
@@ -132,7 +134,7 @@ unsafe fn wg_avx512<const NV: usize>(
     }
     let mut bp = b;
     for y in 0..s.h {
-        let line = unsafe { a.add(y * s.wp) };
+        let line = a.wrapping_add(y * s.wp);
         for x in 0..s.w {
             let mut bv = [_mm512_setzero_ps(); NV];
             for (v, reg) in bv.iter_mut().enumerate() {
@@ -144,7 +146,8 @@ unsafe fn wg_avx512<const NV: usize>(
                     *sum = _mm512_fmadd_ps(av, bx, *sum);
                 }
             }
-            bp = unsafe { bp.add(s.ld) };
+            // Stepping pointers wrap (past the last use they may leave the allocation).
+            bp = bp.wrapping_add(s.ld);
         }
     }
     for (r, row) in acc.iter().enumerate() {
@@ -177,7 +180,7 @@ unsafe fn tile_avx512<const NV: usize>(
     for &off in offs {
         // SAFETY (this block and the stores): within the bounds `tile` checked.
         unsafe {
-            let mut bp = b.add(off);
+            let mut bp = b.wrapping_add(off);
             for _ in 0..c_in {
                 let mut bv = [_mm512_setzero_ps(); NV];
                 for (v, reg) in bv.iter_mut().enumerate() {
@@ -189,8 +192,9 @@ unsafe fn tile_avx512<const NV: usize>(
                         *sum = _mm512_fmadd_ps(av, bx, *sum);
                     }
                 }
-                ap = ap.add(MR);
-                bp = bp.add(plane);
+                // Stepping pointers wrap (past the last use they may leave the allocation).
+                ap = ap.wrapping_add(MR);
+                bp = bp.wrapping_add(plane);
             }
         }
     }
@@ -253,7 +257,8 @@ pub(crate) fn px_tile<const NV: usize>(
     );
     #[cfg(target_arch = "x86_64")]
     // SAFETY: AVX-512F is available; every read of `w` and `src` and every (masked) write
-    // of `out` stays within the lengths asserted above, and the scatter offsets fit i32.
+    // of `out` stays within the lengths asserted above (pointers between uses move with
+    // `wrapping_add`, dereferenced only in bounds), and the scatter offsets fit i32.
     unsafe {
         px_avx512::<NV>(
             w.as_ptr(),
@@ -295,7 +300,7 @@ unsafe fn px_avx512<const NV: usize>(
     for &off in offs {
         // SAFETY (this block, the scatter below): within the bounds `px_tile` checked.
         unsafe {
-            let base = px.src.map(|p| src.add(p + off));
+            let base = px.src.map(|p| src.wrapping_add(p + off));
             let mut at = 0;
             for _ in 0..c_in {
                 let mut wv = [_mm512_setzero_ps(); NV];
@@ -308,7 +313,8 @@ unsafe fn px_avx512<const NV: usize>(
                         *sum = _mm512_fmadd_ps(a, wx, *sum);
                     }
                 }
-                wp = wp.add(ldw);
+                // Stepping pointers wrap (past the last use they may leave the allocation).
+                wp = wp.wrapping_add(ldw);
                 at += plane;
             }
         }

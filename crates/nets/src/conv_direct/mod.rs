@@ -11,16 +11,16 @@
 //! arithmetic per pixel. [`plan::Plan`] sums weight × input over taps and channels on one
 //! of two register tilings, chosen per layer by the share of useful work:
 //! - 6 pixels by up to 64 output channels in vectors, each pixel's input broadcast, the
-//!   results scattered into the output planes (`kernel::px_tile`): nothing computed in
-//!   vain when there are 16 or more output channels;
+//!   results scattered into the output planes (`kernel::px_tile`): no border columns, only
+//!   the output channels padded to a multiple of 16;
 //! - [`MR`] output channels by `NV·16` consecutive grid columns `y·Wp + x`, each weight
 //!   broadcast (`kernel::tile`), the border columns of each grid row computed and dropped
 //!   (1/8 of the work at 14×14): for few output channels.
 //!
 //! **Data gradient.** For each phase `(py, px)` of the input, the taps whose stride-`s`
-//! steps land on it form a small stride-1 convolution of the bordered `dy` (all nine taps,
-//! flipped, at stride 1; one, two, two and four at stride 2), run on the same tilings and
-//! written straight to the phase's pixels.
+//! steps land on it form a small stride-1 convolution of the bordered `dy` (all `k²` taps,
+//! flipped, at stride 1; for a 3×3 kernel at stride 2, one, two, two and four taps), run on
+//! the same tilings and written straight to the phase's pixels.
 //!
 //! **Weight gradient** `dW[co, ci, t] = Σ_pixels dy[co, pixel] · x_phase[ci, pixel + tap t]`
 //! ([`DirectConv::weight_grad_image`]): `dy` transposed to pixel-major rows of output
@@ -96,15 +96,18 @@ pub(crate) enum Job {
 
 impl DirectConv {
     /// The direct form of the convolution on `grid` with `o` output channels, or `None`
-    /// where it does not apply: the geometry (see the module docs) or a CPU without
-    /// AVX-512F.
+    /// where it does not apply: the geometry (see the module docs), images of 16 M pixels
+    /// or more (the scatter's offsets are i32), or a CPU without AVX-512F.
     pub(crate) fn new(grid: &Grid, o: usize) -> Option<Self> {
         let g = &grid.g;
         let even = grid.h.is_multiple_of(2) && grid.w.is_multiple_of(2);
+        // The pixel tile scatters with i32 offsets up to 128 channel planes apart.
+        let small = grid.h.saturating_mul(grid.w).saturating_mul(128) < i32::MAX as usize;
         let fits = g.dilation == 1
             && grid.k % 2 == 1
             && 2 * g.padding + 1 == grid.k
-            && (g.stride == 1 || (g.stride == 2 && even));
+            && (g.stride == 1 || (g.stride == 2 && even))
+            && small;
         (fits && kernel::available()).then_some(Self {
             c: grid.c,
             o,
