@@ -750,3 +750,116 @@ fn resnet_block_matches_its_formula() {
         assert_all_close(&a, e, 1e-3, 1e-3 * scale).unwrap();
     }
 }
+
+/// Weight-normalised convolution and transposed convolution layers (the gated-conv VAE's,
+/// 5x5 at stride 2) against `t · g / |v| + b` written with candle's own f64 ops, `|v|` per
+/// output channel (axis 0 of a convolution's kernel, axis 1 of a transposed one's): values
+/// and the gradients of the input and every parameter, on the fused path (weight norm
+/// folded into the kernel; direct where the CPU has AVX-512).
+#[test]
+fn weight_normalised_convolutions_match_their_formula() {
+    let store = ParamStore::new(24);
+    let vb = store.var_builder(DType::F32, &Device::Cpu);
+    let config = ConvConfig {
+        padding: 2,
+        stride: 2,
+        norm: Normalization::Weight,
+        ..ConvConfig::default()
+    };
+    let conv = conv2d(6, 16, 5, config, vb.pp("c")).unwrap();
+    let up = conv_transpose2d(
+        16,
+        6,
+        5,
+        ConvConfig {
+            output_padding: 1,
+            ..config
+        },
+        vb.pp("t"),
+    )
+    .unwrap();
+    for (i, (name, var)) in store.sorted_vars().into_iter().enumerate() {
+        if !name.ends_with(".weight") {
+            let v = randn(var.shape().clone(), 40 + i as u64)
+                .affine(0.3, 1.0)
+                .unwrap();
+            store.set(&name, &v).unwrap();
+        }
+    }
+    let find = |n: &str| {
+        store
+            .sorted_vars()
+            .into_iter()
+            .find(|(k, _)| k == n)
+            .unwrap()
+            .1
+    };
+    let names = ["c.weight", "c.g", "c.bias", "t.weight", "t.g", "t.bias"];
+    let vars: Vec<_> = names.iter().map(|n| find(n)).collect();
+    let x = randn((8, 6, 14, 14), 25);
+    let weights = randn((8, 6, 14, 14), 26).to_dtype(DType::F64).unwrap();
+    let xv = candle::Var::from_tensor(&x).unwrap();
+    let h = conv.forward(xv.as_tensor(), Pass::Train).unwrap();
+    assert_eq!(h.dims(), &[8, 16, 7, 7]);
+    let y = up.forward(&h, Pass::Train).unwrap();
+    let grads = (y.to_dtype(DType::F64).unwrap() * &weights)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let mut ours = vec![
+        y.to_dtype(DType::F64).unwrap(),
+        grads.get(xv.as_tensor()).unwrap().clone(),
+    ];
+    ours.extend(
+        vars.iter()
+            .map(|v| grads.get(v.as_tensor()).unwrap().clone()),
+    );
+    let f64var = |t: &Tensor| candle::Var::from_tensor(&t.to_dtype(DType::F64).unwrap()).unwrap();
+    let x64 = f64var(&x);
+    let p64: Vec<_> = vars.iter().map(|v| f64var(v.as_tensor())).collect();
+    let p: Vec<&Tensor> = p64.iter().map(|v| v.as_tensor()).collect();
+    let affine = |t: Tensor, v: &Tensor, g: &Tensor, b: &Tensor, axes: &[usize]| {
+        let norm = v.sqr()?.sum(axes)?.sqrt()?;
+        let scale = (g / norm)?.reshape((1, (), 1, 1))?;
+        t.broadcast_mul(&scale)?
+            .broadcast_add(&b.reshape((1, (), 1, 1))?)
+    };
+    let h64 = affine(
+        x64.as_tensor().conv2d(p[0], 2, 2, 1, 1).unwrap(),
+        p[0],
+        p[1],
+        p[2],
+        &[1, 2, 3],
+    )
+    .unwrap();
+    let y64 = affine(
+        h64.conv_transpose2d(p[3], 2, 1, 2, 1).unwrap(),
+        p[3],
+        p[4],
+        p[5],
+        &[0, 2, 3],
+    )
+    .unwrap();
+    let grads = (&y64 * &weights)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let mut want = vec![y64.clone(), grads.get(x64.as_tensor()).unwrap().clone()];
+    want.extend(p.iter().map(|v| grads.get(v).unwrap().clone()));
+    for ((a, e), what) in ours.iter().zip(&want).zip(["y", "dx"].iter().chain(&names)) {
+        let a = a.to_dtype(DType::F64).unwrap();
+        let scale = e
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        eprintln!("{what}: max |expected| {scale:.3e}");
+        assert_all_close(&a, e, 1e-3, 1e-3 * scale).unwrap();
+    }
+}
