@@ -72,6 +72,33 @@ fn forward<T: WithDType>(t: &[T], s: &[T], beta: &[T], b: usize, c: usize, r: us
     out
 }
 
+/// Lanes of [`lane_sum`].
+const SUM_LANES: usize = 8;
+
+/// `Σ f(i)` for `i < n` in a fixed order that keeps [`SUM_LANES`] additions in flight:
+/// term `i` goes to accumulator `i mod 8`, and the accumulators are added pairwise at the
+/// end. (A single running sum is one dependency chain, an f64 add latency per element.)
+fn lane_sum(n: usize, f: impl Fn(usize) -> f64) -> f64 {
+    let mut acc = [0f64; SUM_LANES];
+    let whole = n - n % SUM_LANES;
+    for base in (0..whole).step_by(SUM_LANES) {
+        for (j, a) in acc.iter_mut().enumerate() {
+            *a += f(base + j);
+        }
+    }
+    for (j, a) in acc.iter_mut().enumerate().take(n - whole) {
+        *a += f(whole + j);
+    }
+    let mut width = SUM_LANES;
+    while width > 1 {
+        width /= 2;
+        for j in 0..width {
+            acc[j] += acc[j + width];
+        }
+    }
+    acc[0]
+}
+
 /// `[Σ g t per channel; Σ g per channel]` as `[2, C]` (only `[Σ g]`, `[1, C]`, without
 /// `t`), accumulated in f64.
 fn channel_sums<T: WithDType>(g: &[T], t: Option<&[T]>, b: usize, c: usize, r: usize) -> Vec<T> {
@@ -116,12 +143,10 @@ fn channel_sums<T: WithDType>(g: &[T], t: Option<&[T]>, b: usize, c: usize, r: u
     }
     let row = |i: usize| -> (f64, f64) {
         let gr = &g[i * r..(i + 1) * r];
-        let z = gr.iter().fold(0.0, |z, &g| z + g.to_f64());
+        let z = lane_sum(r, |j| gr[j].to_f64());
         let a = t.map_or(0.0, |t| {
             let tr = &t[i * r..(i + 1) * r];
-            gr.iter()
-                .zip(tr)
-                .fold(0.0, |a, (&g, &t)| a + g.to_f64() * t.to_f64())
+            lane_sum(r, |j| gr[j].to_f64() * tr[j].to_f64())
         });
         (a, z)
     };
@@ -371,6 +396,15 @@ pub(crate) fn channel_affine(t: &Tensor, scale: &Tensor, bias: &Tensor) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `lane_sum` adds every term once, for lengths around its lane count.
+    #[test]
+    fn lane_sum_adds_every_term() {
+        for n in [0usize, 1, 7, 8, 9, 17, 196] {
+            let want: f64 = (0..n).map(|i| (i * i) as f64).sum();
+            assert_eq!(lane_sum(n, |i| (i * i) as f64), want, "n = {n}");
+        }
+    }
     use candle::{DType, Device, Var};
     use vaekit_core::testing::assert_all_close;
     use vaekit_core::{NoiseSource, SeededNoise};
