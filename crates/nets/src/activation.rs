@@ -2,6 +2,7 @@
 
 use candle::{Result, Tensor};
 use serde::{Deserialize, Serialize};
+use vaekit_core::FusedActivation;
 
 /// An element-wise non-linearity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -31,6 +32,16 @@ impl Activation {
             Activation::Tanh => vaekit_core::tanh(x),
             Activation::Relu => x.relu(),
             Activation::Identity => Ok(x.clone()),
+        }
+    }
+
+    /// The fused-kernel form of this activation, for ops that apply it inside their own
+    /// pass (the fused linear layer, the pre-activated convolution): tanh and ELU.
+    pub fn fused(self) -> Option<FusedActivation> {
+        match self {
+            Activation::Elu => Some(FusedActivation::Elu),
+            Activation::Tanh => Some(FusedActivation::Tanh),
+            Activation::Relu | Activation::Identity => None,
         }
     }
 }

@@ -9,7 +9,6 @@ use crate::pass::Pass;
 use candle::{Result, Tensor};
 use candle_nn::{BatchNorm, Init, ModuleT, VarBuilder};
 use serde::{Deserialize, Serialize};
-use vaekit_core::FusedActivation;
 
 /// Configuration of a [`Conv2d`] or [`ConvTranspose2d`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -212,11 +211,7 @@ impl Conv2d {
             dilation: 1,
         };
         if let Some((w, b)) = self.0.folded(0, scale, pass)? {
-            let pre = match act {
-                Activation::Elu => Some(FusedActivation::Elu),
-                Activation::Tanh => Some(FusedActivation::Tanh),
-                Activation::Relu | Activation::Identity => None,
-            };
+            let pre = act.fused();
             let x = match pre {
                 Some(_) => x.clone(),
                 None => act.apply(x)?,

@@ -72,8 +72,7 @@ pub(crate) fn conv2d_bias(
     let fused = vaekit_core::has_cpu_kernel(x) && (pre.is_none() || x.dtype() == DType::F32);
     if !fused {
         let x = match pre {
-            Some(FusedActivation::Elu) => vaekit_core::elu(x)?,
-            Some(FusedActivation::Tanh) => vaekit_core::tanh(x)?,
+            Some(f) => f.apply(x)?,
             None => x.clone(),
         };
         let y = crate::conv2d_gemm(&x, w, geometry)?;
@@ -196,10 +195,7 @@ mod tests {
             let x = noise.standard_normal(&(n, 16, 14, 14).into(), DType::F32, dev)?;
             let w = noise.standard_normal(&(24, 16, 3, 3).into(), DType::F32, dev)?;
             let b = noise.standard_normal(&24.into(), DType::F32, dev)?;
-            let act = |x: &Tensor| match f {
-                FusedActivation::Elu => vaekit_core::elu(x),
-                FusedActivation::Tanh => vaekit_core::tanh(x),
-            };
+            let act = |x: &Tensor| f.apply(x);
             let run = |fused: bool, x: &Tensor| -> Result<Vec<Tensor>> {
                 let (xv, wv, bv) = (
                     Var::from_tensor(x)?,

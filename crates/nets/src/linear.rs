@@ -8,7 +8,6 @@ use crate::weight_ops::row_norm;
 use candle::{D, Result, Tensor};
 use candle_nn::{BatchNorm, Init, ModuleT, VarBuilder};
 use serde::{Deserialize, Serialize};
-use vaekit_core::FusedActivation;
 
 /// Configuration of a [`Linear`] layer.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -130,12 +129,7 @@ impl Linear {
     /// # Errors
     /// A last dimension other than `in_dim`.
     pub fn forward_act(&self, x: &Tensor, act: Activation, pass: Pass) -> Result<Tensor> {
-        let fused = match act {
-            Activation::Tanh => Some(FusedActivation::Tanh),
-            Activation::Elu => Some(FusedActivation::Elu),
-            Activation::Relu | Activation::Identity => None,
-        };
-        if let (Some(f), None, None, Some(b)) = (fused, &self.g, &self.bn, &self.bias)
+        if let (Some(f), None, None, Some(b)) = (act.fused(), &self.g, &self.bn, &self.bias)
             && x.dim(D::Minus1)? == self.in_dim()
         {
             if x.rank() > 2 {

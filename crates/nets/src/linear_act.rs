@@ -26,11 +26,7 @@ pub(crate) fn linear_act(x: &Tensor, w: &Tensor, b: &Tensor, f: FusedActivation)
             .contiguous()?
             .apply_op3(&w.contiguous()?, &b.contiguous()?, LinearT(Some(f)));
     }
-    let pre = linear_t(x, w, b)?;
-    match f {
-        FusedActivation::Tanh => vaekit_core::tanh(&pre),
-        FusedActivation::Elu => vaekit_core::elu(&pre),
-    }
+    f.apply(&linear_t(x, w, b)?)
 }
 
 #[cfg(test)]

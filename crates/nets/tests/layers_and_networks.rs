@@ -657,130 +657,21 @@ fn same_seed_same_network() {
     assert_ne!(out(3), out(4));
 }
 
-/// The IAF paper's ResNet block, `x + 0.1·wn(conv(elu(wn(conv(elu(x))))))`, against that
-/// formula written with candle's own f64 `elu` and `conv2d` from the block's parameters
-/// (random `g` and biases): values and the gradients of the input and of every parameter.
-/// Eight images of 16 maps run the fused path (pre-activated convolutions with the weight
-/// norm and the residual scale folded into the kernels; direct where the CPU has AVX-512).
-#[test]
-fn resnet_block_matches_its_formula() {
-    let store = ParamStore::new(20);
-    let vb = store.var_builder(DType::F32, &Device::Cpu);
-    let cfg = ResBlockConfig::default();
-    let block = res_block(16, 16, cfg, vb.pp("b")).unwrap();
+/// The layers behind `ours` (f32, parameters in `store`) against `formula` (f64, given the
+/// input and the parameters `names`): the output and the gradients of the input and of each
+/// named parameter, of a fixed random weighting of the output. Every parameter but the
+/// weights is first set to random values around 1 (so that `g` and biases matter).
+fn check_against_formula(
+    store: &ParamStore,
+    names: &[&str],
+    x: &Tensor,
+    seed: u64,
+    ours: impl Fn(&Tensor) -> Tensor,
+    formula: impl Fn(&Tensor, &[&Tensor]) -> Result<Tensor>,
+) {
     for (i, (name, var)) in store.sorted_vars().into_iter().enumerate() {
         if !name.ends_with(".weight") {
-            let v = randn(var.shape().clone(), 30 + i as u64)
-                .affine(0.3, 1.0)
-                .unwrap();
-            store.set(&name, &v).unwrap();
-        }
-    }
-    let x = randn((8, 16, 14, 14), 21);
-    let weights = randn((8, 16, 14, 14), 22).to_dtype(DType::F64).unwrap();
-    let names = [
-        "conv1.weight",
-        "conv1.g",
-        "conv1.bias",
-        "conv2.weight",
-        "conv2.g",
-        "conv2.bias",
-    ];
-    let vars: Vec<_> = names
-        .iter()
-        .map(|n| {
-            let all = store.sorted_vars();
-            all.into_iter()
-                .find(|(k, _)| k == &format!("b.{n}"))
-                .unwrap()
-                .1
-        })
-        .collect();
-    // Ours: the block on a tracked input.
-    let xv = candle::Var::from_tensor(&x).unwrap();
-    let y = block.forward(xv.as_tensor(), Pass::Train).unwrap();
-    let loss = (y.to_dtype(DType::F64).unwrap() * &weights)
-        .unwrap()
-        .sum_all()
-        .unwrap();
-    let grads = loss.backward().unwrap();
-    let mut ours = vec![
-        y.to_dtype(DType::F64).unwrap(),
-        grads.get(xv.as_tensor()).unwrap().clone(),
-    ];
-    ours.extend(
-        vars.iter()
-            .map(|v| grads.get(v.as_tensor()).unwrap().clone()),
-    );
-    // The formula in f64.
-    let f64var = |t: &Tensor| candle::Var::from_tensor(&t.to_dtype(DType::F64).unwrap()).unwrap();
-    let (x64, p64): (_, Vec<_>) = (
-        f64var(&x),
-        vars.iter().map(|v| f64var(v.as_tensor())).collect(),
-    );
-    let wn_conv = |h: &Tensor, v: &Tensor, g: &Tensor, b: &Tensor| {
-        let t = h.elu(1.0)?.conv2d(v, 1, 1, 1, 1)?;
-        let norm = v.sqr()?.sum((1, 2, 3))?.sqrt()?;
-        let scale = (g / norm)?.reshape((1, (), 1, 1))?;
-        t.broadcast_mul(&scale)?
-            .broadcast_add(&b.reshape((1, (), 1, 1))?)
-    };
-    let p: Vec<&Tensor> = p64.iter().map(|v| v.as_tensor()).collect();
-    let h = wn_conv(x64.as_tensor(), p[0], p[1], p[2]).unwrap();
-    let h = wn_conv(&h, p[3], p[4], p[5]).unwrap();
-    let y64 = (x64.as_tensor() + (h * cfg.residual_scale).unwrap()).unwrap();
-    let grads = (&y64 * &weights)
-        .unwrap()
-        .sum_all()
-        .unwrap()
-        .backward()
-        .unwrap();
-    let mut want = vec![y64.clone(), grads.get(x64.as_tensor()).unwrap().clone()];
-    want.extend(p.iter().map(|v| grads.get(v).unwrap().clone()));
-    for ((a, e), what) in ours.iter().zip(&want).zip(["y", "dx"].iter().chain(&names)) {
-        let a = a.to_dtype(DType::F64).unwrap();
-        let scale = e
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap();
-        eprintln!("{what}: max |expected| {scale:.3e}");
-        assert_all_close(&a, e, 1e-3, 1e-3 * scale).unwrap();
-    }
-}
-
-/// Weight-normalised convolution and transposed convolution layers (the gated-conv VAE's,
-/// 5x5 at stride 2) against `t · g / |v| + b` written with candle's own f64 ops, `|v|` per
-/// output channel (axis 0 of a convolution's kernel, axis 1 of a transposed one's): values
-/// and the gradients of the input and every parameter, on the fused path (weight norm
-/// folded into the kernel; direct where the CPU has AVX-512).
-#[test]
-fn weight_normalised_convolutions_match_their_formula() {
-    let store = ParamStore::new(24);
-    let vb = store.var_builder(DType::F32, &Device::Cpu);
-    let config = ConvConfig {
-        padding: 2,
-        stride: 2,
-        norm: Normalization::Weight,
-        ..ConvConfig::default()
-    };
-    let conv = conv2d(6, 16, 5, config, vb.pp("c")).unwrap();
-    let up = conv_transpose2d(
-        16,
-        6,
-        5,
-        ConvConfig {
-            output_padding: 1,
-            ..config
-        },
-        vb.pp("t"),
-    )
-    .unwrap();
-    for (i, (name, var)) in store.sorted_vars().into_iter().enumerate() {
-        if !name.ends_with(".weight") {
-            let v = randn(var.shape().clone(), 40 + i as u64)
+            let v = randn(var.shape().clone(), seed + i as u64)
                 .affine(0.3, 1.0)
                 .unwrap();
             store.set(&name, &v).unwrap();
@@ -794,54 +685,28 @@ fn weight_normalised_convolutions_match_their_formula() {
             .unwrap()
             .1
     };
-    let names = ["c.weight", "c.g", "c.bias", "t.weight", "t.g", "t.bias"];
     let vars: Vec<_> = names.iter().map(|n| find(n)).collect();
-    let x = randn((8, 6, 14, 14), 25);
-    let weights = randn((8, 6, 14, 14), 26).to_dtype(DType::F64).unwrap();
-    let xv = candle::Var::from_tensor(&x).unwrap();
-    let h = conv.forward(xv.as_tensor(), Pass::Train).unwrap();
-    assert_eq!(h.dims(), &[8, 16, 7, 7]);
-    let y = up.forward(&h, Pass::Train).unwrap();
-    let grads = (y.to_dtype(DType::F64).unwrap() * &weights)
+    let xv = candle::Var::from_tensor(x).unwrap();
+    let y = ours(xv.as_tensor()).to_dtype(DType::F64).unwrap();
+    let weights = randn(y.shape().clone(), seed + 100)
+        .to_dtype(DType::F64)
+        .unwrap();
+    let grads = (&y * &weights)
         .unwrap()
         .sum_all()
         .unwrap()
         .backward()
         .unwrap();
-    let mut ours = vec![
-        y.to_dtype(DType::F64).unwrap(),
-        grads.get(xv.as_tensor()).unwrap().clone(),
-    ];
-    ours.extend(
+    let mut got = vec![y, grads.get(xv.as_tensor()).unwrap().clone()];
+    got.extend(
         vars.iter()
             .map(|v| grads.get(v.as_tensor()).unwrap().clone()),
     );
     let f64var = |t: &Tensor| candle::Var::from_tensor(&t.to_dtype(DType::F64).unwrap()).unwrap();
-    let x64 = f64var(&x);
+    let x64 = f64var(x);
     let p64: Vec<_> = vars.iter().map(|v| f64var(v.as_tensor())).collect();
     let p: Vec<&Tensor> = p64.iter().map(|v| v.as_tensor()).collect();
-    let affine = |t: Tensor, v: &Tensor, g: &Tensor, b: &Tensor, axes: &[usize]| {
-        let norm = v.sqr()?.sum(axes)?.sqrt()?;
-        let scale = (g / norm)?.reshape((1, (), 1, 1))?;
-        t.broadcast_mul(&scale)?
-            .broadcast_add(&b.reshape((1, (), 1, 1))?)
-    };
-    let h64 = affine(
-        x64.as_tensor().conv2d(p[0], 2, 2, 1, 1).unwrap(),
-        p[0],
-        p[1],
-        p[2],
-        &[1, 2, 3],
-    )
-    .unwrap();
-    let y64 = affine(
-        h64.conv_transpose2d(p[3], 2, 1, 2, 1).unwrap(),
-        p[3],
-        p[4],
-        p[5],
-        &[0, 2, 3],
-    )
-    .unwrap();
+    let y64 = formula(x64.as_tensor(), &p).unwrap();
     let grads = (&y64 * &weights)
         .unwrap()
         .sum_all()
@@ -850,7 +715,7 @@ fn weight_normalised_convolutions_match_their_formula() {
         .unwrap();
     let mut want = vec![y64.clone(), grads.get(x64.as_tensor()).unwrap().clone()];
     want.extend(p.iter().map(|v| grads.get(v).unwrap().clone()));
-    for ((a, e), what) in ours.iter().zip(&want).zip(["y", "dx"].iter().chain(&names)) {
+    for ((a, e), what) in got.iter().zip(&want).zip(["y", "dx"].iter().chain(names)) {
         let a = a.to_dtype(DType::F64).unwrap();
         let scale = e
             .abs()
@@ -862,4 +727,94 @@ fn weight_normalised_convolutions_match_their_formula() {
         eprintln!("{what}: max |expected| {scale:.3e}");
         assert_all_close(&a, e, 1e-3, 1e-3 * scale).unwrap();
     }
+}
+
+/// `t · g / |v| + b` per output channel (axis 1 of `t`), `|v|` summed over `axes`.
+fn weight_norm(t: Tensor, v: &Tensor, g: &Tensor, b: &Tensor, axes: &[usize]) -> Result<Tensor> {
+    let norm = v.sqr()?.sum(axes)?.sqrt()?;
+    let scale = (g / norm)?.reshape((1, (), 1, 1))?;
+    t.broadcast_mul(&scale)?
+        .broadcast_add(&b.reshape((1, (), 1, 1))?)
+}
+
+/// The IAF paper's ResNet block, `x + 0.1·wn(conv(elu(wn(conv(elu(x))))))`, against that
+/// formula written with candle's own f64 `elu` and `conv2d` from the block's parameters.
+/// Eight images of 16 maps run the fused path (pre-activated convolutions with the weight
+/// norm and the residual scale folded into the kernels; direct where the CPU has AVX-512).
+#[test]
+fn resnet_block_matches_its_formula() {
+    let store = ParamStore::new(20);
+    let vb = store.var_builder(DType::F32, &Device::Cpu);
+    let cfg = ResBlockConfig::default();
+    let block = res_block(16, 16, cfg, vb.pp("b")).unwrap();
+    let names = [
+        "b.conv1.weight",
+        "b.conv1.g",
+        "b.conv1.bias",
+        "b.conv2.weight",
+        "b.conv2.g",
+        "b.conv2.bias",
+    ];
+    let wn_conv = |h: &Tensor, p: &[&Tensor]| {
+        weight_norm(
+            h.elu(1.0)?.conv2d(p[0], 1, 1, 1, 1)?,
+            p[0],
+            p[1],
+            p[2],
+            &[1, 2, 3],
+        )
+    };
+    check_against_formula(
+        &store,
+        &names,
+        &randn((8, 16, 14, 14), 21),
+        30,
+        |x| block.forward(x, Pass::Train).unwrap(),
+        |x, p| x + (wn_conv(&wn_conv(x, &p[..3])?, &p[3..])? * cfg.residual_scale)?,
+    );
+}
+
+/// Weight-normalised convolution and transposed convolution layers (the gated-conv VAE's,
+/// 5x5 at stride 2) against `t · g / |v| + b` written with candle's own f64 ops, `|v|` per
+/// output channel (axis 0 of a convolution's kernel, axis 1 of a transposed one's), on the
+/// fused path (weight norm folded into the kernel; direct where the CPU has AVX-512).
+#[test]
+fn weight_normalised_convolutions_match_their_formula() {
+    let store = ParamStore::new(24);
+    let vb = store.var_builder(DType::F32, &Device::Cpu);
+    let config = ConvConfig {
+        padding: 2,
+        stride: 2,
+        norm: Normalization::Weight,
+        ..ConvConfig::default()
+    };
+    let conv = conv2d(6, 16, 5, config, vb.pp("c")).unwrap();
+    let up_config = ConvConfig {
+        output_padding: 1,
+        ..config
+    };
+    let up = conv_transpose2d(16, 6, 5, up_config, vb.pp("t")).unwrap();
+    let names = ["c.weight", "c.g", "c.bias", "t.weight", "t.g", "t.bias"];
+    let ours = |x: &Tensor| {
+        let h = conv.forward(x, Pass::Train).unwrap();
+        assert_eq!(h.dims(), &[8, 16, 7, 7]);
+        up.forward(&h, Pass::Train).unwrap()
+    };
+    check_against_formula(
+        &store,
+        &names,
+        &randn((8, 6, 14, 14), 25),
+        40,
+        ours,
+        |x, p| {
+            let h = weight_norm(x.conv2d(p[0], 2, 2, 1, 1)?, p[0], p[1], p[2], &[1, 2, 3])?;
+            weight_norm(
+                h.conv_transpose2d(p[3], 2, 1, 2, 1)?,
+                p[3],
+                p[4],
+                p[5],
+                &[0, 2, 3],
+            )
+        },
+    );
 }

@@ -43,11 +43,15 @@ impl FusedActivation {
                 .contiguous()?
                 .apply_op2_no_bwd(&g.contiguous()?, &Grad(self, true));
         }
-        let y = match self {
-            Kind::Tanh => tanh(&x.detach())?,
-            Kind::Elu => elu(&x.detach())?,
-        };
-        self.grad(&y, g)
+        self.grad(&self.apply(&x.detach())?, g)
+    }
+
+    /// `f(x)`, differentiable: [`tanh`] or [`elu`].
+    ///
+    /// # Errors
+    /// Non-float dtypes.
+    pub fn apply(self, x: &Tensor) -> Result<Tensor> {
+        apply(x, self)
     }
 
     /// `dst[i] = f(src[i])` on the calling thread, with the kernels of [`Self::apply_f32`]
