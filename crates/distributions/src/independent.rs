@@ -79,7 +79,11 @@ impl<D: Distribution> Distribution for Independent<D> {
     }
     fn log_prob(&self, value: &Tensor) -> Result<Tensor> {
         check_event("Independent", value, &self.event_shape)?;
-        sum_rightmost(&self.base.log_prob(value)?, self.reinterpreted)
+        self.base.log_prob_summed(value, self.reinterpreted)
+    }
+    fn log_prob_summed(&self, value: &Tensor, n: usize) -> Result<Tensor> {
+        check_event("Independent", value, &self.event_shape)?;
+        self.base.log_prob_summed(value, self.reinterpreted + n)
     }
     fn as_reparameterize(&self) -> Option<&dyn Reparameterize> {
         self.base

@@ -2,13 +2,14 @@
 //! `StandardNormal`.
 
 use crate::accessors::distribution_accessors;
-use crate::shape::{check_event, check_same_shape, extend};
+use crate::normal_fused::{
+    HALF_LN_2PI, normal_log_prob_sum, normal_reparameterize, standard_normal_log_prob_sum,
+};
+use crate::shape::{check_event, check_same_shape, extend, sum_rightmost};
 use crate::traits::{Distribution, Entropy, Moments, Reparameterize};
 use crate::validate;
 use candle::{DType, Device, Result, Shape, Tensor};
 use vaekit_core::NoiseSource;
-
-const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
 
 /// Independent Gaussians `N(loc, scale²)`, one per element of `loc`.
 ///
@@ -123,8 +124,40 @@ impl Distribution for Normal {
         let z = ((value - loc)? / expand(&self.scale)?)?;
         ((z.sqr()? * -0.5)? - expand(&self.log_scale)?)? - HALF_LN_2PI
     }
+    /// On CPU one fused op for the parameters broadcast over leading (sample) dimensions or
+    /// over one run of size-1 dimensions (`[B, 1, D]` against `[B, S, D]`): see
+    /// `normal_fused`. The terms are summed in f64.
+    fn log_prob_summed(&self, value: &Tensor, n: usize) -> Result<Tensor> {
+        check_event("Normal", value, &self.event_shape)?;
+        match normal_log_prob_sum(value, &self.loc, &self.log_scale, n)? {
+            Some(lp) => Ok(lp),
+            None => sum_rightmost(&self.log_prob(value)?, n),
+        }
+    }
     fn as_reparameterize(&self) -> Option<&dyn Reparameterize> {
         Some(self)
+    }
+}
+
+impl Normal {
+    /// `loc + scale · eps` for given standard-normal noise `eps`: the reparameterized sample
+    /// that [`Reparameterize::rsample`] draws, for callers that draw (or reorder) the noise
+    /// themselves. On CPU one fused op with one backward op.
+    ///
+    /// # Shapes
+    /// `eps: [..]`, which the parameters broadcast to, gives `eps`'s shape.
+    ///
+    /// # Errors
+    /// Shapes that do not broadcast; a dtype other than the parameters'.
+    pub fn reparameterize(&self, eps: &Tensor) -> Result<Tensor> {
+        if let Some(z) = normal_reparameterize(eps, &self.loc, &self.scale)? {
+            return Ok(z);
+        }
+        let shape = eps
+            .shape()
+            .broadcast_shape_binary_op(self.loc.shape(), "Normal::reparameterize")?;
+        let expand = |t: &Tensor| vaekit_core::expand_leading(t, &shape);
+        (expand(eps)? * expand(&self.scale)?)? + expand(&self.loc)?
     }
 }
 
@@ -133,8 +166,7 @@ impl Reparameterize for Normal {
     fn rsample(&self, sample_shape: &[usize], noise: &mut dyn NoiseSource) -> Result<Tensor> {
         let shape = extend(sample_shape, &self.batch_shape);
         let eps = noise.standard_normal(&shape, self.dtype(), self.device())?;
-        let expand = |t: &Tensor| vaekit_core::expand_leading(t, &shape);
-        (eps * expand(&self.scale)?)? + expand(&self.loc)?
+        self.reparameterize(&eps)
     }
 }
 
@@ -195,6 +227,18 @@ impl Distribution for StandardNormal {
         let lp = (value.sqr()? * -0.5)?.affine(1.0, -HALF_LN_2PI)?;
         let zeros = Tensor::zeros(&self.batch_shape, self.dtype, &self.device)?;
         lp.broadcast_add(&zeros)
+    }
+    /// On CPU one fused op when the value's shape ends in the batch shape (so that the
+    /// result needs no broadcast); the terms are summed in f64.
+    fn log_prob_summed(&self, value: &Tensor, n: usize) -> Result<Tensor> {
+        let (v, b) = (value.dims(), self.batch_shape.dims());
+        if v.len() >= b.len()
+            && &v[v.len() - b.len()..] == b
+            && let Some(lp) = standard_normal_log_prob_sum(value, n)?
+        {
+            return Ok(lp);
+        }
+        sum_rightmost(&self.log_prob(value)?, n)
     }
     fn as_reparameterize(&self) -> Option<&dyn Reparameterize> {
         Some(self)

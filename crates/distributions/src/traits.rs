@@ -46,6 +46,19 @@ pub trait Distribution: Any + std::fmt::Debug + Send + Sync {
     /// `[.., event_shape]` gives `[..]` (broadcast against `batch_shape`).
     fn log_prob(&self, value: &Tensor) -> Result<Tensor>;
 
+    /// [`Distribution::log_prob`] summed over the value's last `n` dimensions (what
+    /// [`crate::Independent`] asks of its base). Families with a fused kernel override it
+    /// ([`crate::Normal`], [`crate::StandardNormal`]); the default sums `log_prob`.
+    ///
+    /// # Shapes
+    /// `[.., event_shape]` gives `[..]` without its last `n` dimensions.
+    ///
+    /// # Errors
+    /// Those of `log_prob`; `n` above the rank of its result.
+    fn log_prob_summed(&self, value: &Tensor, n: usize) -> Result<Tensor> {
+        crate::shape::sum_rightmost(&self.log_prob(value)?, n)
+    }
+
     /// This distribution as [`Reparameterize`], when its samples can carry gradients.
     fn as_reparameterize(&self) -> Option<&dyn Reparameterize> {
         None

@@ -4,7 +4,7 @@
 use crate::model::{GenerativeModel, InferenceNetwork, LatentSample, Posterior};
 use candle::{DType, Device, Result, Tensor};
 use vaekit_core::NoiseSource;
-use vaekit_distributions::{Distribution, Independent, Normal, Reparameterize, StandardNormal};
+use vaekit_distributions::{Distribution, Independent, Normal, StandardNormal};
 use vaekit_flows::{FlowChain, FlowPosterior};
 use vaekit_nets::{Decoder, DecoderOutput, Encoder, EncoderOutput, Pass};
 
@@ -87,20 +87,28 @@ impl Posterior for GaussianFlowPosterior<'_> {
                 })
             }
             None => {
-                let z = self.base.rsample(&[num_samples], noise)?; // [S, B, D]
-                let log_q = self.base.log_prob(&z)?;
-                let stopped = Independent::new(
-                    Normal::from_log_scale_unchecked(
-                        self.encoded.loc.detach(),
-                        self.encoded.log_scale.detach(),
-                    )?,
-                    1,
-                )?;
+                // The noise drawn as `rsample` draws it, `[S, B, D]`, then put batch-first
+                // outside the graph; the parameters as `[B, 1, D]` broadcast over the
+                // samples. So `z` and `log q` come out `[B, S, ..]` with no transpose or copy
+                // in the graph (each would cost the backward a zero-filled copy and an
+                // addition of the latents' size).
+                let (loc, log_scale) = (&self.encoded.loc, &self.encoded.log_scale);
+                let shape: Vec<usize> = [&[num_samples][..], loc.dims()].concat();
+                let eps = noise.standard_normal(&shape.into(), loc.dtype(), loc.device())?;
+                let eps = batch_first(&eps)?;
+                let q = |loc: &Tensor, log_scale: &Tensor| {
+                    Normal::from_log_scale_unchecked(loc.unsqueeze(1)?, log_scale.unsqueeze(1)?)
+                };
+                let event = self.base.reinterpreted_ndims();
+                let base = q(loc, log_scale)?;
+                let z = base.reparameterize(&eps)?;
+                let log_q = Independent::new(base, event)?.log_prob(&z)?;
+                let stopped = Independent::new(q(&loc.detach(), &log_scale.detach())?, event)?;
                 let log_q_stopped = stopped.log_prob(&z)?;
                 Ok(LatentSample {
-                    z: batch_first(&z)?,
-                    log_q: batch_first(&log_q)?,
-                    log_q_stopped: Some(batch_first(&log_q_stopped)?),
+                    z,
+                    log_q,
+                    log_q_stopped: Some(log_q_stopped),
                 })
             }
         }
@@ -186,13 +194,13 @@ impl<D: Decoder> GenerativeModel for DecoderModel<D> {
 
     /// As the trait's, with the Bernoulli case fused: the logits `[B·S, P]` go straight
     /// into [`vaekit_core::bernoulli_log_prob_sum`] against `x: [B, P]`, so `x` is never
-    /// broadcast over the samples.
+    /// broadcast over the samples, and no view of the logits enters the graph.
     fn log_likelihood(&self, x: &Tensor, z: &Tensor, pass: Pass) -> Result<Tensor> {
         let (b, s, d) = z.dims3()?;
         let out = self.decoder.forward(&z.reshape((b * s, d))?, pass)?;
         if let DecoderOutput::Bernoulli { logits } = &out {
-            let p = logits.dim(1)?;
-            return vaekit_core::bernoulli_log_prob_sum(&logits.reshape((b, s, p))?, x);
+            // Rows `[B·S, P]` as they are: a reshape here would cost the backward a copy.
+            return vaekit_core::bernoulli_log_prob_sum(logits, x);
         }
         let p = x.dim(1)?;
         let xs = x

@@ -63,7 +63,25 @@ struct Rows<'a> {
     p: usize,
 }
 
-/// Logits `[B, S, P]` and values `[B, P]` as contiguous f32 slices with their sizes.
+/// `(B, S, P)` of logits `[B, S, P]` or `[B·S, P]` (rows sample-minor) against values
+/// `[B, P]`.
+fn sizes(name: &str, logits: &Shape, values: &Shape) -> Result<(usize, usize, usize)> {
+    let (b, p) = values.dims2()?;
+    let bs = match *logits.dims() {
+        [lb, s, lp] if lb == b && lp == p => Some(b * s),
+        [rows, lp] if lp == p && b > 0 && rows % b == 0 => Some(rows),
+        _ => None,
+    };
+    match bs {
+        Some(bs) => Ok((b, bs / b.max(1), p)),
+        None => candle::bail!(
+            "{name}: values {values:?} do not match logits {logits:?} (want [{b}, S, {p}] or [{b}·S, {p}])"
+        ),
+    }
+}
+
+/// Logits `[B, S, P]` (or `[B·S, P]`) and values `[B, P]` as contiguous f32 slices with
+/// their sizes.
 fn slices<'a>(
     name: &str,
     s1: &'a CpuStorage,
@@ -71,14 +89,7 @@ fn slices<'a>(
     s2: &'a CpuStorage,
     l2: &Layout,
 ) -> Result<Rows<'a>> {
-    let (b, s, p) = l1.shape().dims3()?;
-    if l2.shape().dims2()? != (b, p) {
-        candle::bail!(
-            "{name}: values {:?} do not match logits {:?}",
-            l2.shape(),
-            l1.shape()
-        );
-    }
+    let (b, s, p) = sizes(name, l1.shape(), l2.shape())?;
     Ok(Rows {
         l: crate::contiguous_slice::<f32>(s1, l1, name)?,
         x: crate::contiguous_slice::<f32>(s2, l2, name)?,
@@ -88,7 +99,7 @@ fn slices<'a>(
     })
 }
 
-/// The forward op: logits `[B, S, P]`, values `[B, P]` give `[B, S]`.
+/// The forward op: logits `[B, S, P]` or `[B·S, P]`, values `[B, P]` give `[B, S]`.
 struct SumOp;
 
 impl CustomOp2 for SumOp {
@@ -119,7 +130,7 @@ impl CustomOp2 for SumOp {
         s2: &candle::CudaStorage,
         l2: &Layout,
     ) -> Result<(candle::CudaStorage, Shape)> {
-        let (b, s, p) = l1.shape().dims3()?;
+        let (b, s, p) = sizes(self.name(), l1.shape(), l2.shape())?;
         let out = vaekit_kernels::bernoulli_sum((s1, l1), (s2, l2), (b, s, p))?;
         Ok((out, Shape::from((b, s))))
     }
@@ -134,7 +145,9 @@ impl CustomOp2 for SumOp {
         let d_logits = logits.apply_op3_no_bwd(value, &grad.contiguous()?, &ScoreOp)?;
         // ∂/∂x_bp = Σ_s g_bs l_bsp, only when the values are being differentiated.
         let d_value = if value.track_op() {
-            Some(grad.unsqueeze(1)?.matmul(logits)?.squeeze(1)?)
+            let (b, s, p) = sizes("bernoulli_log_prob_sum", logits.shape(), value.shape())?;
+            let logits = logits.reshape((b, s, p))?;
+            Some(grad.unsqueeze(1)?.matmul(&logits)?.squeeze(1)?)
         } else {
             None
         };
@@ -196,7 +209,7 @@ impl CustomOp3 for ScoreOp {
         s3: &candle::CudaStorage,
         l3: &Layout,
     ) -> Result<(candle::CudaStorage, Shape)> {
-        let dims = l1.shape().dims3()?;
+        let dims = sizes(self.name(), l1.shape(), l2.shape())?;
         let out = vaekit_kernels::bernoulli_sum_score((s1, l1), (s2, l2), (s3, l3), dims)?;
         Ok((out, l1.shape().clone()))
     }
@@ -204,7 +217,10 @@ impl CustomOp3 for ScoreOp {
 
 /// `log p(x | l) = Σ_p log Bernoulli(x_bp; l_bsp)` for logits `l: [B, S, P]` (one row per
 /// sample `s` of data point `b`) and values `x: [B, P]`, giving `[B, S]`. Differentiable in
-/// both.
+/// both. The logits may also come as rows `[B·S, P]` (sample-minor, as a decoder applied to
+/// `z: [B, S, D]` folded to rows gives them): the same result, and the logits' gradient keeps
+/// that shape, so no reshape sits between the decoder and this op (each view in candle's
+/// graph costs its backward a zero-filled copy of the tensor and an addition).
 ///
 /// On CPU in f32 one fused pass: the per-pixel terms use the branch-free f32 softplus of
 /// `fast_f32` (relative error below `5e-7` each) and are summed in f64; `x` is never
@@ -213,21 +229,14 @@ impl CustomOp3 for ScoreOp {
 /// Elsewhere, and in f64 on CPU, [`super::bernoulli_log_prob`] summed over `P`.
 ///
 /// # Errors
-/// Shapes other than `[B, S, P]` and `[B, P]`; non-float dtypes.
+/// Shapes other than `[B, S, P]` or `[B·S, P]` against `[B, P]`; non-float dtypes.
 pub fn bernoulli_log_prob_sum(logits: &Tensor, value: &Tensor) -> Result<Tensor> {
-    let (b, _, p) = logits.dims3()?;
-    if value.dims() != [b, p] {
-        candle::bail!(
-            "bernoulli_log_prob_sum: values {:?} do not match logits {:?} (want [{b}, {p}])",
-            value.dims(),
-            logits.dims()
-        );
-    }
+    let (b, s, p) = sizes("bernoulli_log_prob_sum", logits.shape(), value.shape())?;
     let value = value.to_dtype(logits.dtype())?;
     if crate::has_kernel(logits, &[DType::F32]) {
         logits.contiguous()?.apply_op2(&value.contiguous()?, SumOp)
     } else {
-        composite(logits, &value)
+        composite(&logits.reshape((b, s, p))?, &value)
     }
 }
 
@@ -340,6 +349,65 @@ mod tests {
         assert!((v[1][2] - 4.0 * 0.5f64.ln()).abs() < 1e-15);
         let bad = Tensor::ones((3, 4), DType::F64, &dev).unwrap();
         assert!(bernoulli_log_prob_sum(&l, &bad).is_err());
-        assert!(bernoulli_log_prob_sum(&x, &x).is_err());
+        // Rows `[B·S, P]` need a multiple of B rows and the same width.
+        let rows3 = Tensor::ones((3, 4), DType::F64, &dev).unwrap();
+        assert!(bernoulli_log_prob_sum(&rows3, &x).is_err());
+        let wide = Tensor::ones((4, 5), DType::F64, &dev).unwrap();
+        assert!(bernoulli_log_prob_sum(&wide, &x).is_err());
+        assert!(bernoulli_log_prob_sum(&x, &x.flatten_all().unwrap()).is_err());
+    }
+
+    /// Logits as rows `[B·S, P]` give what `[B, S, P]` gives, and a gradient of their own
+    /// shape, fused (f32) and composed (f64).
+    #[test]
+    fn rows_match_the_three_dimensional_form() {
+        let dev = Device::Cpu;
+        let (b, s, p) = (3, 5, 7);
+        let l: Vec<f64> = (0..b * s * p)
+            .map(|i| ((i * 37) % 23) as f64 / 2.0 - 5.0)
+            .collect();
+        let x: Vec<f64> = (0..b * p).map(|i| (i % 3 == 0) as u8 as f64).collect();
+        for dtype in [DType::F32, DType::F64] {
+            let x = Tensor::from_vec(x.clone(), (b, p), &dev)
+                .unwrap()
+                .to_dtype(dtype)
+                .unwrap();
+            let run = |shape: &[usize]| {
+                let lv = Var::from_tensor(
+                    &Tensor::from_vec(l.clone(), shape, &dev)
+                        .unwrap()
+                        .to_dtype(dtype)
+                        .unwrap(),
+                )
+                .unwrap();
+                let out = bernoulli_log_prob_sum(lv.as_tensor(), &x).unwrap();
+                let w = Tensor::arange(1f64, (b * s + 1) as f64, &dev)
+                    .unwrap()
+                    .reshape((b, s))
+                    .unwrap()
+                    .to_dtype(dtype)
+                    .unwrap();
+                let grads = (&out * &w).unwrap().sum_all().unwrap().backward().unwrap();
+                let g = grads.get(lv.as_tensor()).unwrap().clone();
+                (out, g)
+            };
+            let (v3, g3) = run(&[b, s, p]);
+            let (v2, g2) = run(&[b * s, p]);
+            assert_eq!(v2.dims(), [b, s]);
+            assert_eq!(g2.dims(), [b * s, p]);
+            assert_eq!(max_abs_diff(&v2, &v3), 0.0);
+            assert_eq!(max_abs_diff(&g2.reshape((b, s, p)).unwrap(), &g3), 0.0);
+            assert!(
+                g3.abs()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_dtype(DType::F64)
+                    .unwrap()
+                    .to_scalar::<f64>()
+                    .unwrap()
+                    > 1.0
+            );
+        }
     }
 }

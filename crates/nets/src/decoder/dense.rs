@@ -1,6 +1,6 @@
 //! The dense decoder, mirroring [`crate::DenseEncoder`].
 
-use super::{Decoder, DecoderOutput, Likelihood, split_outputs};
+use super::{Decoder, DecoderOutput, Likelihood};
 use crate::encoder::DenseConfig;
 use crate::encoder::DenseStack;
 use crate::linear::{Linear, LinearConfig, linear};
@@ -60,10 +60,7 @@ pub fn dense_decoder(
 impl Decoder for DenseDecoder {
     fn forward(&self, z: &Tensor, pass: Pass) -> Result<DecoderOutput> {
         let raw = self.out.forward(&self.stack.forward(z, pass)?, pass)?;
-        DecoderOutput::from_raw(
-            &split_outputs(&raw, self.likelihood.outputs_per_pixel())?,
-            self.likelihood,
-        )
+        DecoderOutput::from_rows(&raw, self.likelihood)
     }
     fn latent_dim(&self) -> usize {
         self.latent_dim

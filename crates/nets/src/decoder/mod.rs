@@ -71,6 +71,22 @@ impl DecoderOutput {
         })
     }
 
+    /// Builds the output from raw network outputs as rows `[N, k·P]` (pixel-major per output
+    /// kind, `k` per [`Likelihood`]). Bernoulli logits are the rows themselves: no view
+    /// between the output layer and the likelihood, whose backward would copy the logits'
+    /// gradient into a zero-filled tensor (candle accumulates every graph edge that way).
+    pub(crate) fn from_rows(raw: &Tensor, likelihood: Likelihood) -> Result<Self> {
+        match likelihood {
+            Likelihood::Bernoulli => Ok(DecoderOutput::Bernoulli {
+                logits: raw.clone(),
+            }),
+            Likelihood::DiscretizedLogistic { .. } => Self::from_raw(
+                &split_outputs(raw, likelihood.outputs_per_pixel())?,
+                likelihood,
+            ),
+        }
+    }
+
     /// `p(x|z)` as a distribution with event `[P]` and batch `[N]`.
     ///
     /// # Errors
