@@ -61,7 +61,12 @@ fn worker_on_pool(cli: &Cli) -> Result<()> {
         eprintln!("vaekit: {}", w.name);
         let mut step = (w.build)(&device).with_context(|| format!("building {}", w.name))?;
         let mut synced = || -> Result<()> {
-            step()?;
+            // As the workload's library path runs it (see `Workload::awake`).
+            if w.awake {
+                vaekit_core::keep_awake(&mut step)?;
+            } else {
+                step()?;
+            }
             device.synchronize()?;
             Ok(())
         };

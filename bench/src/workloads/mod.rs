@@ -22,6 +22,11 @@ pub struct Workload {
     pub flops: f64,
     /// Builds the models and inputs on a device; returns the step.
     pub build: fn(&candle::Device) -> anyhow::Result<Step>,
+    /// Whether each step runs inside `vaekit_core::keep_awake`, as its library path does:
+    /// training steps (`Trainer::train_epoch`, whose layers the convolution and flow
+    /// workloads time) and HAIS (`vaekit_eval::anneal`), not importance sampling, whose
+    /// large element-wise passes ran 4 % slower with the workers polling.
+    pub awake: bool,
 }
 
 /// Multiply-adds of one pass of the IWAE paper's dense encoder (784-200-200-2·50).
@@ -41,6 +46,7 @@ pub const ALL: &[Workload] = &[
         items: None,
         flops: 2.0 * 3.0 * 100.0 * (ENCODER_MACS + DECODER_MACS),
         build: dense::vae_step,
+        awake: true,
     },
     Workload {
         name: "iwae50_step_b100",
@@ -48,6 +54,7 @@ pub const ALL: &[Workload] = &[
         items: None,
         flops: 2.0 * 3.0 * (100.0 * ENCODER_MACS + 5000.0 * DECODER_MACS),
         build: dense::iwae_step,
+        awake: true,
     },
     Workload {
         name: "is_eval_20x500",
@@ -55,6 +62,7 @@ pub const ALL: &[Workload] = &[
         items: Some((10_000.0, "samples/s")),
         flops: 2.0 * (20.0 * ENCODER_MACS + 10_000.0 * DECODER_MACS),
         build: dense::importance,
+        awake: false,
     },
     Workload {
         name: "conv3x3_c64_b32_14x14",
@@ -62,6 +70,7 @@ pub const ALL: &[Workload] = &[
         items: None,
         flops: 2.0 * 3.0 * CONV_MACS,
         build: conv::conv3x3,
+        awake: true,
     },
     Workload {
         name: "resblock_c64_b32_14x14",
@@ -69,6 +78,7 @@ pub const ALL: &[Workload] = &[
         items: None,
         flops: 2.0 * 3.0 * 2.0 * CONV_MACS,
         build: conv::resblock,
+        awake: true,
     },
     Workload {
         name: "conv_transpose3x3_s2_7to14",
@@ -76,6 +86,7 @@ pub const ALL: &[Workload] = &[
         items: None,
         flops: 2.0 * 3.0 * CONV_MACS / 4.0,
         build: conv::conv_transpose,
+        awake: true,
     },
     Workload {
         name: "iaf_step_b100_d64_w1920",
@@ -83,6 +94,7 @@ pub const ALL: &[Workload] = &[
         items: None,
         flops: 2.0 * 3.0 * 100.0 * MADE_MACS,
         build: flow::iaf_step,
+        awake: true,
     },
     Workload {
         name: "hais_leapfrog_b100_c16",
@@ -90,5 +102,6 @@ pub const ALL: &[Workload] = &[
         items: Some((1600.0, "chain-steps/s")),
         flops: 2.0 * 2.0 * 1600.0 * DECODER_MACS,
         build: dense::leapfrog_step,
+        awake: true,
     },
 ];

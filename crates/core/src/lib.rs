@@ -52,4 +52,6 @@ pub use numerics::{
 pub use philox::philox4x32_10;
 pub use seeded::{NoiseState, SeededNoise, derive_seed};
 pub use storage::{contiguous_part, contiguous_slice, has_cpu_kernel, has_kernel};
-pub use threads::{PAR_MIN_ELEMS, POOL_STACK_BYTES, for_chunks, for_chunks_above, on_pool, pool};
+pub use threads::{
+    PAR_MIN_ELEMS, POOL_STACK_BYTES, for_chunks, for_chunks_above, keep_awake, on_pool, pool,
+};

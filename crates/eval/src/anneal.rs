@@ -44,6 +44,17 @@ pub fn anneal(
     if betas.len() < 2 {
         candle::bail!("anneal: need at least two inverse temperatures");
     }
+    // Thousands of small forward and backward passes: the pool's workers stay awake.
+    vaekit_core::keep_awake(|| anneal_awake(path, start, betas, hmc, noise))
+}
+
+fn anneal_awake(
+    path: &dyn AnnealingPath,
+    start: &Tensor,
+    betas: &[f64],
+    hmc: &HmcConfig,
+    noise: &mut dyn NoiseSource,
+) -> Result<Annealed> {
     let (b, c, _) = start.dims3()?;
     let mut point = PathPoint::evaluate(path, start)?;
     let mut log_w = Tensor::zeros((b, c), DType::F64, start.device())?;

@@ -438,82 +438,88 @@ impl<'a> Trainer<'a> {
             .filter(|(n, _)| !vaekit_nets::is_trainable(n))
             .collect();
         let nb = batches.len().max(1) as f64;
-        for (i, indices) in batches.iter().enumerate() {
-            let x = data
-                .gather_f32(indices, device)
-                .map_err(|e| TrainError::Config(e.to_string()))?;
-            let x = self
-                .config
-                .binarization
-                .apply(&x, &mut self.noise)
-                .map_err(|e| TrainError::Config(e.to_string()))?;
-            let epoch_frac = self.state.epoch as f64 + i as f64 / nb;
-            let snapshot: Vec<Tensor> = state_vars
-                .iter()
-                .map(|(_, v)| v.as_tensor().copy())
-                .collect::<candle::Result<_>>()?;
-            let estimator_snapshot = self.loss.state();
-            let eval = self.loss.compute_unchecked(
-                self.inference,
-                self.model,
-                &x,
-                epoch_frac,
-                &mut self.noise,
-                Pass::Train,
-            )?;
-            let step = match eval.is_finite().then_some(eval) {
-                Some(eval) => {
-                    let mut grads = eval.gradients(&model_v, &inference_v)?;
-                    let norm = match self.config.clip_norm {
-                        Some(max) => clip_grad_norm(&mut grads, max)?,
-                        None => crate::clip::global_norm(&grads)?,
-                    };
-                    norm.is_finite().then_some((eval, grads))
-                }
-                None => None,
-            };
-            match step {
-                Some((eval, grads)) => {
-                    self.consecutive_nonfinite = 0;
-                    match &mut self.inference_optimizer {
-                        Some((inf, scale)) => {
-                            let (model_grads, inf_grads) = grads.split_at(model_vars.len());
-                            self.optimizer.step(&model_vars, model_grads, lr)?;
-                            inf.step(&inference_vars, inf_grads, lr * *scale)?;
+        // The pool's workers stay awake through the epoch's steps (`vaekit_core::keep_awake`):
+        // a step forks a few dozen times with serial work in between, and waking parked
+        // workers each time cost the dense VAE step about a quarter of its time.
+        vaekit_core::keep_awake(|| -> Result<(), TrainError> {
+            for (i, indices) in batches.iter().enumerate() {
+                let x = data
+                    .gather_f32(indices, device)
+                    .map_err(|e| TrainError::Config(e.to_string()))?;
+                let x = self
+                    .config
+                    .binarization
+                    .apply(&x, &mut self.noise)
+                    .map_err(|e| TrainError::Config(e.to_string()))?;
+                let epoch_frac = self.state.epoch as f64 + i as f64 / nb;
+                let snapshot: Vec<Tensor> = state_vars
+                    .iter()
+                    .map(|(_, v)| v.as_tensor().copy())
+                    .collect::<candle::Result<_>>()?;
+                let estimator_snapshot = self.loss.state();
+                let eval = self.loss.compute_unchecked(
+                    self.inference,
+                    self.model,
+                    &x,
+                    epoch_frac,
+                    &mut self.noise,
+                    Pass::Train,
+                )?;
+                let step = match eval.is_finite().then_some(eval) {
+                    Some(eval) => {
+                        let mut grads = eval.gradients(&model_v, &inference_v)?;
+                        let norm = match self.config.clip_norm {
+                            Some(max) => clip_grad_norm(&mut grads, max)?,
+                            None => crate::clip::global_norm(&grads)?,
+                        };
+                        norm.is_finite().then_some((eval, grads))
+                    }
+                    None => None,
+                };
+                match step {
+                    Some((eval, grads)) => {
+                        self.consecutive_nonfinite = 0;
+                        match &mut self.inference_optimizer {
+                            Some((inf, scale)) => {
+                                let (model_grads, inf_grads) = grads.split_at(model_vars.len());
+                                self.optimizer.step(&model_vars, model_grads, lr)?;
+                                inf.step(&inference_vars, inf_grads, lr * *scale)?;
+                            }
+                            None => self.optimizer.step(&ordered, &grads, lr)?,
                         }
-                        None => self.optimizer.step(&ordered, &grads, lr)?,
+                        if let Some(ema) = &mut self.ema {
+                            ema.update(&trainable)?;
+                        }
+                        self.state.step += 1;
+                        let loss = eval.loss.to_dtype(candle::DType::F64)?.to_scalar::<f64>()?;
+                        for (s, v) in
+                            sums.iter_mut()
+                                .zip([loss, eval.bound, eval.kl, eval.reconstruction])
+                        {
+                            *s += v;
+                        }
+                        count += 1;
                     }
-                    if let Some(ema) = &mut self.ema {
-                        ema.update(&trainable)?;
+                    None => {
+                        for ((_, var), saved) in state_vars.iter().zip(&snapshot) {
+                            var.set(saved)?;
+                        }
+                        self.loss.set_state(estimator_snapshot);
+                        skipped += 1;
+                        self.consecutive_nonfinite += 1;
+                        self.state.skipped_steps += 1;
+                        if self.consecutive_nonfinite >= self.config.max_consecutive_nonfinite {
+                            return Err(TrainError::NonFinite(
+                                self.consecutive_nonfinite,
+                                self.state.epoch,
+                            ));
+                        }
                     }
-                    self.state.step += 1;
-                    let loss = eval.loss.to_dtype(candle::DType::F64)?.to_scalar::<f64>()?;
-                    for (s, v) in
-                        sums.iter_mut()
-                            .zip([loss, eval.bound, eval.kl, eval.reconstruction])
-                    {
-                        *s += v;
-                    }
-                    count += 1;
                 }
-                None => {
-                    for ((_, var), saved) in state_vars.iter().zip(&snapshot) {
-                        var.set(saved)?;
-                    }
-                    self.loss.set_state(estimator_snapshot);
-                    skipped += 1;
-                    self.consecutive_nonfinite += 1;
-                    self.state.skipped_steps += 1;
-                    if self.consecutive_nonfinite >= self.config.max_consecutive_nonfinite {
-                        return Err(TrainError::NonFinite(
-                            self.consecutive_nonfinite,
-                            self.state.epoch,
-                        ));
-                    }
-                }
+                progress(i + 1, batches.len());
             }
-            progress(i + 1, batches.len());
-        }
+            Ok(())
+        })?;
         self.state.epoch += 1;
         self.state.noise = self.noise.state();
         self.state.estimator = self.loss.state();
