@@ -61,17 +61,19 @@ fn worker_on_pool(cli: &Cli) -> Result<()> {
         eprintln!("vaekit: {}", w.name);
         let mut step = (w.build)(&device).with_context(|| format!("building {}", w.name))?;
         let mut synced = || -> Result<()> {
-            // As the workload's library path runs it (see `Workload::awake`).
-            if w.awake {
-                vaekit_core::keep_awake(&mut step)?;
-            } else {
-                step()?;
-            }
+            step()?;
             device.synchronize()?;
             Ok(())
         };
-        let m = measure(w.name, protocol(cli), &mut synced)
-            .with_context(|| format!("running {}", w.name))?;
+        // As the workload's library path runs it (see `Workload::awake`): the steps in one
+        // region, as `Trainer` runs an epoch's.
+        let mut run = || measure(w.name, protocol(cli), &mut synced);
+        let m = if w.awake {
+            vaekit_core::keep_awake(run)
+        } else {
+            run()
+        }
+        .with_context(|| format!("running {}", w.name))?;
         writeln!(out, "{}", serde_json::to_string(&WorkerLine::Result(m))?)?;
         out.flush()?;
     }

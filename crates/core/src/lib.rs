@@ -8,7 +8,8 @@
 //!   its stream position ([`NoiseState`]) can be checkpointed and resumed.
 //! - [`softplus`], [`log_sigmoid`], [`log1mexp`], [`log_mean_exp`], [`log_sum_exp`],
 //!   [`log_softmax`] and [`clamp_preserve_gradients`] are differentiable and stable at `±1e4` and `-inf`.
-//! - [`on_pool`] runs a binary's work on vaekit's thread pool, where parallel ops join cheaply.
+//! - [`on_pool`] runs a binary's work on vaekit's thread pool, where parallel ops join cheaply;
+//!   [`keep_awake`] keeps the pool's workers polling through a stretch of forking work.
 //! - [`expand_leading`] broadcasts parameters over leading sample dimensions with a fast
 //!   backward (contiguous block sums instead of candle's strided `sum_keepdim`).
 //! - [`testing`] holds the gradient and moment checks every vaekit crate tests with.
@@ -31,6 +32,7 @@
 //! # }
 //! ```
 
+mod awake;
 mod device;
 mod expand;
 mod noise;
@@ -41,6 +43,7 @@ mod storage;
 pub mod testing;
 mod threads;
 
+pub use awake::{IDLE_LIMIT, START_LIMIT, keep_awake};
 pub use device::parse_device;
 pub use expand::expand_leading;
 pub use noise::{NoiseSource, permutation};
@@ -52,6 +55,4 @@ pub use numerics::{
 pub use philox::philox4x32_10;
 pub use seeded::{NoiseState, SeededNoise, derive_seed};
 pub use storage::{contiguous_part, contiguous_slice, has_cpu_kernel, has_kernel};
-pub use threads::{
-    PAR_MIN_ELEMS, POOL_STACK_BYTES, for_chunks, for_chunks_above, keep_awake, on_pool, pool,
-};
+pub use threads::{PAR_MIN_ELEMS, POOL_STACK_BYTES, for_chunks, for_chunks_above, on_pool, pool};

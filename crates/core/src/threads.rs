@@ -13,8 +13,7 @@
 //! sampling from 54 to 44 ms.
 
 use rayon::prelude::*;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 /// Outputs of at least this many elements are split across rayon's threads by
 /// [`for_chunks`]; below it the split costs more than it saves.
@@ -69,6 +68,7 @@ pub fn pool() -> &'static rayon::ThreadPool {
             .num_threads(candle::utils::get_num_threads())
             .stack_size(POOL_STACK_BYTES)
             .thread_name(|i| format!("vaekit-{i}"))
+            .start_handler(|_| crate::awake::mark_pool_worker())
             .build()
             .unwrap_or_else(|e| panic!("cannot start vaekit's thread pool: {e}"))
     })
@@ -85,57 +85,6 @@ pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         return f();
     }
     pool().install(f)
-}
-
-/// Workers now polling for [`keep_awake`] (for its tests).
-static POLLERS: AtomicUsize = AtomicUsize::new(0);
-
-/// Runs `f` on the calling pool worker while the pool's other workers stay awake, polling
-/// for work, until `f` returns (or unwinds). Outside a pool, or on a pool of one thread, it
-/// only runs `f`.
-///
-/// rayon parks an idle worker after a few rounds of `sched_yield`; the next fork has to
-/// wake it through the kernel, tens of microseconds on a virtual machine before the worker
-/// takes its half. A training step forks a few dozen times with serial work in between (the
-/// backward's bookkeeping, small element-wise ops), so its workers were parked and woken
-/// about ten times per step. Kept awake, a worker takes a forked half within a poll of its
-/// queue. This is OpenMP's answer too (its workers spin for a while after each parallel
-/// region before they sleep): the workers use their cores fully for the duration of `f`,
-/// so wrap units of work that keep the pool busy (a training step or an epoch), not idle
-/// waits.
-pub fn keep_awake<R>(f: impl FnOnce() -> R) -> R {
-    let Some(me) = rayon::current_thread_index() else {
-        return f();
-    };
-    if rayon::current_num_threads() < 2 {
-        return f();
-    }
-    /// Stops the pollers when dropped, also on unwinding.
-    struct Stop(Arc<AtomicBool>);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::Release);
-        }
-    }
-    let stop = Stop(Arc::new(AtomicBool::new(false)));
-    let flag = Arc::clone(&stop.0);
-    rayon::spawn_broadcast(move |ctx| {
-        // The caller's own copy runs when it next looks for work (inside `f`, or after it):
-        // it must return at once, or the caller would poll instead of finishing `f`.
-        if ctx.index() == me {
-            return;
-        }
-        POLLERS.fetch_add(1, Ordering::AcqRel);
-        while !flag.load(Ordering::Acquire) {
-            if rayon::yield_now() != Some(rayon::Yield::Executed) {
-                std::hint::spin_loop();
-            }
-        }
-        POLLERS.fetch_sub(1, Ordering::AcqRel);
-    });
-    let out = f();
-    drop(stop);
-    out
 }
 
 #[cfg(test)]
@@ -199,62 +148,6 @@ mod tests {
                 assert_eq!(blocks, vec![n]);
             }
         }
-    }
-
-    /// Waits up to ten seconds for `cond`.
-    fn eventually(cond: impl Fn() -> bool) -> bool {
-        let t = std::time::Instant::now();
-        while t.elapsed().as_secs() < 10 {
-            if cond() {
-                return true;
-            }
-            std::thread::yield_now();
-        }
-        false
-    }
-
-    /// Inside `keep_awake` the other workers poll (and run forked work); afterwards, also
-    /// after a panic in `f`, they stop. Outside a pool it only runs `f`.
-    #[test]
-    fn keep_awake_polls_while_f_runs_and_stops_after() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(3)
-            .build()
-            .unwrap();
-        assert_eq!(keep_awake(|| 7), 7);
-        let sum = pool.install(|| {
-            keep_awake(|| {
-                assert!(
-                    eventually(|| POLLERS.load(Ordering::Acquire) == 2),
-                    "two pollers"
-                );
-                // Forked work completes, on the pollers or here.
-                let v: Vec<u64> = (0..100_000u64).collect();
-                v.par_iter().sum::<u64>()
-            })
-        });
-        assert_eq!(sum, 99_999 * 100_000 / 2);
-        assert!(
-            eventually(|| POLLERS.load(Ordering::Acquire) == 0),
-            "pollers stopped"
-        );
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            pool.install(|| keep_awake(|| panic!("boom")))
-        }));
-        assert!(r.is_err());
-        assert!(
-            eventually(|| POLLERS.load(Ordering::Acquire) == 0),
-            "stopped after a panic"
-        );
-        // A pool of one: nothing to keep awake.
-        let one = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap();
-        assert_eq!(
-            one.install(|| keep_awake(rayon::current_thread_index)),
-            Some(0)
-        );
     }
 
     #[test]
