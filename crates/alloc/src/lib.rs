@@ -1,8 +1,9 @@
 //! # vaekit-alloc
 //!
 //! mimalloc as the global allocator of any binary that links this crate, and
-//! [`configure`], to be called first thing in `main`: mimalloc's options, and candle's
-//! element-wise thread pool turned off ([`CANDLE_THREADS`]).
+//! [`configure`], to be called first thing in `main`: mimalloc's options, candle's
+//! element-wise thread pool turned off ([`CANDLE_THREADS`]), and the thread count candle
+//! reads on every matrix product fixed once ([`RAYON_THREADS`]).
 //!
 //! Measured with `vaekit-bench` on the 2-core AMD EPYC (one thread, 2026-11-21): with
 //! mimalloc's default purge delay (10 ms), one IAF step (cMADE 1920) took 90 ms and 231,415
@@ -39,7 +40,20 @@ pub fn configure() {
         // SAFETY: as above; nothing has read the environment from another thread yet.
         unsafe { std::env::set_var(CANDLE_THREADS, "1") };
     }
+    if std::env::var_os(RAYON_THREADS).is_none() {
+        // candle's own default (the physical cores), counted once.
+        let n = candle::utils::get_num_threads();
+        // SAFETY: as above.
+        unsafe { std::env::set_var(RAYON_THREADS, n.to_string()) };
+    }
 }
+
+/// The variable candle 0.11 reads for its thread count on every matrix product. Unset, it
+/// counts the physical cores instead, by opening and parsing `/proc/cpuinfo` each time:
+/// 13,658 times in one 10,000-image epoch of `train-iaf --preset iwae-dense`, whose epochs
+/// took 4.6 s instead of 2.6–2.8 s with the variable set (2-core AMD EPYC, 2026-11-22).
+/// [`configure`] sets it, unless it is set, to the number candle would count, counted once.
+pub const RAYON_THREADS: &str = "RAYON_NUM_THREADS";
 
 /// The variable that sizes candle 0.11's own pool for large element-wise ops (a second
 /// pool beside rayon's, whose idle workers spin for 25,000 rounds after every op).

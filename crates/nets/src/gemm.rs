@@ -116,7 +116,10 @@ pub(crate) fn gemm_into<T: candle::WithDType>(
         }
         return Ok(());
     }
-    let threads = candle::utils::get_num_threads();
+    // The pool this runs on (vaekit's, inside `on_pool`). Not `candle::utils::get_num_threads`:
+    // without `RAYON_NUM_THREADS` set, that counts the physical cores by parsing
+    // `/proc/cpuinfo` on every call (about 14,000 times in one epoch of `train-iaf`).
+    let threads = rayon::current_num_threads();
     let parallelism = if threaded && threads > 1 {
         gemm::Parallelism::Rayon(threads)
     } else {
