@@ -54,10 +54,11 @@ crate::avx2_dispatch! {
 /// that the 32 × 32 → 64-bit products of each round run 8 or 16 at once).
 fn philox_blocks(first: u64, key: [u32; 2], out: &mut [[u32; 4]; LANES]) -> () {
     let mut c = [[0u32; LANES]; 4];
-    for i in 0..LANES {
+    let [lo, hi, _, _] = &mut c;
+    for (i, (lo, hi)) in lo.iter_mut().zip(hi.iter_mut()).enumerate() {
         let n = first.wrapping_add(i as u64);
-        c[0][i] = n as u32;
-        c[1][i] = (n >> 32) as u32;
+        *lo = n as u32;
+        *hi = (n >> 32) as u32;
     }
     let mut k = key;
     for r in 0..10 {
