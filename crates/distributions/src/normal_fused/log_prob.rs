@@ -1,7 +1,7 @@
 //! `Σ log N(x; loc, exp(log_scale))` over event dimensions, fused.
 
 use super::{
-    BLOCK, HALF_LN_2PI, Needs, Plan, Storages, check_lens, fused_plan, split_grads, three,
+    GradOp, HALF_LN_2PI, Needs, Plan, Storages, check_lens, fused_plan, split_grads, three,
 };
 use candle::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 use vaekit_core::{PAR_MIN_ELEMS, for_chunks_above};
@@ -10,12 +10,6 @@ use vaekit_core::{PAR_MIN_ELEMS, for_chunks_above};
 struct LogProbSum {
     plan: Plan,
     out: Shape,
-}
-
-/// Its backward: inputs `(value, [loc; log_scale] stacked, grad)`, output
-/// `[d value | d loc | d log_scale]`.
-struct LogProbSumGrad {
-    plan: Plan,
 }
 
 fn log_prob_sum<T: WithDType>(s: Storages, plan: Plan, name: &str) -> Result<Vec<T>> {
@@ -61,45 +55,22 @@ fn log_prob_sum_grad<T: WithDType>(s: Storages, plan: Plan, name: &str) -> Resul
     let inv: Vec<f64> = ls.iter().map(|s| (-s.to_f64()).exp()).collect();
     let mut out = vec![T::zero(); plan.value_len() + 2 * pn];
     let (dv, dp) = out.split_at_mut(plan.value_len());
+    // (g, (x - loc) / scale) of value element `(row, j)` at its parameter `p`.
+    let parts = |row: usize, j: usize| {
+        let p = plan.param_row(row) + j;
+        let d = (v[row * c + j].to_f64() - loc[p].to_f64()) * inv[p];
+        (grad[row * g + j / w].to_f64(), d, p)
+    };
     // d value = -g (x - loc) / scale².
-    for_chunks_above(
-        dv,
-        plan.rows_per_block() * c,
-        PAR_MIN_ELEMS,
-        |off, block| {
-            for (k, o) in block.iter_mut().enumerate() {
-                let (row, j) = ((off + k) / c, (off + k) % c);
-                let p = plan.param_row(row) + j;
-                let gv = grad[row * g + j / w].to_f64();
-                let d = (v[off + k].to_f64() - loc[p].to_f64()) * inv[p];
-                *o = T::from_f64(-gv * d * inv[p]);
-            }
-        },
-    );
-    // d loc = Σ_M g (x - loc) / scale², d log_scale = Σ_M g ((x - loc)² / scale² - 1),
-    // interleaved per parameter, then split.
-    let mut pairs = vec![[0f64; 2]; pn];
-    for_chunks_above(
-        &mut pairs,
-        BLOCK.div_ceil(plan.m),
-        plan.param_min(),
-        |off, block| {
-            plan.for_param_run(off, block.len(), |k0, row, c0, c1| {
-                let pr = plan.param_row(row);
-                for (j, acc) in (c0..c1).zip(&mut block[k0..]) {
-                    let gv = grad[row * g + j / w].to_f64();
-                    let d = (v[row * c + j].to_f64() - loc[pr + j].to_f64()) * inv[pr + j];
-                    acc[0] += gv * d * inv[pr + j];
-                    acc[1] += gv * (d * d - 1.0);
-                }
-            });
-        },
-    );
-    let (dloc, dls) = dp.split_at_mut(pn);
-    for ((pair, l), s) in pairs.iter().zip(dloc).zip(dls) {
-        *l = T::from_f64(pair[0]);
-        *s = T::from_f64(pair[1]);
-    }
+    plan.for_values(dv, |row, j, _| {
+        let (gv, d, p) = parts(row, j);
+        T::from_f64(-gv * d * inv[p])
+    });
+    // d loc = Σ_M g (x - loc) / scale², d log_scale = Σ_M g ((x - loc)² / scale² - 1).
+    plan.param_sums(dp, |row, j| {
+        let (gv, d, p) = parts(row, j);
+        [gv * d * inv[p], gv * (d * d - 1.0)]
+    });
     Ok(out)
 }
 
@@ -135,34 +106,18 @@ impl CustomOp3 for LogProbSum {
         let flat = value.apply_op3_no_bwd(
             &params,
             &grad.contiguous()?,
-            &LogProbSumGrad { plan: self.plan },
+            &GradOp {
+                name: "normal-log-prob-sum-backward",
+                plan: self.plan,
+                f32: log_prob_sum_grad::<f32>,
+                f64: log_prob_sum_grad::<f64>,
+            },
         )?;
         split_grads(
             &flat,
             [value.shape(), loc.shape(), log_scale.shape()],
             needs,
         )
-    }
-}
-
-impl CustomOp3 for LogProbSumGrad {
-    fn name(&self) -> &'static str {
-        "normal-log-prob-sum-backward"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let s = (s1, l1, s2, l2, s3, l3);
-        let out = typed3!(self.name(), s, log_prob_sum_grad, self.plan, self.name());
-        let n = self.plan.value_len() + 2 * self.plan.param_len();
-        Ok((out, Shape::from(n)))
     }
 }
 

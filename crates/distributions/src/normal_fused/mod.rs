@@ -18,8 +18,8 @@
 //! order, so results do not depend on the thread count. CPU f32 and f64 only: the callers
 //! fall back to the composition elsewhere.
 
-use candle::{CpuStorage, Layout, Result, Shape, Tensor, WithDType};
-use vaekit_core::{PAR_MIN_ELEMS, contiguous_slice, has_cpu_kernel};
+use candle::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
+use vaekit_core::{PAR_MIN_ELEMS, contiguous_slice, for_chunks_above, has_cpu_kernel};
 
 /// Runs `f` on the f32 or f64 contents of three CPU storages.
 macro_rules! typed3 {
@@ -140,6 +140,54 @@ impl Plan {
     fn param_min(&self) -> usize {
         PAR_MIN_ELEMS.div_ceil(self.m)
     }
+
+    /// `out[i] = f(row, j, i)` over the value's elements (`i = row · C + j`), in parallel
+    /// blocks of whole rows.
+    fn for_values<T: Send>(&self, out: &mut [T], f: impl Fn(usize, usize, usize) -> T + Sync) {
+        let c = self.c;
+        for_chunks_above(
+            out,
+            self.rows_per_block() * c,
+            PAR_MIN_ELEMS,
+            |off, block| {
+                for (k, o) in block.iter_mut().enumerate() {
+                    let i = off + k;
+                    *o = f(i / c, i % c, i);
+                }
+            },
+        );
+    }
+
+    /// Two gradients of the parameters, each a sum over `M` of one of `term(row, j)`'s two
+    /// values for the value element `(row, j)` (summed in f64, in order of `M`), written to
+    /// `out = [first | second]`, `2 · A · C` elements.
+    fn param_sums<T: WithDType>(
+        &self,
+        out: &mut [T],
+        term: impl Fn(usize, usize) -> [f64; 2] + Sync,
+    ) {
+        let pn = self.param_len();
+        let mut pairs = vec![[0f64; 2]; pn];
+        for_chunks_above(
+            &mut pairs,
+            BLOCK.div_ceil(self.m),
+            self.param_min(),
+            |off, block| {
+                self.for_param_run(off, block.len(), |k0, row, c0, c1| {
+                    for (j, acc) in (c0..c1).zip(&mut block[k0..]) {
+                        let [a, b] = term(row, j);
+                        acc[0] += a;
+                        acc[1] += b;
+                    }
+                });
+            },
+        );
+        let (first, second) = out.split_at_mut(pn);
+        for ((pair, f), s) in pairs.iter().zip(first).zip(second) {
+            *f = T::from_f64(pair[0]);
+            *s = T::from_f64(pair[1]);
+        }
+    }
 }
 
 /// Which of the three inputs of a fused op need a gradient.
@@ -195,6 +243,43 @@ fn check_lens(name: &str, got: [usize; 3], want: [usize; 3]) -> Result<()> {
         candle::bail!("{name}: input sizes {got:?}, expected {want:?}");
     }
     Ok(())
+}
+
+/// A gradient kernel: three inputs to `[d0 | d1 | d2]`.
+type GradFn<T> = fn(Storages, Plan, &str) -> Result<Vec<T>>;
+
+/// The backward op of a fused op: `[d value | d param | d param]`, `value_len + 2 · param_len`
+/// elements, by an f32 and an f64 kernel. Not differentiable itself.
+struct GradOp {
+    name: &'static str,
+    plan: Plan,
+    f32: GradFn<f32>,
+    f64: GradFn<f64>,
+}
+
+impl CustomOp3 for GradOp {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let s = (s1, l1, s2, l2, s3, l3);
+        let out = match s1 {
+            CpuStorage::F32(_) => CpuStorage::F32((self.f32)(s, self.plan, self.name)?),
+            CpuStorage::F64(_) => CpuStorage::F64((self.f64)(s, self.plan, self.name)?),
+            _ => candle::bail!("{}: f32 or f64 expected", self.name),
+        };
+        let n = self.plan.value_len() + 2 * self.plan.param_len();
+        Ok((out, Shape::from(n)))
+    }
 }
 
 /// The plan when every tensor is on the CPU in one float dtype and the parameters share a

@@ -1,16 +1,11 @@
 //! `loc + scale · eps` with the parameters broadcast over samples, fused.
 
-use super::{BLOCK, Needs, Plan, Storages, check_lens, fused_plan, split_grads, three};
+use super::{GradOp, Needs, Plan, Storages, check_lens, fused_plan, split_grads, three};
 use candle::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 use vaekit_core::{PAR_MIN_ELEMS, for_chunks_above};
 
 /// `loc + scale · eps`: inputs `(eps, loc, scale)`.
 struct Reparameterize {
-    plan: Plan,
-}
-
-/// Its backward: inputs `(eps, scale, grad)`, output `[d eps | d loc | d scale]`.
-struct ReparameterizeGrad {
     plan: Plan,
 }
 
@@ -57,37 +52,13 @@ fn reparameterize_grad<T: WithDType>(s: Storages, plan: Plan, name: &str) -> Res
     )?;
     let mut out = vec![T::zero(); plan.value_len() + 2 * pn];
     let (de, dp) = out.split_at_mut(plan.value_len());
-    for_chunks_above(
-        de,
-        plan.rows_per_block() * c,
-        PAR_MIN_ELEMS,
-        |off, block| {
-            for (k, o) in block.iter_mut().enumerate() {
-                let row = (off + k) / c;
-                *o = grad[off + k] * scale[plan.param_row(row) + (off + k) % c];
-            }
-        },
-    );
-    let mut pairs = vec![[0f64; 2]; pn];
-    for_chunks_above(
-        &mut pairs,
-        BLOCK.div_ceil(plan.m),
-        plan.param_min(),
-        |off, block| {
-            plan.for_param_run(off, block.len(), |k0, row, c0, c1| {
-                for (j, acc) in (c0..c1).zip(&mut block[k0..]) {
-                    let gv = grad[row * c + j].to_f64();
-                    acc[0] += gv;
-                    acc[1] += gv * eps[row * c + j].to_f64();
-                }
-            });
-        },
-    );
-    let (dloc, dscale) = dp.split_at_mut(pn);
-    for ((pair, l), s) in pairs.iter().zip(dloc).zip(dscale) {
-        *l = T::from_f64(pair[0]);
-        *s = T::from_f64(pair[1]);
-    }
+    // d eps = g scale; d loc = Σ_M g, d scale = Σ_M g eps.
+    plan.for_values(de, |row, j, i| grad[i] * scale[plan.param_row(row) + j]);
+    plan.param_sums(dp, |row, j| {
+        let i = row * c + j;
+        let gv = grad[i].to_f64();
+        [gv, gv * eps[i].to_f64()]
+    });
     Ok(out)
 }
 
@@ -122,30 +93,14 @@ impl CustomOp3 for Reparameterize {
         let flat = eps.apply_op3_no_bwd(
             scale,
             &grad.contiguous()?,
-            &ReparameterizeGrad { plan: self.plan },
+            &GradOp {
+                name: "normal-reparameterize-backward",
+                plan: self.plan,
+                f32: reparameterize_grad::<f32>,
+                f64: reparameterize_grad::<f64>,
+            },
         )?;
         split_grads(&flat, [eps.shape(), loc.shape(), scale.shape()], needs)
-    }
-}
-
-impl CustomOp3 for ReparameterizeGrad {
-    fn name(&self) -> &'static str {
-        "normal-reparameterize-backward"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let s = (s1, l1, s2, l2, s3, l3);
-        let out = typed3!(self.name(), s, reparameterize_grad, self.plan, self.name());
-        let n = self.plan.value_len() + 2 * self.plan.param_len();
-        Ok((out, Shape::from(n)))
     }
 }
 
