@@ -22,7 +22,8 @@ pub struct Workload {
     pub flops: f64,
     /// Builds the models and inputs on a device; returns the step.
     pub build: fn(&candle::Device) -> anyhow::Result<Step>,
-    /// Whether each step runs inside `vaekit_core::keep_awake`, as its library path does:
+    /// Whether the measurement's steps run inside one `vaekit_core::keep_awake` region, as
+    /// their library path runs them:
     /// training steps (`Trainer::train_epoch`, whose layers the convolution and flow
     /// workloads time) and HAIS (`vaekit_eval::anneal`), not importance sampling, whose
     /// large element-wise passes ran 4 % slower with the workers polling.

@@ -40,8 +40,13 @@ pub fn configure() {
         // SAFETY: as above; nothing has read the environment from another thread yet.
         unsafe { std::env::set_var(CANDLE_THREADS, "1") };
     }
-    if std::env::var_os(RAYON_THREADS).is_none() {
-        // candle's own default (the physical cores), counted once.
+    let valid = std::env::var(RAYON_THREADS)
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .is_some_and(|n| n > 0);
+    if !valid {
+        // candle's own default (the physical cores), counted once; candle and rayon treat an
+        // unparsable or zero value as unset.
         let n = candle::utils::get_num_threads();
         // SAFETY: as above.
         unsafe { std::env::set_var(RAYON_THREADS, n.to_string()) };
@@ -52,7 +57,9 @@ pub fn configure() {
 /// counts the physical cores instead, by opening and parsing `/proc/cpuinfo` each time:
 /// 13,658 times in one 10,000-image epoch of `train-iaf --preset iwae-dense`, whose epochs
 /// took 4.6 s instead of 2.6–2.8 s with the variable set (2-core AMD EPYC, 2026-11-22).
-/// [`configure`] sets it, unless it is set, to the number candle would count, counted once.
+/// [`configure`] sets it, unless it holds a positive number, to the number candle would
+/// count, counted once. The variable also sizes rayon's global pool (to the physical cores,
+/// where rayon's own default is the logical ones), and child processes inherit it.
 pub const RAYON_THREADS: &str = "RAYON_NUM_THREADS";
 
 /// The variable that sizes candle 0.11's own pool for large element-wise ops (a second

@@ -145,7 +145,8 @@ impl Normal {
     /// themselves. On CPU one fused op with one backward op.
     ///
     /// # Shapes
-    /// `eps: [..]`, which the parameters broadcast to, gives `eps`'s shape.
+    /// `eps: [..]` broadcast against the parameters gives the broadcast shape (`eps`'s own
+    /// when the parameters broadcast to it).
     ///
     /// # Errors
     /// Shapes that do not broadcast; a dtype other than the parameters'.
@@ -229,11 +230,14 @@ impl Distribution for StandardNormal {
         lp.broadcast_add(&zeros)
     }
     /// On CPU one fused op when the value's shape ends in the batch shape (so that the
-    /// result needs no broadcast); the terms are summed in f64.
+    /// result needs no broadcast) and its dtype and device are the distribution's; the terms
+    /// are summed in f64.
     fn log_prob_summed(&self, value: &Tensor, n: usize) -> Result<Tensor> {
         let (v, b) = (value.dims(), self.batch_shape.dims());
         if v.len() >= b.len()
             && &v[v.len() - b.len()..] == b
+            && value.dtype() == self.dtype
+            && value.device().same_device(&self.device)
             && let Some(lp) = standard_normal_log_prob_sum(value, n)?
         {
             return Ok(lp);

@@ -58,8 +58,8 @@ impl<'a, T> MatRef<'a, T> {
 }
 
 /// `dst ← dst + a · b` for a contiguous row-major `dst: [m, n]`, `a: [m, k]`, `b: [k, n]`,
-/// f32 or f64, on `candle::utils::get_num_threads()` threads (gemm keeps small products on
-/// one).
+/// f32 or f64, on `rayon::current_num_threads()` threads of the pool it runs on (gemm keeps
+/// small products on one).
 ///
 /// # Errors
 /// Mismatched sizes, a view reaching outside its slice, or a type other than f32 / f64.
@@ -81,8 +81,8 @@ pub(crate) enum Accumulate {
 }
 
 /// `dst ← a · b` or `dst ← dst + a · b` (shapes as [`gemm_acc`]); `threaded` lets gemm use
-/// `candle::utils::get_num_threads()` threads, otherwise it runs on the calling thread (for
-/// callers that are themselves parallel, one product per task).
+/// `rayon::current_num_threads()` threads of the pool it runs on, otherwise it runs on the
+/// calling thread (for callers that are themselves parallel, one product per task).
 ///
 /// # Errors
 /// As [`gemm_acc`].

@@ -67,13 +67,13 @@ struct Rows<'a> {
 /// `[B, P]`.
 fn sizes(name: &str, logits: &Shape, values: &Shape) -> Result<(usize, usize, usize)> {
     let (b, p) = values.dims2()?;
-    let bs = match *logits.dims() {
-        [lb, s, lp] if lb == b && lp == p => Some(b * s),
-        [rows, lp] if lp == p && b > 0 && rows % b == 0 => Some(rows),
+    let s = match *logits.dims() {
+        [lb, s, lp] if lb == b && lp == p => Some(s),
+        [rows, lp] if lp == p && b > 0 && rows % b == 0 => Some(rows / b),
         _ => None,
     };
-    match bs {
-        Some(bs) => Ok((b, bs / b.max(1), p)),
+    match s {
+        Some(s) => Ok((b, s, p)),
         None => candle::bail!(
             "{name}: values {values:?} do not match logits {logits:?} (want [{b}, S, {p}] or [{b}·S, {p}])"
         ),
@@ -349,6 +349,13 @@ mod tests {
         assert!((v[1][2] - 4.0 * 0.5f64.ln()).abs() < 1e-15);
         let bad = Tensor::ones((3, 4), DType::F64, &dev).unwrap();
         assert!(bernoulli_log_prob_sum(&l, &bad).is_err());
+        // No data points: `[0, S]`, S taken from the logits.
+        let none = Tensor::zeros((0, 3, 4), DType::F64, &dev).unwrap();
+        let empty = Tensor::zeros((0, 4), DType::F64, &dev).unwrap();
+        assert_eq!(
+            bernoulli_log_prob_sum(&none, &empty).unwrap().dims(),
+            [0, 3]
+        );
         // Rows `[B·S, P]` need a multiple of B rows and the same width.
         let rows3 = Tensor::ones((3, 4), DType::F64, &dev).unwrap();
         assert!(bernoulli_log_prob_sum(&rows3, &x).is_err());

@@ -16,7 +16,9 @@
 //! (`[B, S, D]` against `[B, 1, D]`: `A = B`) alike. Terms are evaluated and summed in f64;
 //! every output element and every parameter gradient is computed by one thread in a fixed
 //! order, so results do not depend on the thread count. CPU f32 and f64 only: the callers
-//! fall back to the composition elsewhere.
+//! fall back to the composition elsewhere. The backward ops are not differentiable: with
+//! candle's `CANDLE_GRAD_DO_NOT_DETACH` set (candle's switch for gradients of gradients) the
+//! callers compose from candle primitives instead.
 
 use candle::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
 use vaekit_core::{PAR_MIN_ELEMS, contiguous_slice, for_chunks_above, has_cpu_kernel};
@@ -282,13 +284,25 @@ impl CustomOp3 for GradOp {
     }
 }
 
+/// Whether candle keeps gradients differentiable (`CANDLE_GRAD_DO_NOT_DETACH` set, as candle
+/// reads it): the fused ops' backward ops are not differentiable, so the callers compose
+/// from candle primitives then, and gradients of gradients stay exact.
+pub(crate) fn second_order() -> bool {
+    static SET: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SET.get_or_init(|| {
+        std::env::var("CANDLE_GRAD_DO_NOT_DETACH").is_ok_and(|s| !s.is_empty() && s != "0")
+    })
+}
+
 /// The plan when every tensor is on the CPU in one float dtype and the parameters share a
-/// shape.
+/// shape (and gradients are first-order, see [`second_order`]).
 fn fused_plan(value: &Tensor, params: [&Tensor; 2], n: usize) -> Option<Plan> {
     let same = params
         .iter()
         .all(|p| p.dtype() == value.dtype() && p.dims() == params[0].dims());
-    if !(has_cpu_kernel(value) && params.iter().all(|p| has_cpu_kernel(p)) && same) {
+    if !(has_cpu_kernel(value) && params.iter().all(|p| has_cpu_kernel(p)) && same)
+        || second_order()
+    {
         return None;
     }
     Plan::new(value.dims(), params[0].dims(), n)
