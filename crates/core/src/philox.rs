@@ -52,7 +52,7 @@ crate::avx2_dispatch! {
 /// [`philox4x32_10`] of the counters `[lo(first + i), hi(first + i), 0, 0]` for
 /// `i < LANES`, one key: the same values, computed lane-parallel (structure of arrays, so
 /// that the 32 × 32 → 64-bit products of each round run 8 or 16 at once).
-fn philox_blocks(first: u64, key: [u32; 2], out: &mut [[u32; 4]; LANES]) -> () {
+pub(crate) fn philox_blocks(first: u64, key: [u32; 2], out: &mut [[u32; 4]; LANES]) -> () {
     let mut c = [[0u32; LANES]; 4];
     let [lo, hi, _, _] = &mut c;
     for (i, (lo, hi)) in lo.iter_mut().zip(hi.iter_mut()).enumerate() {
@@ -80,12 +80,6 @@ fn philox_blocks(first: u64, key: [u32; 2], out: &mut [[u32; 4]; LANES]) -> () {
         *o = [c[0][i], c[1][i], c[2][i], c[3][i]];
     }
 }
-}
-
-/// [`philox_blocks`], for the noise source.
-#[inline]
-pub(crate) fn blocks(first: u64, key: [u32; 2], out: &mut [[u32; 4]; LANES]) {
-    philox_blocks(first, key, out);
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `SeededNoise`: a seeded, checkpointable noise source on Philox4x32-10.
 
 use crate::noise::NoiseSource;
-use crate::philox::{self, LANES, philox4x32_10};
+use crate::philox::{LANES, philox_blocks, philox4x32_10};
 use candle::{DType, Device, Result, Shape, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -127,7 +127,7 @@ impl SeededNoise {
             // `LANES` blocks at a time (the same values as `block`, computed side by side).
             let mut words = [[0u32; 4]; LANES];
             for (g, group) in chunk.chunks_mut(2 * LANES).enumerate() {
-                philox::blocks(start + (first / 2 + g * LANES) as u64, key, &mut words);
+                philox_blocks(start + (first / 2 + g * LANES) as u64, key, &mut words);
                 for (two, w) in group.chunks_mut(2).zip(&words) {
                     let v = pair([
                         u64::from(w[0]) | (u64::from(w[1]) << 32),

@@ -7,8 +7,8 @@
 //! into FMA happens without fast-math, and the reductions keep explicit lane-shaped
 //! accumulators), so the results are bit-identical.
 
-/// Defines `fn $name(args) -> ret` from a body, calling an AVX-512 build of the body when
-/// the CPU has AVX-512 F/BW/DQ/VL, else an AVX2+FMA build when it has those, else the
+/// Defines `[vis] fn $name(args) -> ret` from a body, calling an AVX-512 build of the body
+/// when the CPU has AVX-512 F/BW/DQ/VL, else an AVX2+FMA build when it has those, else the
 /// baseline build. For element-wise loops over slices that should vectorize 16 or 8 lanes
 /// wide on x86-64 without a `target-cpu` flag; the body must be safe code (it runs either
 /// way).
@@ -28,9 +28,9 @@
 /// ```
 #[macro_export]
 macro_rules! avx2_dispatch {
-    ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $body:block) => {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $body:block) => {
         $(#[$meta])*
-        fn $name($($arg: $ty),*) -> $ret {
+        $vis fn $name($($arg: $ty),*) -> $ret {
             #[inline(always)]
             fn generic($($arg: $ty),*) -> $ret $body
             #[cfg(target_arch = "x86_64")]
