@@ -292,6 +292,12 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--only", default="")
     ap.add_argument("--worker", action="store_true", help="accepted for symmetry; ignored")
+    ap.add_argument(
+        "--serve",
+        action="store_true",
+        help="read workload names from stdin, one per line, and answer each with its JSON line "
+        "(how vaekit-bench interleaves the two sides)",
+    )
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] (metal is not timed here)")
     a = ap.parse_args()
     global DEVICE
@@ -303,9 +309,16 @@ def main():
         torch.set_default_device(DEVICE)
     pin(a.threads)
     torch.manual_seed(0)
-    names = [n for n in a.only.split(",") if n] or list(WORKLOADS)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)", file=sys.stderr)
+    if a.serve:
+        # Ready once torch is imported and the threads are set; then one answer per name.
+        print(json.dumps({"kind": "ready"}), flush=True)
+        names = (line.strip() for line in sys.stdin)
+    else:
+        names = [n for n in a.only.split(",") if n] or list(WORKLOADS)
     for name in names:
+        if not name:
+            continue
         if name not in WORKLOADS:
             sys.exit(f"unknown workload {name!r}; workloads: {', '.join(WORKLOADS)}")
         print(f"torch: {name}", file=sys.stderr)

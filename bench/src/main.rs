@@ -4,7 +4,7 @@
 //! ratio vaekit / PyTorch, GFLOP/s and the fraction of the measured FMA peak.
 //!
 //! ```text
-//! cargo run --release -p vaekit-bench -- [--threads N] [--reps 5] [--only NAME,...]
+//! cargo run --release -p vaekit-bench -- [--threads N] [--reps 5] [--rounds 3] [--only NAME,...]
 //!                                         [--python PATH | --no-torch] [--json FILE]
 //!                                         [--device cpu|cuda[:N]|metal[:N]]
 //! ```
@@ -31,9 +31,14 @@ pub struct Cli {
     /// every core.
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Timed samples per workload; the median is reported.
+    /// Timed samples per workload and round; the median of all rounds' samples is reported.
     #[arg(long, default_value_t = 5)]
     pub reps: usize,
+    /// Rounds: each times every workload on both sides, one side right after the other, the
+    /// side going first alternating from round to round, so that a ratio's two sides share
+    /// the machine's minutes even when its speed drifts.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
     /// A sample repeats the workload for at least this many seconds.
     #[arg(long, default_value_t = 0.3)]
     pub min_sample_s: f64,
@@ -63,6 +68,9 @@ pub struct Cli {
     /// Internal: run vaekit's workloads in this process and print JSON lines.
     #[arg(long, hide = true)]
     pub worker: bool,
+    /// Internal, with `--worker`: read workload names from stdin, one per line.
+    #[arg(long, hide = true)]
+    pub serve: bool,
 }
 
 fn main() -> ExitCode {

@@ -1,15 +1,17 @@
 //! The two processes of a run: vaekit's worker (this binary with `--worker`, rayon threads
-//! set by the environment, pinned by `taskset`) and the PyTorch reference script, run one
-//! after the other on the same cores.
+//! set by the environment, pinned by `taskset`) and the PyTorch reference script, both on the
+//! same cores and both serving workloads by name, so that the runner interleaves them
+//! workload by workload (only one side works at a time).
 
 use crate::report::{Report, WorkerLine};
 use crate::timing::{Measurement, Protocol, measure};
 use crate::workloads::{ALL, Workload};
 use crate::{Cli, peak};
 use anyhow::{Context, Result, bail};
-use std::io::Write;
+use candle::Device;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 /// The workloads `--only` selects (all when empty); an unknown name is an error naming the
 /// known ones.
@@ -35,10 +37,11 @@ fn protocol(cli: &Cli) -> Protocol {
     }
 }
 
-/// Worker mode: the FMA peak, then every selected workload, one JSON line each on stdout.
+/// Worker mode: the FMA peak, then the workloads, one JSON line each on stdout: the
+/// selected ones in order, or with `--serve` each name read from stdin, until stdin closes.
 ///
 /// # Errors
-/// Workload errors.
+/// Workload errors; an unknown name.
 pub fn worker(cli: &Cli) -> Result<()> {
     // As in `train-iaf`: the workloads run on vaekit's pool.
     vaekit_core::on_pool(|| worker_on_pool(cli))
@@ -57,27 +60,110 @@ fn worker_on_pool(cli: &Cli) -> Result<()> {
         },
     };
     writeln!(out, "{}", serde_json::to_string(&line)?)?;
-    for w in selected(&cli.only)? {
-        eprintln!("vaekit: {}", w.name);
-        let mut step = (w.build)(&device).with_context(|| format!("building {}", w.name))?;
-        let mut synced = || -> Result<()> {
-            step()?;
-            device.synchronize()?;
-            Ok(())
-        };
-        // As the workload's library path runs it (see `Workload::awake`): the steps in one
-        // region, as `Trainer` runs an epoch's.
-        let mut run = || measure(w.name, protocol(cli), &mut synced);
-        let m = if w.awake {
-            vaekit_core::keep_awake(run)
-        } else {
-            run()
-        }
-        .with_context(|| format!("running {}", w.name))?;
+    out.flush()?;
+    let mut answer = |w: &Workload| -> Result<()> {
+        let m = time_workload(w, &device, protocol(cli))?;
         writeln!(out, "{}", serde_json::to_string(&WorkerLine::Result(m))?)?;
         out.flush()?;
+        Ok(())
+    };
+    if cli.serve {
+        for line in std::io::stdin().lock().lines() {
+            let name = line.context("reading a workload name")?;
+            let name = name.trim();
+            if !name.is_empty() {
+                answer(selected(&[name.to_string()])?[0])?;
+            }
+        }
+    } else {
+        for w in selected(&cli.only)? {
+            answer(w)?;
+        }
     }
     Ok(())
+}
+
+/// Builds `w` on `device` and times it.
+fn time_workload(w: &Workload, device: &Device, protocol: Protocol) -> Result<Measurement> {
+    eprintln!("vaekit: {}", w.name);
+    let mut step = (w.build)(device).with_context(|| format!("building {}", w.name))?;
+    let mut synced = || -> Result<()> {
+        step()?;
+        device.synchronize()?;
+        Ok(())
+    };
+    // As the workload's library path runs it (see `Workload::awake`): the steps in one
+    // region, as `Trainer` runs an epoch's.
+    let mut run = || measure(w.name, protocol, &mut synced);
+    if w.awake {
+        vaekit_core::keep_awake(run)
+    } else {
+        run()
+    }
+    .with_context(|| format!("running {}", w.name))
+}
+
+/// One side of a run, a process serving workloads: a name on its stdin, one JSON line back.
+struct Side {
+    what: &'static str,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Side {
+    /// Starts `cmd` (stderr goes to the terminal).
+    fn spawn(mut cmd: Command, what: &'static str) -> Result<Self> {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {what}"))?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().context("no stdout pipe")?;
+        Ok(Self {
+            what,
+            child,
+            stdin,
+            stdout: BufReader::new(stdout),
+        })
+    }
+
+    /// The next line the side prints, parsed; an error (with the exit status) at its end.
+    fn read<T: serde::de::DeserializeOwned>(&mut self) -> Result<T> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.stdout.read_line(&mut line)? == 0 {
+                let status = self.child.wait()?;
+                bail!("{} stopped before answering ({status})", self.what);
+            }
+            if !line.trim().is_empty() {
+                return serde_json::from_str(line.trim())
+                    .with_context(|| format!("{} printed {:?}", self.what, line.trim()));
+            }
+        }
+    }
+
+    /// Times workload `name` on this side.
+    fn ask<T: serde::de::DeserializeOwned>(&mut self, name: &str) -> Result<T> {
+        let stdin = self.stdin.as_mut().context("stdin already closed")?;
+        writeln!(stdin, "{name}")
+            .and_then(|()| stdin.flush())
+            .with_context(|| format!("sending {name} to {}", self.what))?;
+        self.read()
+    }
+
+    /// Closes stdin and waits for a clean exit.
+    fn finish(mut self) -> Result<()> {
+        drop(self.stdin.take());
+        let status = self.child.wait()?;
+        if !status.success() {
+            bail!("{} failed ({status})", self.what);
+        }
+        Ok(())
+    }
 }
 
 fn has(program: &str, arg: &str) -> bool {
@@ -87,18 +173,6 @@ fn has(program: &str, arg: &str) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-}
-
-/// Runs `cmd` and returns its stdout; stderr goes to the terminal.
-fn output_of(mut cmd: Command, what: &str) -> Result<String> {
-    let out = cmd
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("starting {what}"))?;
-    if !out.status.success() {
-        bail!("{what} failed ({})", out.status);
-    }
-    String::from_utf8(out.stdout).with_context(|| format!("{what} printed non-UTF-8"))
 }
 
 /// The bench directory (this crate's), where `torch_reference.py` and `.venv` live.
@@ -133,18 +207,14 @@ fn find_python(cli: &Cli) -> std::result::Result<PathBuf, String> {
     ))
 }
 
-fn parse_lines<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<Vec<T>> {
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).with_context(|| format!("{what} printed {l:?}")))
-        .collect()
-}
-
 fn cpu_list(threads: usize) -> String {
     format!("0-{}", threads.saturating_sub(1))
 }
 
-/// Runner mode: vaekit's worker, then PyTorch when found, then the table.
+/// Runner mode: vaekit's worker and, when found, PyTorch's script, both serving; `--rounds`
+/// times over, each workload on one side and then at once on the other, the order
+/// alternating from round to round (ABBA), so that both sides of a ratio are timed in the same
+/// minutes; then the table.
 ///
 /// # Errors
 /// A failing side, unparsable output, or an unknown workload.
@@ -154,19 +224,17 @@ pub fn run(cli: &Cli) -> Result<()> {
     vaekit_core::parse_device(&cli.device).context("--device")?;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let threads = cli.threads.unwrap_or(cores).max(1);
+    let rounds = cli.rounds.max(1);
     let pin = has("taskset", "--version");
     let exe = std::env::current_exe().context("locating this binary")?;
-    let mut args: Vec<String> = vec![
-        "--worker".into(),
+    let args: Vec<String> = vec![
         format!("--threads={threads}"),
         format!("--reps={}", cli.reps),
         format!("--min-sample-s={}", cli.min_sample_s),
         format!("--warmup={}", cli.warmup),
         format!("--device={}", cli.device),
+        "--serve".into(),
     ];
-    if !cli.only.is_empty() {
-        args.push(format!("--only={}", cli.only.join(",")));
-    }
     let mut cmd = if pin {
         let mut c = Command::new("taskset");
         c.arg("-c").arg(cpu_list(threads)).arg(&exe);
@@ -174,10 +242,11 @@ pub fn run(cli: &Cli) -> Result<()> {
     } else {
         Command::new(&exe)
     };
-    cmd.args(&args)
+    cmd.arg("--worker")
+        .args(&args)
         .env("RAYON_NUM_THREADS", threads.to_string());
     eprintln!(
-        "{} thread(s){}; {} workload(s), median of {}",
+        "{} thread(s){}; {} workload(s), {} round(s) of {} samples, the sides interleaved",
         threads,
         if pin {
             format!(", pinned to cores {}", cpu_list(threads))
@@ -185,31 +254,59 @@ pub fn run(cli: &Cli) -> Result<()> {
             " (taskset not found: not pinned)".to_string()
         },
         workloads.len(),
+        rounds,
         cli.reps
     );
-    let lines: Vec<WorkerLine> = parse_lines(&output_of(cmd, "the vaekit worker")?, "the worker")?;
-    let mut report = Report::new(threads, pin);
-    for line in lines {
-        match line {
-            WorkerLine::Peak { gflops } => report.peak_gflops = gflops,
-            WorkerLine::Result(m) => report.vaekit.push(m),
-        }
+    let mut report = Report::new(threads, pin, rounds);
+    let mut vaekit = Side::spawn(cmd, "the vaekit worker")?;
+    match vaekit.read()? {
+        WorkerLine::Peak { gflops } => report.peak_gflops = gflops,
+        WorkerLine::Result(_) => bail!("the vaekit worker answered before being asked"),
     }
-    if cli.no_torch {
+    let mut torch = if cli.no_torch {
         report.torch_note = Some("PyTorch not run (--no-torch)".into());
+        None
     } else {
         match find_python(cli) {
             Ok(python) => {
                 let mut cmd = Command::new(&python);
-                cmd.arg(bench_dir().join("torch_reference.py"))
-                    .args(&args[1..]);
-                let torch: Vec<Measurement> =
-                    parse_lines(&output_of(cmd, "torch_reference.py")?, "torch_reference.py")?;
-                report.torch = torch;
+                cmd.arg(bench_dir().join("torch_reference.py")).args(&args);
+                let mut side = Side::spawn(cmd, "torch_reference.py")?;
+                let _ready: serde_json::Value = side.read()?;
                 report.torch_note = Some(format!("PyTorch from {}", python.display()));
+                Some(side)
             }
-            Err(why) => report.torch_note = Some(why),
+            Err(why) => {
+                report.torch_note = Some(why);
+                None
+            }
         }
+    };
+    for round in 0..rounds {
+        for w in &workloads {
+            let mut ask_vaekit = || -> Result<()> {
+                match vaekit.ask(w.name)? {
+                    WorkerLine::Result(m) => report.vaekit.push(m),
+                    WorkerLine::Peak { .. } => bail!("the vaekit worker sent a second peak"),
+                }
+                Ok(())
+            };
+            match torch.as_mut() {
+                Some(t) if round % 2 == 1 => {
+                    report.torch.push(t.ask(w.name)?);
+                    ask_vaekit()?;
+                }
+                Some(t) => {
+                    ask_vaekit()?;
+                    report.torch.push(t.ask(w.name)?);
+                }
+                None => ask_vaekit()?,
+            }
+        }
+    }
+    vaekit.finish()?;
+    if let Some(t) = torch {
+        t.finish()?;
     }
     println!("{}", report.table(&workloads));
     if let Some(path) = &cli.json {

@@ -35,6 +35,7 @@
 mod awake;
 mod device;
 mod expand;
+mod grad_mode;
 mod noise;
 mod numerics;
 mod philox;
@@ -46,11 +47,12 @@ mod threads;
 pub use awake::{IDLE_LIMIT, START_LIMIT, keep_awake};
 pub use device::parse_device;
 pub use expand::expand_leading;
+pub use grad_mode::second_order_gradients;
 pub use noise::{NoiseSource, permutation};
 pub use numerics::{
-    FusedActivation, bernoulli_log_prob, bernoulli_log_prob_sum, clamp_preserve_gradients, elu,
-    is_finite, log_mean_exp, log_sigmoid, log_softmax, log_sum_exp, log1mexp, map_elementwise,
-    softplus, tanh,
+    FusedActivation, bernoulli_log_prob, bernoulli_log_prob_sum, bernoulli_sum_and_score,
+    clamp_preserve_gradients, elu, is_finite, log_mean_exp, log_sigmoid, log_softmax, log_sum_exp,
+    log1mexp, map_elementwise, softplus, tanh,
 };
 pub use philox::philox4x32_10;
 pub use seeded::{NoiseState, SeededNoise, derive_seed};

@@ -30,6 +30,7 @@ mod im2col;
 mod im2col_phase;
 mod linear;
 mod linear_act;
+mod linear_bernoulli;
 mod matmul;
 mod matmul_grads;
 mod norm;

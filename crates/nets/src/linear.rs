@@ -69,6 +69,18 @@ impl Linear {
         }
     }
 
+    /// `(W, b)` of a plain layer (a bias, no weight or batch norm), `W` masked: the layer is
+    /// `x · Wᵀ + b`, so ops that fuse it with what follows can take the two tensors.
+    ///
+    /// # Errors
+    /// Tensor errors of the mask.
+    pub(crate) fn plain_parts(&self) -> Result<Option<(Tensor, &Tensor)>> {
+        match (&self.g, &self.bn, &self.bias) {
+            (None, None, Some(b)) => Ok(Some((self.masked()?, b))),
+            _ => Ok(None),
+        }
+    }
+
     fn masked(&self) -> Result<Tensor> {
         match &self.mask {
             Some(m) => crate::weight_ops::masked(&self.weight, m),

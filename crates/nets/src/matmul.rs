@@ -90,7 +90,12 @@ const FILL_CHUNK: usize = 1 << 15;
 ///
 /// # Errors
 /// Other shapes, naming the op `name`.
-fn linear_dims(x: &Layout, w: &Layout, b: &Layout, name: &str) -> Result<(usize, usize, usize)> {
+pub(crate) fn linear_dims(
+    x: &Layout,
+    w: &Layout,
+    b: &Layout,
+    name: &str,
+) -> Result<(usize, usize, usize)> {
     let (n, k) = x.shape().dims2()?;
     let (m, k2) = w.shape().dims2()?;
     if k != k2 || b.shape().elem_count() != m {
@@ -108,7 +113,7 @@ fn linear_dims(x: &Layout, w: &Layout, b: &Layout, name: &str) -> Result<(usize,
 ///
 /// # Errors
 /// Mismatched sizes.
-fn linear_t_cpu<T: WithDType>(
+pub(crate) fn linear_t_cpu<T: WithDType>(
     x: &[T],
     w: &[T],
     b: &[T],

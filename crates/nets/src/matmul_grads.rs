@@ -35,7 +35,7 @@ fn dims(g: &Layout, x: &Layout, w: &Layout) -> Result<(usize, usize, usize)> {
 }
 
 /// `[dx | dw]` on slices.
-fn grads_cpu<T: WithDType>(
+pub(crate) fn grads_cpu<T: WithDType>(
     g: &[T],
     x: &[T],
     w: &[T],

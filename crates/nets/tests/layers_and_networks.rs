@@ -479,6 +479,15 @@ fn check_pair(
     assert_eq!(log_lik.dims(), &[3]);
     let loss = (encoder_loss(&out) - log_lik.sum_all()?)?;
     assert_every_parameter_learns(store, &loss);
+    // `log_likelihood_rows` (the dense Bernoulli decoder's fused op) against the output's own,
+    // two latent rows per image, and every parameter learns through it.
+    let z2 = Tensor::cat(&[&z, &z.affine(0.5, 0.1)?], 1)?.reshape((6, d))?;
+    let rows = decoder.log_likelihood_rows(&z2, &x, Pass::Train)?;
+    let plain = decoder.forward(&z2, Pass::Train)?.log_likelihood_rows(&x)?;
+    assert_eq!(rows.dims(), &[3, 2]);
+    assert_all_close(&rows, &plain, 1e-5, 1e-3)?;
+    let loss = (encoder_loss(&out) - rows.sum_all()?)?;
+    assert_every_parameter_learns(store, &loss);
     // Eval mode gives finite outputs too.
     let e = decoder.forward(&z.detach(), Pass::Eval)?.log_prob(&x)?;
     assert!(e.to_vec1::<f32>()?.iter().all(|v| v.is_finite()));

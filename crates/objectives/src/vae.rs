@@ -6,7 +6,7 @@ use candle::{DType, Device, Result, Tensor};
 use vaekit_core::NoiseSource;
 use vaekit_distributions::{Distribution, Independent, Normal, StandardNormal};
 use vaekit_flows::{FlowChain, FlowPosterior};
-use vaekit_nets::{Decoder, DecoderOutput, Encoder, EncoderOutput, Pass};
+use vaekit_nets::{Decoder, Encoder, EncoderOutput, Pass};
 
 /// `q(z|x)`: the encoder's diagonal Gaussian, pushed through a conditional flow (an empty
 /// [`FlowChain`] for a plain Gaussian posterior).
@@ -192,22 +192,13 @@ impl<D: Decoder> GenerativeModel for DecoderModel<D> {
         self.decoder.forward(z, pass)?.distribution()
     }
 
-    /// As the trait's, with the Bernoulli case fused: the logits `[B·S, P]` go straight
-    /// into [`vaekit_core::bernoulli_log_prob_sum`] against `x: [B, P]`, so `x` is never
-    /// broadcast over the samples, and no view of the logits enters the graph.
+    /// As the trait's, through [`Decoder::log_likelihood_rows`] on `z` folded to rows: for
+    /// Bernoulli pixels `x` is never broadcast over the samples, no view of the logits enters
+    /// the graph, and the dense decoder fuses its output layer with the likelihood.
     fn log_likelihood(&self, x: &Tensor, z: &Tensor, pass: Pass) -> Result<Tensor> {
         let (b, s, d) = z.dims3()?;
-        let out = self.decoder.forward(&z.reshape((b * s, d))?, pass)?;
-        if let DecoderOutput::Bernoulli { logits } = &out {
-            // Rows `[B·S, P]` as they are: a reshape here would cost the backward a copy.
-            return vaekit_core::bernoulli_log_prob_sum(logits, x);
-        }
-        let p = x.dim(1)?;
-        let xs = x
-            .unsqueeze(1)?
-            .broadcast_as((b, s, p))?
-            .reshape((b * s, p))?;
-        out.distribution()?.log_prob(&xs)?.reshape((b, s))
+        self.decoder
+            .log_likelihood_rows(&z.reshape((b * s, d))?, x, pass)
     }
     fn prior(&self) -> &dyn Distribution {
         &self.prior

@@ -40,6 +40,73 @@ fn score_row(out: &mut [f32], l: &[f32], x: &[f32], g: f32) -> () {
 }
 }
 
+avx2_dispatch! {
+/// [`row_sum`] of one row (the same terms, summed in the same order), overwriting each
+/// logit with the term's derivative in it, `x - σ(l)`.
+fn row_sum_score(l: &mut [f32], x: &[f32]) -> f32 {
+    const BLOCK: usize = 64;
+    let mut acc = [0f64; 8];
+    let mut buf = [0f32; BLOCK];
+    for (lb, xb) in l.chunks_mut(BLOCK).zip(x.chunks(BLOCK)) {
+        let n = lb.len().min(xb.len());
+        for ((t, l), &x) in buf[..n].iter_mut().zip(lb.iter_mut()).zip(xb) {
+            *t = fast_f32::bernoulli_log_prob(*l, x);
+            *l = x - fast_f32::sigmoid(*l);
+        }
+        buf[n..].fill(0.0);
+        for t8 in buf.chunks_exact(8) {
+            for (a, &t) in acc.iter_mut().zip(t8) {
+                *a += f64::from(t);
+            }
+        }
+    }
+    acc.iter().sum::<f64>() as f32
+}
+}
+
+/// The forward pass and the local gradient of [`bernoulli_log_prob_sum`] at once, on
+/// slices, for a fused op that owns the logits (a decoder's output layer and its
+/// likelihood): returns the `B·S` sums `Σ_p log Bernoulli(x_bp; l_rp)`, `r = b·S + s`, equal
+/// to [`bernoulli_log_prob_sum`]'s f32 CPU results bit for bit, and overwrites every logit
+/// `l_rp` with `x_bp - σ(l_rp)`, the sum's derivative in it (the logits' gradient for an
+/// upstream gradient of one). Rows run on rayon's threads when there are many elements.
+///
+/// # Shapes
+/// `logits: [B·S, P]` (rows sample-minor), `x: [B, P]`, flat.
+///
+/// # Errors
+/// `P = 0`, or lengths that are not `[B·S, P]` against `[B, P]` with `B > 0`.
+pub fn bernoulli_sum_and_score(logits: &mut [f32], x: &[f32], p: usize) -> Result<Vec<f32>> {
+    let valid = p > 0
+        && x.len().is_multiple_of(p)
+        && !x.is_empty()
+        && logits.len().is_multiple_of(p)
+        && (logits.len() / p).is_multiple_of(x.len() / p);
+    if !valid {
+        candle::bail!(
+            "bernoulli_sum_and_score: {} logits and {} values do not form [B·S, {p}] and [B, {p}]",
+            logits.len(),
+            x.len()
+        );
+    }
+    let s = logits.len() / x.len();
+    let row = |(r, l): (usize, &mut [f32])| {
+        let i = r / s;
+        row_sum_score(l, &x[i * p..(i + 1) * p])
+    };
+    Ok(if logits.len() >= PARALLEL_MIN {
+        let min_len = (PARALLEL_MIN / p).max(1);
+        logits
+            .par_chunks_mut(p)
+            .enumerate()
+            .with_min_len(min_len)
+            .map(row)
+            .collect()
+    } else {
+        logits.chunks_mut(p).enumerate().map(row).collect()
+    })
+}
+
 /// `[rows]` of `f(r)`, over rayon's threads when `rows · width` is large.
 fn rows_par<T: Send>(rows: usize, width: usize, f: impl Fn(usize) -> T + Send + Sync) -> Vec<T> {
     if rows * width >= PARALLEL_MIN {
@@ -253,6 +320,38 @@ mod tests {
 
     fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
         crate::testing::max_abs_diff(a, b).unwrap()
+    }
+
+    /// `bernoulli_sum_and_score` gives the fused op's sums and, in place of the logits, its
+    /// backward's gradient for an upstream gradient of one, bit for bit, serial and parallel;
+    /// sizes that do not fit are errors.
+    #[test]
+    fn sum_and_score_match_the_op_and_its_backward() {
+        let dev = Device::Cpu;
+        for (b, s, p) in [(3, 4, 13), (5, 70, 100)] {
+            let l: Vec<f32> = (0..b * s * p)
+                .map(|i| match i % 97 {
+                    0 => 800.0,
+                    _ => ((i * 7919) % 1201) as f32 / 10.0 - 60.0,
+                })
+                .collect();
+            let x: Vec<f32> = (0..b * p)
+                .map(|i| if i % 11 == 0 { 0.25 } else { (i % 2) as f32 })
+                .collect();
+            let lt = Var::from_vec(l.clone(), (b * s, p), &dev).unwrap();
+            let xt = Tensor::from_vec(x.clone(), (b, p), &dev).unwrap();
+            let y = bernoulli_log_prob_sum(lt.as_tensor(), &xt).unwrap();
+            let grad = y.sum_all().unwrap().backward().unwrap();
+            let want_score = grad.get(lt.as_tensor()).unwrap().flatten_all().unwrap();
+            let mut scored = l.clone();
+            let sums = bernoulli_sum_and_score(&mut scored, &x, p).unwrap();
+            assert_eq!(sums, y.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            assert_eq!(scored, want_score.to_vec1::<f32>().unwrap());
+        }
+        let mut l = vec![0f32; 12];
+        assert!(bernoulli_sum_and_score(&mut l, &[0.0; 5], 5).is_err());
+        assert!(bernoulli_sum_and_score(&mut l, &[], 4).is_err());
+        assert!(bernoulli_sum_and_score(&mut l, &[0.0; 4], 0).is_err());
     }
 
     /// Logits spread over `[-60, 60]` (with ±800 mixed in), binary and fractional values;

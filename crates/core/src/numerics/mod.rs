@@ -19,7 +19,7 @@ mod softplus;
 
 pub use activation::{FusedActivation, elu, tanh};
 pub use bernoulli::bernoulli_log_prob;
-pub use bernoulli_sum::bernoulli_log_prob_sum;
+pub use bernoulli_sum::{bernoulli_log_prob_sum, bernoulli_sum_and_score};
 pub use clamp::clamp_preserve_gradients;
 pub use elementwise::map_elementwise;
 pub use finite::is_finite;

@@ -284,24 +284,14 @@ impl CustomOp3 for GradOp {
     }
 }
 
-/// Whether candle keeps gradients differentiable (`CANDLE_GRAD_DO_NOT_DETACH` set, as candle
-/// reads it): the fused ops' backward ops are not differentiable, so the callers compose
-/// from candle primitives then, and gradients of gradients stay exact.
-pub(crate) fn second_order() -> bool {
-    static SET: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *SET.get_or_init(|| {
-        std::env::var("CANDLE_GRAD_DO_NOT_DETACH").is_ok_and(|s| !s.is_empty() && s != "0")
-    })
-}
-
 /// The plan when every tensor is on the CPU in one float dtype and the parameters share a
-/// shape (and gradients are first-order, see [`second_order`]).
+/// shape (and gradients are first-order, see [`vaekit_core::second_order_gradients`]).
 fn fused_plan(value: &Tensor, params: [&Tensor; 2], n: usize) -> Option<Plan> {
     let same = params
         .iter()
         .all(|p| p.dtype() == value.dtype() && p.dims() == params[0].dims());
     if !(has_cpu_kernel(value) && params.iter().all(|p| has_cpu_kernel(p)) && same)
-        || second_order()
+        || vaekit_core::second_order_gradients()
     {
         return None;
     }

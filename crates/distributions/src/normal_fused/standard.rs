@@ -121,7 +121,11 @@ pub(crate) fn standard_normal_log_prob_sum(value: &Tensor, n: usize) -> Result<O
         candle::bail!("standard_normal_log_prob_sum: {n} event dims of a {dims:?} value");
     }
     let w: usize = dims[dims.len() - n..].iter().product();
-    if !has_cpu_kernel(value) || w == 0 || value.elem_count() == 0 || super::second_order() {
+    if !has_cpu_kernel(value)
+        || w == 0
+        || value.elem_count() == 0
+        || vaekit_core::second_order_gradients()
+    {
         return Ok(None);
     }
     let out = Shape::from(&dims[..dims.len() - n]);

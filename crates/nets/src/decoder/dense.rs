@@ -65,4 +65,15 @@ impl Decoder for DenseDecoder {
     fn latent_dim(&self) -> usize {
         self.latent_dim
     }
+    /// For Bernoulli pixels and a plain output layer, the layer and the likelihood as one op
+    /// (`linear_bernoulli.rs`): the logits and their gradient never enter the graph.
+    fn log_likelihood_rows(&self, z: &Tensor, x: &Tensor, pass: Pass) -> Result<Tensor> {
+        if self.likelihood == Likelihood::Bernoulli
+            && let Some((w, b)) = self.out.plain_parts()?
+        {
+            let h = self.stack.forward(z, pass)?;
+            return crate::linear_bernoulli::linear_bernoulli_sum(&h, &w, b, x);
+        }
+        self.forward(z, pass)?.log_likelihood_rows(x)
+    }
 }

@@ -119,6 +119,34 @@ impl DecoderOutput {
         self.distribution()?.log_prob(x)
     }
 
+    /// `log p(x|z)` summed over pixels for outputs of `B·S` rows (sample-minor) against
+    /// `x: [B, P]`, giving `[B, S]`. Bernoulli logits go straight into
+    /// [`vaekit_core::bernoulli_log_prob_sum`], so `x` is never broadcast over the samples and
+    /// no view of the logits enters the graph; other likelihoods broadcast `x`.
+    ///
+    /// # Errors
+    /// Row counts that are not a multiple of `B`; shape errors; non-finite parameters.
+    pub fn log_likelihood_rows(&self, x: &Tensor) -> Result<Tensor> {
+        if let DecoderOutput::Bernoulli { logits } = self {
+            // Rows `[B·S, P]` as they are: a reshape here would cost the backward a copy.
+            return vaekit_core::bernoulli_log_prob_sum(logits, x);
+        }
+        let (b, p) = x.dims2()?;
+        let rows = match self {
+            DecoderOutput::Bernoulli { logits } => logits.dim(0)?,
+            DecoderOutput::DiscretizedLogistic { loc, .. } => loc.dim(0)?,
+        };
+        if b == 0 || rows % b != 0 {
+            candle::bail!("log_likelihood_rows: {rows} rows for a batch of {b}");
+        }
+        let s = rows / b;
+        let xs = x
+            .unsqueeze(1)?
+            .broadcast_as((b, s, p))?
+            .reshape((b * s, p))?;
+        self.distribution()?.log_prob(&xs)?.reshape((b, s))
+    }
+
     /// The mean image (Bernoulli probabilities, or the clipped logistic location), `[N, P]`:
     /// what reconstructions and samples are drawn as.
     ///
@@ -141,6 +169,19 @@ pub trait Decoder: Send + Sync + std::fmt::Debug {
     fn forward(&self, z: &Tensor, pass: Pass) -> Result<DecoderOutput>;
     /// Latent dimension `D`.
     fn latent_dim(&self) -> usize;
+    /// `log p(x|z)` summed over pixels, for `S` latent rows per data point: what an
+    /// objective needs of the decoder. By default [`Self::forward`] and
+    /// [`DecoderOutput::log_likelihood_rows`]; a decoder may fuse its output layer with the
+    /// likelihood (the dense decoder does, for Bernoulli pixels).
+    ///
+    /// # Shapes
+    /// `z: [B·S, D]` (rows sample-minor: row `b·S + s`), `x: [B, P]` give `[B, S]`.
+    ///
+    /// # Errors
+    /// Shape errors; non-finite parameters.
+    fn log_likelihood_rows(&self, z: &Tensor, x: &Tensor, pass: Pass) -> Result<Tensor> {
+        self.forward(z, pass)?.log_likelihood_rows(x)
+    }
 }
 
 /// Raw outputs `[N, k·P]` (pixel-major per output kind) as `[N, k, P]`.
@@ -156,5 +197,8 @@ impl Decoder for Box<dyn Decoder> {
     }
     fn latent_dim(&self) -> usize {
         (**self).latent_dim()
+    }
+    fn log_likelihood_rows(&self, z: &Tensor, x: &Tensor, pass: Pass) -> Result<Tensor> {
+        (**self).log_likelihood_rows(z, x, pass)
     }
 }
