@@ -33,6 +33,7 @@
 //! ```
 
 mod awake;
+mod box_muller;
 mod device;
 mod expand;
 mod grad_mode;

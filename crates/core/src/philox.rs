@@ -48,6 +48,15 @@ pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
 /// Blocks per call of [`philox_blocks`].
 pub(crate) const LANES: usize = 16;
 
+/// A block's four 32-bit words as two 64-bit words, low word first.
+#[inline]
+pub(crate) fn words64(w: &[u32; 4]) -> [u64; 2] {
+    [
+        u64::from(w[0]) | (u64::from(w[1]) << 32),
+        u64::from(w[2]) | (u64::from(w[3]) << 32),
+    ]
+}
+
 crate::avx2_dispatch! {
 /// [`philox4x32_10`] of the counters `[lo(first + i), hi(first + i), 0, 0]` for
 /// `i < LANES`, one key: the same values, computed lane-parallel (structure of arrays, so

@@ -1,7 +1,8 @@
 //! `SeededNoise`: a seeded, checkpointable noise source on Philox4x32-10.
 
 use crate::noise::NoiseSource;
-use crate::philox::{LANES, philox_blocks, philox4x32_10};
+use crate::box_muller::{TWO_POW_M53, box_muller, box_muller_f32};
+use crate::philox::{LANES, philox_blocks, philox4x32_10, words64};
 use candle::{DType, Device, Result, Shape, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -41,7 +42,9 @@ pub fn derive_seed(seed: u64, stream: u64) -> u64 {
 ///   (f16/bf16 are rounded from f32);
 /// - normals: Box–Muller on the two words of one block, computed in f64, with
 ///   `u1 = ((w0 >> 11) + 1) * 2^-53` in `(0, 1]` (never `ln 0`), `u2 = (w1 >> 11) * 2^-53`;
-///   element `2k` is `r cos(2 pi u2)`, element `2k + 1` is `r sin(2 pi u2)`.
+///   element `2k` is `r cos(2 pi u2)`, element `2k + 1` is `r sin(2 pi u2)`; f32 (and
+///   f16/bf16) draws are those values rounded (the sine and cosine by vectorized
+///   polynomials instead of libm, see `box_muller.rs`).
 ///
 /// The values are produced on the host and copied to `device`, so a CUDA or Metal tensor
 /// holds the same numbers as a CPU one.
@@ -54,7 +57,6 @@ pub struct SeededNoise {
     state: NoiseState,
 }
 
-const TWO_POW_M53: f64 = 1.0 / (1u64 << 53) as f64;
 const TWO_POW_M24: f32 = 1.0 / (1u32 << 24) as f32;
 
 impl SeededNoise {
@@ -77,14 +79,10 @@ impl SeededNoise {
     #[inline]
     fn block(&self, index: u64) -> [u64; 2] {
         let seed = self.state.seed;
-        let out = philox4x32_10(
+        words64(&philox4x32_10(
             [index as u32, (index >> 32) as u32, 0, 0],
             [seed as u32, (seed >> 32) as u32],
-        );
-        [
-            u64::from(out[0]) | (u64::from(out[1]) << 32),
-            u64::from(out[2]) | (u64::from(out[3]) << 32),
-        ]
+        ))
     }
 
     /// Reserves the blocks for `n` elements and returns the first block's index.
@@ -101,19 +99,36 @@ impl SeededNoise {
     }
 
     /// Takes the blocks for `out.len()` elements and fills `out`: element `i` is
-    /// `pair(block(start + i / 2))[i % 2]`. Long requests are split across rayon's threads
-    /// ([`crate::for_chunks`]) in chunks of [`PAR_CHUNK`]; each chunk computes its own
-    /// blocks from the counter (Philox is counter-based), so the values do not depend on the
-    /// split or the thread count.
-    ///
-    /// `costly` marks a `pair` far dearer than a memory pass (Box–Muller's logarithm and
-    /// sine): such requests split from [`COSTLY_PAR_MIN`] elements on, in chunks of
-    /// [`COSTLY_PAR_CHUNK`], where cheap ones wait for [`crate::PAR_MIN_ELEMS`].
+    /// `pair(block(start + i / 2))[i % 2]` (see [`Self::fill_groups`]).
     fn fill_pairs<T: Copy + Send>(
         &mut self,
         out: &mut [T],
         costly: bool,
         pair: impl Fn([u64; 2]) -> [T; 2] + Sync,
+    ) -> Result<()> {
+        self.fill_groups(out, costly, |words, group| {
+            for (two, w) in group.chunks_mut(2).zip(words) {
+                let v = pair(words64(w));
+                two.copy_from_slice(&v[..two.len()]);
+            }
+        })
+    }
+
+    /// Takes the blocks for `out.len()` elements and fills `out` by `group(words, elements)`
+    /// for consecutive groups of `LANES` blocks (`words`) and their `2 · LANES` elements
+    /// (fewer at the end). Long requests are split across rayon's threads
+    /// ([`crate::for_chunks`]) in chunks of [`PAR_CHUNK`]; each chunk computes its own
+    /// blocks from the counter (Philox is counter-based), so the values do not depend on the
+    /// split or the thread count.
+    ///
+    /// `costly` marks work far dearer than a memory pass (Box–Muller's logarithm and
+    /// sine): such requests split from [`COSTLY_PAR_MIN`] elements on, in chunks of
+    /// [`COSTLY_PAR_CHUNK`], where cheap ones wait for [`crate::PAR_MIN_ELEMS`].
+    fn fill_groups<T: Send>(
+        &mut self,
+        out: &mut [T],
+        costly: bool,
+        group: impl Fn(&[[u32; 4]; LANES], &mut [T]) + Sync,
     ) -> Result<()> {
         let start = self.reserve(out.len())?;
         let this = &*self;
@@ -126,15 +141,9 @@ impl SeededNoise {
         crate::for_chunks_above(out, chunk, min, |first, chunk| {
             // `LANES` blocks at a time (the same values as `block`, computed side by side).
             let mut words = [[0u32; 4]; LANES];
-            for (g, group) in chunk.chunks_mut(2 * LANES).enumerate() {
+            for (g, elements) in chunk.chunks_mut(2 * LANES).enumerate() {
                 philox_blocks(start + (first / 2 + g * LANES) as u64, key, &mut words);
-                for (two, w) in group.chunks_mut(2).zip(&words) {
-                    let v = pair([
-                        u64::from(w[0]) | (u64::from(w[1]) << 32),
-                        u64::from(w[2]) | (u64::from(w[3]) << 32),
-                    ]);
-                    two.copy_from_slice(&v[..two.len()]);
-                }
+                group(&words, elements);
             }
         });
         Ok(())
@@ -163,16 +172,6 @@ const COSTLY_PAR_MIN: usize = 1 << 12;
 /// Elements per parallel task of a costly request; even, like [`PAR_CHUNK`].
 const COSTLY_PAR_CHUNK: usize = 1 << 11;
 
-/// Box–Muller on the two words of one block, in f64 (see [`SeededNoise`]).
-#[inline]
-fn box_muller([w0, w1]: [u64; 2]) -> [f64; 2] {
-    let u1 = ((w0 >> 11) + 1) as f64 * TWO_POW_M53;
-    let u2 = (w1 >> 11) as f64 * TWO_POW_M53;
-    let r = (-2.0 * u1.ln()).sqrt();
-    let (sin, cos) = (std::f64::consts::TAU * u2).sin_cos();
-    [r * cos, r * sin]
-}
-
 fn float_dtype_or_err(op: &str, dtype: DType) -> Result<()> {
     if dtype.is_float() {
         Ok(())
@@ -190,7 +189,8 @@ impl NoiseSource for SeededNoise {
         match dtype {
             DType::F64 => Tensor::from_vec(self.pairs(n, true, box_muller)?, shape, device),
             _ => {
-                let v = self.pairs(n, true, |w| box_muller(w).map(|z| z as f32))?;
+                let mut v = vec![0f32; n];
+                self.fill_groups(&mut v, true, box_muller_f32)?;
                 Tensor::from_vec(v, shape, device)?.to_dtype(dtype)
             }
         }
