@@ -10,7 +10,6 @@
 //! are libm's f64 values rounded, except where an f64 value lies within about `1e-16` of
 //! the midpoint between two f32 numbers (tested on 2^20 draws: none).
 
-
 use crate::philox::{LANES, words64};
 use std::f64::consts::{FRAC_PI_2, TAU};
 
@@ -57,6 +56,7 @@ pub(crate) fn box_muller_f32(words: &[[u32; 4]; LANES], out: &mut [f32]) {
 /// `sin y` on `|y| <= π/4`: `y + y³ P(y²)`, Cephes' coefficients (relative error about
 /// `2e-16`).
 #[inline(always)]
+#[allow(clippy::excessive_precision)] // the published digits; the nearest f64 is used
 fn sin_quarter(y: f64) -> f64 {
     let z = y * y;
     let p = ((((1.589_623_015_765_465_7e-10 * z - 2.505_074_776_285_780_7e-8) * z
@@ -72,6 +72,7 @@ fn sin_quarter(y: f64) -> f64 {
 
 /// `cos y` on `|y| <= π/4`: `1 - y²/2 + y⁴ Q(y²)`, Cephes' coefficients.
 #[inline(always)]
+#[allow(clippy::excessive_precision)] // as in `sin_quarter`
 fn cos_quarter(y: f64) -> f64 {
     let z = y * y;
     let q = ((((-1.135_853_652_138_768_2e-11 * z + 2.087_570_084_197_473_2e-9) * z

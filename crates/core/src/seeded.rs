@@ -1,7 +1,7 @@
 //! `SeededNoise`: a seeded, checkpointable noise source on Philox4x32-10.
 
-use crate::noise::NoiseSource;
 use crate::box_muller::{TWO_POW_M53, box_muller, box_muller_f32};
+use crate::noise::NoiseSource;
 use crate::philox::{LANES, philox_blocks, philox4x32_10, words64};
 use candle::{DType, Device, Result, Shape, Tensor};
 use serde::{Deserialize, Serialize};

@@ -78,7 +78,7 @@ const SUM_LANES: usize = 8;
 /// `Σ f(i)` for `i < n` in a fixed order that keeps [`SUM_LANES`] additions in flight:
 /// term `i` goes to accumulator `i mod 8`, and the accumulators are added pairwise at the
 /// end. (A single running sum is one dependency chain, an f64 add latency per element.)
-fn lane_sum(n: usize, f: impl Fn(usize) -> f64) -> f64 {
+pub(crate) fn lane_sum(n: usize, f: impl Fn(usize) -> f64) -> f64 {
     let mut acc = [0f64; SUM_LANES];
     let whole = n - n % SUM_LANES;
     for base in (0..whole).step_by(SUM_LANES) {

@@ -44,11 +44,8 @@ impl CustomOp3 for ConvBias {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw) = self.0.grads(x, w, grad)?;
-        let db = match bias.track_op() {
-            true => Some(crate::channel_affine::bias_grad(grad)?.reshape(bias.shape())?),
-            false => None,
-        };
+        let (dx, dw, db) = self.0.grads_with_bias(x, w, grad, bias.track_op())?;
+        let db = db.map(|d| d.reshape(bias.shape())).transpose()?;
         Ok((dx, dw, db))
     }
 }

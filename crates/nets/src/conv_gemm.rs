@@ -29,7 +29,7 @@ use rayon::prelude::*;
 use vaekit_core::FusedActivation;
 
 /// Images per partial sum of the weight gradient.
-const IMAGE_BLOCK: usize = 4;
+pub(crate) const IMAGE_BLOCK: usize = 4;
 
 /// Multiply-adds below which images run in order, with threaded GEMMs.
 const PARALLEL_MIN_MACS: usize = 1 << 18;
@@ -84,6 +84,15 @@ impl ConvOp {
     fn images_in_parallel(&self) -> bool {
         let g = &self.grid;
         g.b > 1 && g.b * self.o * g.rows() * g.ohw() >= PARALLEL_MIN_MACS
+    }
+
+    /// The direct form of the convolution, where its f32 maps run on it: images in parallel
+    /// and a geometry and CPU [`DirectConv`] covers.
+    fn direct(&self) -> Option<DirectConv> {
+        match self.images_in_parallel() {
+            true => DirectConv::new(&self.grid, self.o),
+            false => None,
+        }
     }
 
     /// Channels of the result's axis 1 (what a bias must have).
@@ -157,10 +166,7 @@ impl ConvOp {
     /// and images run in parallel.
     fn run_f32(&self, a: &[f32], b: &[f32], bias: Option<&[f32]>) -> Result<Vec<f32>> {
         let g = &self.grid;
-        let direct = match self.images_in_parallel() {
-            true => DirectConv::new(g, self.o),
-            false => None,
-        };
+        let direct = self.direct();
         let pre = match self.map {
             Map::DataGrad => None,
             _ => self.pre,
@@ -356,7 +362,36 @@ impl ConvOp {
         b: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (da, db, _) = self.grads_with_bias(a, b, grad, false)?;
+        Ok((da, db))
+    }
+
+    /// [`Self::grads`], and with `bias` the gradient `[channels]` of a per-channel bias
+    /// added to the result (its channel sums).
+    ///
+    /// # Errors
+    /// As the maps.
+    pub(crate) fn grads_with_bias(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        grad: &Tensor,
+        bias: bool,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
+        let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == candle::DType::F32;
+        if self.map == Map::DataGrad
+            && a.track_op()
+            && b.track_op()
+            && [a, b, &grad].into_iter().all(f32_cpu)
+            && !vaekit_core::second_order_gradients()
+            && let Some(conv) = self.direct()
+        {
+            // A transposed convolution's gradients share their bordered images.
+            let (da, db, dbias) =
+                crate::conv_grads::transposed_grads(self.grid, conv, (&grad, a, b), bias)?;
+            return Ok((Some(da), Some(db), dbias));
+        }
         // (map for a's gradient, its arguments), (map for b's, its arguments); a
         // pre-activation stays with the image `x` (argument a of the forward map and of
         // the weight gradient).
@@ -387,7 +422,11 @@ impl ConvOp {
             (Some(d), Some(f)) if self.map != Map::DataGrad => Some(f.grad_from_input(a, &d)?),
             (d, _) => d,
         };
-        Ok((da, apply(b.track_op(), db)?))
+        let dbias = match bias {
+            true => Some(crate::channel_affine::bias_grad(&grad)?),
+            false => None,
+        };
+        Ok((da, apply(b.track_op(), db)?, dbias))
     }
 }
 

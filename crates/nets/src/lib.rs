@@ -22,6 +22,7 @@ mod conv;
 mod conv_bias;
 mod conv_direct;
 mod conv_gemm;
+mod conv_grads;
 mod decoder;
 mod encoder;
 mod gated;

@@ -126,6 +126,17 @@ impl DirectConv {
         Self { pre, ..self }
     }
 
+    /// Output channels.
+    pub(crate) fn out_channels(&self) -> usize {
+        self.o
+    }
+
+    /// Elements of one output image, `o · h/s · w/s`.
+    pub(crate) fn out_len(&self) -> usize {
+        let (oh, ow) = self.out_dims();
+        self.o * oh * ow
+    }
+
     /// Output height and width.
     fn out_dims(&self) -> (usize, usize) {
         (self.h / self.s, self.w / self.s)
@@ -248,8 +259,7 @@ impl DirectConv {
 
     /// Length of the bordered input, with the columns a forward tile reads past it.
     fn input_len(&self, plan: &Plan) -> usize {
-        let b = self.bordered();
-        (self.s * self.s * b.group * b.plane).max(plan.reach())
+        self.bordered_len().max(plan.reach())
     }
 
     /// Scratch elements [`Self::forward_image`] needs.
@@ -379,8 +389,8 @@ impl DirectConv {
     /// planes (every tap's reads of the output's pixels stay within them) and `dy`
     /// transposed.
     pub(crate) fn wg_scratch_len(&self) -> usize {
-        let (b, (oh, ow)) = (self.bordered(), self.out_dims());
-        self.s * self.s * b.group * b.plane + oh * ow * self.wg_outputs()
+        let (oh, ow) = self.out_dims();
+        self.bordered_len() + oh * ow * self.wg_outputs()
     }
 
     /// Adds one image's weight gradient to `partial` (see [`Self::wg_partial_len`]):
@@ -396,9 +406,28 @@ impl DirectConv {
         partial: &mut [f32],
         scratch: &mut [f32],
     ) {
-        let (b, (oh, ow), outs) = (self.bordered(), self.out_dims(), self.wg_outputs());
-        let (bordered, dyt) = scratch.split_at_mut(self.s * self.s * b.group * b.plane);
+        let (bordered, dyt) = scratch.split_at_mut(self.bordered_len());
         self.border_input(x, bordered);
+        self.weight_grad_bordered(bordered, dy, partial, dyt);
+    }
+
+    /// Elements of the bordered phase planes of one input image.
+    fn bordered_len(&self) -> usize {
+        let b = self.bordered();
+        self.s * self.s * b.group * b.plane
+    }
+
+    /// [`Self::weight_grad_image`] of an image already bordered (`bordered`, at least
+    /// [`Self::bordered_len`] long), `dyt` the scratch for `dy` transposed (`oh·ow` rows of
+    /// [`Self::wg_outputs`], zeroed once).
+    fn weight_grad_bordered(
+        &self,
+        bordered: &[f32],
+        dy: &[f32],
+        partial: &mut [f32],
+        dyt: &mut [f32],
+    ) {
+        let (b, (oh, ow), outs) = (self.bordered(), self.out_dims(), self.wg_outputs());
         for (co, img) in dy.chunks_exact(oh * ow).take(self.o).enumerate() {
             for (row, &v) in dyt.chunks_exact_mut(outs).zip(img) {
                 row[co] = v;
@@ -425,6 +454,42 @@ impl DirectConv {
                 }
             }
         }
+    }
+
+    /// Scratch elements [`Self::forward_and_weight_grad_image`] needs for the forward `job`,
+    /// zeroed once.
+    pub(crate) fn both_scratch_len(&self, job: &Job) -> usize {
+        let (oh, ow) = self.out_dims();
+        self.scratch_len(job) + oh * ow * self.wg_outputs()
+    }
+
+    /// The forward map of `x: [c, h, w]` into `y: [o, h/s, w/s]` and the weight gradient of
+    /// `x` against `dy: [o, h/s, w/s]` added to `partial`, the image bordered once for both:
+    /// the same results as [`Self::image`] and [`Self::weight_grad_image`]. For a backward
+    /// that needs both (a transposed convolution's: its input's gradient is the forward map
+    /// of the output's gradient, and its kernel's gradient pairs the same image with the
+    /// input). `job` is a forward job; `scratch` of [`Self::both_scratch_len`].
+    ///
+    /// # Panics
+    /// A data-gradient `job`; slices shorter than the geometry says.
+    pub(crate) fn forward_and_weight_grad_image(
+        &self,
+        job: &Job,
+        x: &[f32],
+        dy: &[f32],
+        y: &mut [f32],
+        partial: &mut [f32],
+        scratch: &mut [f32],
+    ) {
+        let Job::Forward(plan) = job else {
+            panic!("forward_and_weight_grad_image needs a forward job");
+        };
+        let (bordered, rest) = scratch.split_at_mut(self.input_len(plan));
+        let (plan_scratch, dyt) = rest.split_at_mut(plan.scratch_len());
+        self.border_input(x, bordered);
+        let (oh, ow) = self.out_dims();
+        plan.run(bordered, plan_scratch, y, oh * ow, |a, b| a * ow + b);
+        self.weight_grad_bordered(bordered, dy, partial, dyt);
     }
 
     /// The weight gradient `[o, c, k, k]` from consecutive partial sums (see

@@ -1,0 +1,114 @@
+use super::*;
+use crate::conv_gemm::{conv_transpose2d_gemm, conv2d_gemm};
+use crate::im2col::ConvGeometry;
+use candle::{DType, Device, Var};
+use vaekit_core::testing::assert_all_close;
+use vaekit_core::{NoiseSource, SeededNoise};
+
+/// `(dx, dw)` of `Σ conv_transpose2d(x, w) ⊙ g` through autograd (the combined op, where
+/// the direct path applies) and the same two maps run as their own ops: the convolution of
+/// `g` (`dx`) and the kernel gradient of `Σ conv2d(g, w) ⊙ x` (`dw`).
+fn both_ways(x: &Tensor, w: &Tensor, g: &Tensor) -> Result<[[Tensor; 2]; 2]> {
+    let geometry = ConvGeometry {
+        padding: 1,
+        stride: 2,
+        dilation: 1,
+    };
+    let (xv, wv) = (Var::from_tensor(x)?, Var::from_tensor(w)?);
+    let y = conv_transpose2d_gemm(xv.as_tensor(), wv.as_tensor(), 1, 2, 1)?;
+    let grads = (y * g)?.sum_all()?.backward()?;
+    let fused = [
+        grads.get(xv.as_tensor()).expect("dx").clone(),
+        grads.get(wv.as_tensor()).expect("dw").clone(),
+    ];
+    // With a bias, the bias gradient is `g`'s channel sums, and dx, dw are unchanged.
+    let (xv, wv) = (Var::from_tensor(x)?, Var::from_tensor(w)?);
+    let bv = Var::from_tensor(&Tensor::zeros(g.dim(1)?, DType::F32, g.device())?)?;
+    let y = crate::conv_bias::conv_transpose2d_bias(
+        xv.as_tensor(),
+        wv.as_tensor(),
+        bv.as_tensor(),
+        (1, 2, 1),
+    )?;
+    let with_bias = (y * g)?.sum_all()?.backward()?;
+    for (t, want) in [(&xv, &fused[0]), (&wv, &fused[1])] {
+        assert_eq!(
+            flat(with_bias.get(t.as_tensor()).expect("tracked"))?,
+            flat(want)?
+        );
+    }
+    let db = with_bias.get(bv.as_tensor()).expect("db");
+    let db_ref = crate::channel_affine::bias_grad(g)?;
+    assert_eq!(flat(db)?, flat(&db_ref)?, "the bias gradient");
+    let dx = conv2d_gemm(g, w, geometry)?;
+    let w2 = Var::from_tensor(w)?;
+    let dw = (conv2d_gemm(g, w2.as_tensor(), geometry)? * x)?
+        .sum_all()?
+        .backward()?
+        .get(w2.as_tensor())
+        .expect("dw")
+        .clone();
+    Ok([fused, [dx, dw]])
+}
+
+fn inputs(b: usize, seed: u64) -> Result<[Tensor; 3]> {
+    let mut noise = SeededNoise::new(seed);
+    let dev = Device::Cpu;
+    let x = noise.standard_normal(&(b, 32, 7, 7).into(), DType::F32, &dev)?;
+    let w = noise
+        .standard_normal(&(32, 24, 3, 3).into(), DType::F32, &dev)?
+        .affine(0.1, 0.0)?;
+    let g = noise.standard_normal(&(b, 24, 14, 14).into(), DType::F32, &dev)?;
+    Ok([x, w, g])
+}
+
+fn flat(t: &Tensor) -> Result<Vec<f32>> {
+    t.flatten_all()?.to_vec1::<f32>()
+}
+
+/// A stride-2 transposed convolution's two gradients in one op equal the two maps run
+/// separately, bit for bit, for batches that fill the image blocks and that do not; and
+/// they match candle's `conv_transpose2d` in f64 within f32 rounding. (Where the CPU lacks
+/// AVX-512F both sides run the GEMM path and agree trivially.)
+#[test]
+fn equals_the_two_maps_and_matches_candle() -> Result<()> {
+    for b in [8, 7] {
+        let [x, w, g] = inputs(b, 3)?;
+        let [[dx, dw], [dx_ref, dw_ref]] = both_ways(&x, &w, &g)?;
+        assert_eq!(flat(&dx)?, flat(&dx_ref)?, "dx, batch {b}");
+        assert_eq!(flat(&dw)?, flat(&dw_ref)?, "dw, batch {b}");
+        let to64 = |t: &Tensor| t.to_dtype(DType::F64);
+        let (x64, w64, g64) = (
+            Var::from_tensor(&to64(&x)?)?,
+            Var::from_tensor(&to64(&w)?)?,
+            to64(&g)?,
+        );
+        let y = x64
+            .as_tensor()
+            .conv_transpose2d(w64.as_tensor(), 1, 1, 2, 1)?;
+        let grads = (y * g64)?.sum_all()?.backward()?;
+        let want = [grads.get(x64.as_tensor()), grads.get(w64.as_tensor())];
+        for (ours, want) in [dx, dw].iter().zip(want) {
+            assert_all_close(&to64(ours)?, want.expect("tracked"), 1e-4, 1e-4)?;
+        }
+    }
+    Ok(())
+}
+
+/// Bit-identical on one rayon thread and on three.
+#[test]
+fn results_do_not_depend_on_the_thread_count() -> Result<()> {
+    let [x, w, g] = inputs(9, 5)?;
+    let on = |threads: usize| -> Result<Vec<Vec<f32>>> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(candle::Error::wrap)?;
+        pool.install(|| {
+            let [[dx, dw], _] = both_ways(&x, &w, &g)?;
+            Ok(vec![flat(&dx)?, flat(&dw)?])
+        })
+    };
+    assert_eq!(on(1)?, on(3)?);
+    Ok(())
+}
