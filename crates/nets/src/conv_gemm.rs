@@ -380,16 +380,26 @@ impl ConvOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == candle::DType::F32;
-        if self.map == Map::DataGrad
+        if self.map != Map::WeightGrad
             && a.track_op()
             && b.track_op()
             && [a, b, &grad].into_iter().all(f32_cpu)
             && !vaekit_core::second_order_gradients()
             && let Some(conv) = self.direct()
         {
-            // A transposed convolution's gradients share their bordered images.
-            let (da, db, dbias) =
-                crate::conv_grads::transposed_grads(self.grid, conv, (&grad, a, b), bias)?;
+            // All gradients in one pass over the images (`conv_grads.rs`).
+            let op = crate::conv_grads::ConvGrads {
+                grid: self.grid,
+                conv: conv.pre_activated(self.pre),
+                transposed: self.map == Map::DataGrad,
+                bias,
+            };
+            let (da, db, dbias) = crate::conv_grads::conv_grads(op, (&grad, a, b))?;
+            let da = match self.pre {
+                // The gradient reaching f(x), times f'(x) (f(x) recomputed in the same pass).
+                Some(f) if self.map == Map::Forward => f.grad_from_input(a, &da)?,
+                _ => da,
+            };
             return Ok((Some(da), Some(db), dbias));
         }
         // (map for a's gradient, its arguments), (map for b's, its arguments); a

@@ -1,16 +1,22 @@
-//! Both gradients of a transposed convolution in one pass over the images.
+//! A convolution's backward in one pass over the images: the gradients of its image, its
+//! kernel and (optionally) a per-channel bias on its output.
 //!
-//! A transposed convolution is the data-gradient map of a convolution
-//! ([`crate::conv_gemm`]). For an output gradient `g`, its input's gradient is the forward
-//! map of `g` and its kernel's gradient the weight-gradient map of `g` against the input;
-//! on the direct path ([`DirectConv`]) each starts by copying every image of `g` into
-//! zero-bordered phase planes. Run as two ops, that is two bordering passes and two
-//! parallel regions; here each image of `g` is bordered once, and both maps run on it in
-//! the same task: the same results, bit for bit (the kernel's gradient is summed in the
-//! same image blocks, in the same order).
+//! A convolution and a transposed convolution (the data-gradient map of a convolution,
+//! [`crate::conv_gemm`]) each have three maps; the backward of one is the other two, plus
+//! the output gradient's channel sums for a bias. Run as their own ops, that is three
+//! parallel regions, each reading every image of the output gradient again. Here each
+//! image goes through all of them in one task:
+//! - transposed (`conv_transpose(x, w)` for the output gradient `g`): `g`'s image is
+//!   bordered once for its convolution (`x`'s gradient) and its weight-gradient pairing
+//!   with `x` ([`DirectConv::forward_and_weight_grad_image`]);
+//! - forward (`conv(x, w)`, optionally of `f(x)`): the data-gradient map of `g`'s image and
+//!   the weight-gradient pairing of `x`'s image with it.
+//!
+//! The results equal the separate maps' bit for bit: the same per-image computations, and
+//! the kernel's gradient summed in the same image blocks, the bias's in image order.
 //!
 //! The op is not differentiable; with candle's `CANDLE_GRAD_DO_NOT_DETACH`
-//! ([`vaekit_core::second_order_gradients`]) the two maps run as their own ops instead.
+//! ([`vaekit_core::second_order_gradients`]) the maps run as their own ops instead.
 
 use crate::channel_affine::lane_sum;
 use crate::conv_direct::DirectConv;
@@ -20,40 +26,64 @@ use candle::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use vaekit_core::contiguous_part;
 
-/// `(g [B, C, H, W], x [B, O, OH, OW], w [O, C, k, k])` to `[dx | dw]`, flat: the gradients
-/// of `x` and `w` in the transposed convolution `conv_transpose(x, w)` (the data-gradient
-/// map of the convolution on `grid`) for its output's gradient `g`; with `bias`, also
-/// `db [C]`, the gradient of a per-channel bias added to the output (`[dx | dw | db]`).
-pub(crate) struct TransposedGrads {
+/// `(g, x, w)` to `[dx | dw]`, flat, or `[dx | dw | db]` with `bias`: the gradients of `x`,
+/// `w` and a per-channel bias on the output, for the output gradient `g`, of the
+/// convolution on `grid` (`transposed = false`: `x [B, C, H, W]`, `g [B, O, OH, OW]`) or of
+/// its transpose (`x [B, O, OH, OW]`, `g [B, C, H, W]`); `w [O, C, k, k]` either way. The
+/// direct form `conv` carries the convolution's pre-activation, if any: `dx` is then the
+/// gradient reaching `f(x)`.
+pub(crate) struct ConvGrads {
     pub grid: Grid,
     pub conv: DirectConv,
+    pub transposed: bool,
     pub bias: bool,
 }
 
-impl TransposedGrads {
+impl ConvGrads {
+    /// Elements of one image of `(g, x)`, and `g`'s pixels per channel.
+    fn image_lens(&self) -> (usize, usize, usize) {
+        let (image, out) = (self.grid.image_len(), self.conv.out_len());
+        let (hw, ohw) = (self.grid.h * self.grid.w, self.grid.oh * self.grid.ow);
+        match self.transposed {
+            true => (image, out, hw),
+            false => (out, image, ohw),
+        }
+    }
+
     /// `[dx | dw]` (and `db`) on slices.
     fn run(&self, g: &[f32], x: &[f32], w: &[f32]) -> Vec<f32> {
         let (grid, conv) = (&self.grid, &self.conv);
-        let job = conv.job(true, w);
-        let (g_len, x_len, hw) = (grid.image_len(), conv.out_len(), grid.h * grid.w);
+        // The transpose's input gradient is the convolution's forward map of `g`; the
+        // convolution's is its data-gradient map.
+        let job = conv.job(self.transposed, w);
+        let (g_len, x_len, hw) = self.image_lens();
         let size = conv.wg_partial_len();
         let mut dx = vec![0f32; grid.b * x_len];
         let mut partial = vec![0f32; grid.b.div_ceil(IMAGE_BLOCK) * size];
         // Per image and channel, `Σ g` over the pixels (the bias gradient's terms); one
         // unused slot per image without a bias, so that the blocks still zip.
-        let c = if self.bias { grid.c } else { 1 };
+        let c = if self.bias { g_len / hw } else { 1 };
         let mut planes = vec![0f64; grid.b * c];
-        let scratch_len = conv.both_scratch_len(&job);
+        let (main_len, wg_len) = match self.transposed {
+            true => (conv.both_scratch_len(&job), 0),
+            false => (conv.scratch_len(&job), conv.wg_scratch_len()),
+        };
         dx.par_chunks_mut(IMAGE_BLOCK * x_len)
             .zip(partial.par_chunks_mut(size))
             .zip(planes.par_chunks_mut(IMAGE_BLOCK * c))
             .enumerate()
             .for_each(|(blk, ((dx_blk, part), sums))| {
-                let mut scratch = vec![0f32; scratch_len];
+                let mut scratch = vec![0f32; main_len + wg_len];
+                let (main, wg) = scratch.split_at_mut(main_len);
                 for (j, dxi) in dx_blk.chunks_mut(x_len).enumerate() {
                     let i = blk * IMAGE_BLOCK + j;
                     let (gi, xi) = (&g[i * g_len..][..g_len], &x[i * x_len..][..x_len]);
-                    conv.forward_and_weight_grad_image(&job, gi, xi, dxi, part, &mut scratch);
+                    if self.transposed {
+                        conv.forward_and_weight_grad_image(&job, gi, xi, dxi, part, main);
+                    } else {
+                        conv.image(&job, gi, dxi, main);
+                        conv.weight_grad_image(xi, gi, part, wg);
+                    }
                     if self.bias {
                         let sums = &mut sums[j * c..][..c];
                         for (s, plane) in sums.iter_mut().zip(gi.chunks_exact(hw)) {
@@ -75,9 +105,12 @@ impl TransposedGrads {
     }
 }
 
-impl CustomOp3 for TransposedGrads {
+impl CustomOp3 for ConvGrads {
     fn name(&self) -> &'static str {
-        "conv-transpose2d-grads"
+        match self.transposed {
+            true => "conv-transpose2d-grads",
+            false => "conv2d-grads",
+        }
     }
 
     fn cpu_fwd(
@@ -91,11 +124,15 @@ impl CustomOp3 for TransposedGrads {
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
         let (grid, o) = (&self.grid, self.conv.out_channels());
-        let want = [
+        let (image, out) = (
             Shape::from((grid.b, grid.c, grid.h, grid.w)),
             Shape::from((grid.b, o, grid.oh, grid.ow)),
-            Shape::from((o, grid.c, grid.k, grid.k)),
-        ];
+        );
+        let (g, x) = match self.transposed {
+            true => (image, out),
+            false => (out, image),
+        };
+        let want = [g, x, Shape::from((o, grid.c, grid.k, grid.k))];
         for (l, want) in [l1, l2, l3].iter().zip(&want) {
             if l.shape() != want {
                 candle::bail!("{name}: an argument of {:?}, expected {want:?}", l.shape());
@@ -115,26 +152,22 @@ impl CustomOp3 for TransposedGrads {
     }
 }
 
-/// The gradients of `x` and `w` in the transposed convolution on `grid` (see
-/// [`TransposedGrads`]) for the output gradient `g`, shaped like `x` and `w`, and with
-/// `bias` the gradient `[C]` of a per-channel bias on the output.
+/// The gradients of `x` and `w` (and with `op.bias` of a per-channel bias `[channels of g]`)
+/// for the output gradient `g` (see [`ConvGrads`]), shaped like `x` and `w`.
 ///
 /// # Errors
 /// Shapes other than the grid's; non-f32 tensors.
-pub(crate) fn transposed_grads(
-    grid: Grid,
-    conv: DirectConv,
+pub(crate) fn conv_grads(
+    op: ConvGrads,
     (g, x, w): (&Tensor, &Tensor, &Tensor),
-    bias: bool,
 ) -> Result<(Tensor, Tensor, Option<Tensor>)> {
-    let flat = g.contiguous()?.apply_op3_no_bwd(
-        &x.contiguous()?,
-        &w.contiguous()?,
-        &TransposedGrads { grid, conv, bias },
-    )?;
+    let (bias, channels) = (op.bias, g.dim(1)?);
+    let flat = g
+        .contiguous()?
+        .apply_op3_no_bwd(&x.contiguous()?, &w.contiguous()?, &op)?;
     let (nx, nw) = (x.elem_count(), w.elem_count());
     let db = match bias {
-        true => Some(flat.narrow(0, nx + nw, grid.c)?),
+        true => Some(flat.narrow(0, nx + nw, channels)?),
         false => None,
     };
     Ok((

@@ -66,7 +66,7 @@ fn flat(t: &Tensor) -> Result<Vec<f32>> {
     t.flatten_all()?.to_vec1::<f32>()
 }
 
-/// A stride-2 transposed convolution's two gradients in one op equal the two maps run
+/// A stride-2 transposed convolution's gradients in one op equal the two maps run
 /// separately, bit for bit, for batches that fill the image blocks and that do not; and
 /// they match candle's `conv_transpose2d` in f64 within f32 rounding. (Where the CPU lacks
 /// AVX-512F both sides run the GEMM path and agree trivially.)
@@ -110,5 +110,54 @@ fn results_do_not_depend_on_the_thread_count() -> Result<()> {
         })
     };
     assert_eq!(on(1)?, on(3)?);
+    Ok(())
+}
+
+/// A stride-1 convolution's gradients in one op equal the maps run as their own ops, bit
+/// for bit: the input's is the transposed convolution of `g`, the kernel's the one
+/// `Σ conv_transpose2d(g, w) ⊙ x` gives; and both match candle's `conv2d` in f64.
+#[test]
+fn forward_map_equals_the_two_maps_and_matches_candle() -> Result<()> {
+    let geometry = ConvGeometry {
+        padding: 1,
+        stride: 1,
+        dilation: 1,
+    };
+    let mut noise = SeededNoise::new(9);
+    let dev = Device::Cpu;
+    let x = noise.standard_normal(&(6, 24, 14, 14).into(), DType::F32, &dev)?;
+    let w = noise
+        .standard_normal(&(32, 24, 3, 3).into(), DType::F32, &dev)?
+        .affine(0.1, 0.0)?;
+    let g = noise.standard_normal(&(6, 32, 14, 14).into(), DType::F32, &dev)?;
+    let (xv, wv) = (Var::from_tensor(&x)?, Var::from_tensor(&w)?);
+    let y = conv2d_gemm(xv.as_tensor(), wv.as_tensor(), geometry)?;
+    let grads = (y * &g)?.sum_all()?.backward()?;
+    let (dx, dw) = (
+        grads.get(xv.as_tensor()).expect("dx"),
+        grads.get(wv.as_tensor()).expect("dw"),
+    );
+    assert_eq!(flat(dx)?, flat(&conv_transpose2d_gemm(&g, &w, 1, 1, 0)?)?);
+    let w2 = Var::from_tensor(&w)?;
+    let dw_ref = (conv_transpose2d_gemm(&g, w2.as_tensor(), 1, 1, 0)? * &x)?
+        .sum_all()?
+        .backward()?;
+    assert_eq!(flat(dw)?, flat(dw_ref.get(w2.as_tensor()).expect("dw"))?);
+    let to64 = |t: &Tensor| t.to_dtype(DType::F64);
+    let (x64, w64) = (Var::from_tensor(&to64(&x)?)?, Var::from_tensor(&to64(&w)?)?);
+    let y = x64.as_tensor().conv2d(w64.as_tensor(), 1, 1, 1, 1)?;
+    let want = (y * to64(&g)?)?.sum_all()?.backward()?;
+    assert_all_close(
+        &to64(dx)?,
+        want.get(x64.as_tensor()).expect("dx"),
+        1e-4,
+        1e-4,
+    )?;
+    assert_all_close(
+        &to64(dw)?,
+        want.get(w64.as_tensor()).expect("dw"),
+        1e-4,
+        1e-4,
+    )?;
     Ok(())
 }
