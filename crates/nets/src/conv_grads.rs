@@ -58,7 +58,11 @@ impl ConvGrads {
         let job = conv.job(self.transposed, w);
         let (g_len, x_len, hw) = self.image_lens();
         let size = conv.wg_partial_len();
-        let mut dx = vec![0f32; grid.b * x_len];
+        // Room for `dw` and `db` after `dx`, so that appending them does not move `dx`.
+        let o = conv.out_channels();
+        let extra = o * grid.c * grid.k * grid.k + o.max(grid.c);
+        let mut dx = Vec::with_capacity(grid.b * x_len + extra);
+        dx.resize(grid.b * x_len, 0f32);
         let mut partial = vec![0f32; grid.b.div_ceil(IMAGE_BLOCK) * size];
         // Per image and channel, `Σ g` over the pixels (the bias gradient's terms); one
         // unused slot per image without a bias, so that the blocks still zip.

@@ -493,16 +493,23 @@ impl DirectConv {
     }
 
     /// The weight gradient `[o, c, k, k]` from consecutive partial sums (see
-    /// [`Self::wg_partial_len`]), added in order.
+    /// [`Self::wg_partial_len`]), added in order (element blocks on rayon's threads).
     pub(crate) fn weight_grad_sum(&self, partials: &[f32]) -> Vec<f32> {
         let (kk, group, outs) = (self.k * self.k, self.bordered().group, self.wg_outputs());
-        let mut parts = partials.chunks_exact(self.wg_partial_len());
-        let mut total = parts.next().map(<[f32]>::to_vec).unwrap_or_default();
-        for part in parts {
-            for (a, &b) in total.iter_mut().zip(part) {
-                *a += b;
+        let size = self.wg_partial_len();
+        let parts = partials.len() / size.max(1);
+        let mut total = vec![0f32; if parts > 0 { size } else { 0 }];
+        // Each element's parts added in order (the first copied), in blocks on rayon's
+        // threads: the same sums as one pass, part by part.
+        vaekit_core::for_chunks(&mut total, 1 << 12, |first, block| {
+            let len = block.len();
+            block.copy_from_slice(&partials[first..][..len]);
+            for p in 1..parts {
+                for (a, &b) in block.iter_mut().zip(&partials[p * size + first..][..len]) {
+                    *a += b;
+                }
             }
-        }
+        });
         let mut dw = vec![0f32; self.o * self.c * kk];
         for (t, taps) in total.chunks_exact(group * outs).enumerate() {
             for (ci, row) in taps.chunks_exact(outs).take(self.c).enumerate() {

@@ -55,7 +55,7 @@ impl Plan {
     pub(crate) fn new(
         shape: PlanShape,
         offs: Vec<usize>,
-        weight: impl Fn(usize, usize, usize) -> f32,
+        weight: impl Fn(usize, usize, usize) -> f32 + Sync,
     ) -> Self {
         let c_out = shape.c_out;
         let useful = (shape.oh * shape.ow * c_out) as f64;
@@ -74,19 +74,24 @@ impl Plan {
     fn tiled(
         shape: PlanShape,
         offs: Vec<usize>,
-        weight: impl Fn(usize, usize, usize) -> f32,
+        weight: impl Fn(usize, usize, usize) -> f32 + Sync,
         pixels: bool,
     ) -> Self {
         let PlanShape { c_in, c_out, .. } = shape;
         let tiling = if pixels {
             let ldw = c_out.next_multiple_of(LANES);
             let mut packed = vec![0f32; offs.len() * c_in * ldw];
-            for (i, row) in packed.chunks_exact_mut(ldw).enumerate() {
-                let (j, ci) = (i / c_in, i % c_in);
-                for (co, v) in row[..c_out].iter_mut().enumerate() {
-                    *v = weight(co, ci, j);
+            // Blocks of 64 rows on rayon's threads for large kernels (a serial stretch the
+            // other workers waited through).
+            vaekit_core::for_chunks(&mut packed, 64 * ldw, |first, rows| {
+                for (r, row) in rows.chunks_exact_mut(ldw).enumerate() {
+                    let i = first / ldw + r;
+                    let (j, ci) = (i / c_in, i % c_in);
+                    for (co, v) in row[..c_out].iter_mut().enumerate() {
+                        *v = weight(co, ci, j);
+                    }
                 }
-            }
+            });
             Tiling::Pixels(packed)
         } else {
             let mut packed = vec![0f32; c_out.next_multiple_of(MR) * offs.len() * c_in];
