@@ -99,6 +99,13 @@ pub(crate) fn lane_sum(n: usize, f: impl Fn(usize) -> f64) -> f64 {
     acc[0]
 }
 
+/// Rows of `c` channels per block of the bias gradient's partial sums over `[N, C]`: fixed,
+/// so that the sums do not depend on the thread count. Other ops that sum a bias gradient
+/// use it too, to round as [`bias_grad`] does.
+pub(crate) fn rows_per_block(c: usize) -> usize {
+    (PARALLEL_MIN / 2 / c.max(1)).max(1)
+}
+
 /// `[Σ g t per channel; Σ g per channel]` as `[2, C]` (only `[Σ g]`, `[1, C]`, without
 /// `t`), accumulated in f64.
 fn channel_sums<T: WithDType>(g: &[T], t: Option<&[T]>, b: usize, c: usize, r: usize) -> Vec<T> {
@@ -107,7 +114,7 @@ fn channel_sums<T: WithDType>(g: &[T], t: Option<&[T]>, b: usize, c: usize, r: u
         // (on rayon's threads for large inputs) summed in block order, so the result does
         // not depend on the thread count.
         let c1 = c.max(1);
-        let rows_per = (PARALLEL_MIN / 2 / c1).max(1);
+        let rows_per = rows_per_block(c);
         // Each accumulator adds its terms in row order; the two sums are separate loops
         // over the row (which vectorize), and `Σ g t` is skipped without `t`.
         let block = |(bi, gb): (usize, &[T])| -> (Vec<f64>, Vec<f64>) {

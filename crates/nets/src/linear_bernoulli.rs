@@ -125,16 +125,11 @@ fn poisoned() -> candle::Error {
     candle::Error::Msg("linear-bernoulli: a thread panicked holding the saved gradient".into())
 }
 
-/// Rows per block of the bias gradient's partial sums: fixed, so that the sum does not
-/// depend on the thread count.
-fn rows_per_block(m: usize) -> usize {
-    (PAR_MIN_ELEMS / 2 / m.max(1)).max(1)
-}
-
 /// `score[r] *= g[r]` for every row, and (with `bias`) the column sums of the scaled rows,
-/// accumulated in f64 over fixed blocks of rows added in order.
+/// accumulated in f64 over fixed blocks of rows added in order: the blocks and order of
+/// `channel_affine::bias_grad`, so the sums round as the composition's do.
 fn scale_rows(score: &mut [f32], g: &[f32], m: usize, bias: bool) -> Vec<f32> {
-    let per = rows_per_block(m);
+    let per = crate::channel_affine::rows_per_block(m);
     let block = |(bi, rows): (usize, &mut [f32])| -> Vec<f64> {
         let mut sums = vec![0f64; if bias { m } else { 0 }];
         for (j, row) in rows.chunks_exact_mut(m).enumerate() {
