@@ -4,7 +4,7 @@
 //! ratio vaekit / PyTorch, GFLOP/s and the fraction of the measured FMA peak.
 //!
 //! ```text
-//! cargo run --release -p vaekit-bench -- [--threads N] [--reps 5] [--rounds 3] [--only NAME,...]
+//! cargo run --release -p vaekit-bench -- [--threads N] [--reps 5] [--rounds 4] [--only NAME,...]
 //!                                         [--python PATH | --no-torch] [--json FILE]
 //!                                         [--device cpu|cuda[:N]|metal[:N]]
 //! ```
@@ -35,9 +35,10 @@ pub struct Cli {
     #[arg(long, default_value_t = 5)]
     pub reps: usize,
     /// Rounds: each times every workload on both sides, one side right after the other, the
-    /// side going first alternating from round to round, so that a ratio's two sides share
-    /// the machine's minutes even when its speed drifts.
-    #[arg(long, default_value_t = 3)]
+    /// side going first alternating from round to round (an even count goes first on each
+    /// side equally often), so that a ratio's two sides share the machine's minutes even
+    /// when its speed drifts.
+    #[arg(long, default_value_t = 4)]
     pub rounds: usize,
     /// A sample repeats the workload for at least this many seconds.
     #[arg(long, default_value_t = 0.3)]

@@ -136,6 +136,7 @@ impl Side {
         loop {
             line.clear();
             if self.stdout.read_line(&mut line)? == 0 {
+                drop(self.stdin.take());
                 let status = self.child.wait()?;
                 bail!("{} stopped before answering ({status})", self.what);
             }
@@ -149,9 +150,13 @@ impl Side {
     /// Times workload `name` on this side.
     fn ask<T: serde::de::DeserializeOwned>(&mut self, name: &str) -> Result<T> {
         let stdin = self.stdin.as_mut().context("stdin already closed")?;
-        writeln!(stdin, "{name}")
-            .and_then(|()| stdin.flush())
-            .with_context(|| format!("sending {name} to {}", self.what))?;
+        if let Err(e) = writeln!(stdin, "{name}").and_then(|()| stdin.flush()) {
+            let status = match self.child.try_wait() {
+                Ok(Some(status)) => format!(" ({status})"),
+                _ => String::new(),
+            };
+            bail!("sending {name} to {}{status}: {e}", self.what);
+        }
         self.read()
     }
 
@@ -163,6 +168,17 @@ impl Side {
             bail!("{} failed ({status})", self.what);
         }
         Ok(())
+    }
+}
+
+impl Drop for Side {
+    /// A side left running when the run stops early (the other side failed) is stopped.
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 

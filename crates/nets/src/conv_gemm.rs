@@ -387,14 +387,23 @@ impl ConvOp {
             && !vaekit_core::second_order_gradients()
             && let Some(conv) = self.direct()
         {
-            // All gradients in one pass over the images (`conv_grads.rs`).
+            // All gradients in one pass over the images (`conv_grads.rs`). A pre-activation
+            // belongs to the forward map's image only (as in `run_f32`). The bias sums go
+            // along unless the gradient's planes are single pixels, whose channel sums
+            // `bias_grad` blocks differently (over rows of channels).
+            let (transposed, g) = (self.map == Map::DataGrad, &self.grid);
+            let plane = if transposed { g.h * g.w } else { g.oh * g.ow };
             let op = crate::conv_grads::ConvGrads {
                 grid: self.grid,
-                conv: conv.pre_activated(self.pre),
-                transposed: self.map == Map::DataGrad,
-                bias,
+                conv: conv.pre_activated(if transposed { None } else { self.pre }),
+                transposed,
+                bias: bias && plane > 1,
             };
             let (da, db, dbias) = crate::conv_grads::conv_grads(op, (&grad, a, b))?;
+            let dbias = match (bias, dbias) {
+                (true, None) => Some(crate::channel_affine::bias_grad(&grad)?),
+                (_, d) => d,
+            };
             let da = match self.pre {
                 // The gradient reaching f(x), times f'(x) (f(x) recomputed in the same pass).
                 Some(f) if self.map == Map::Forward => f.grad_from_input(a, &da)?,

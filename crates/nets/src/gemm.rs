@@ -121,11 +121,10 @@ pub(crate) fn gemm_into<T: candle::WithDType>(
     // without `RAYON_NUM_THREADS` set, that counts the physical cores by parsing
     // `/proc/cpuinfo` on every call (about 14,000 times in one epoch of `train-iaf`).
     let threads = rayon::current_num_threads();
-    let split = threaded && threads > 1 && m <= SPLIT_MAX_ROWS && n >= threads * SPLIT_MIN_COLS;
-    if split {
-        // One column block of `dst` per thread, each product on its own thread (see
-        // `SPLIT_MAX_ROWS`). Blocks are multiples of 16 columns (an f32 vector).
-        let block = n.div_ceil(threads).next_multiple_of(16);
+    if let Some(block) = split_block(m, n) {
+        // Column blocks of `dst`, each one single-threaded product (see `SPLIT_MAX_ROWS`),
+        // on rayon's threads when threaded. The blocks depend on the shape alone, so the
+        // rounding does not depend on the thread count or on `threaded`.
         let base = SendPtr(dst.as_mut_ptr());
         let parts = n.div_ceil(block);
         let run = |p: usize| {
@@ -146,6 +145,10 @@ pub(crate) fn gemm_into<T: candle::WithDType>(
                 );
             }
         };
+        if !(threaded && threads > 1) {
+            (0..parts).for_each(run);
+            return Ok(());
+        }
         (0..parts).into_par_iter().for_each(run);
         return Ok(());
     }
@@ -171,17 +174,28 @@ pub(crate) fn gemm_into<T: candle::WithDType>(
     Ok(())
 }
 
-/// Products of at most this many rows (a batch of up to 512 through a dense layer) with
-/// [`SPLIT_MIN_COLS`] columns per thread or more run as one single-threaded product per
-/// column block, one block per thread, instead of gemm's own threading. gemm packs the
-/// weight of `x · Wᵀ` (its left operand after it transposes the problem) on the calling
-/// thread before it forks, and splits the rest statically; for a dense VAE's layers at
-/// batch 100 the other thread waited through the packing and the uneven tail (about a
-/// quarter of a training step's idle time). Per block, each thread packs its own part.
+/// Products of at most this many rows (a batch of up to 512 through a dense layer) and at
+/// least `2 · SPLIT_COLS` columns run as single-threaded products on column blocks of about
+/// [`SPLIT_COLS`] (multiples of 16, the last one shorter), the blocks on rayon's threads when
+/// the product is threaded, instead of gemm's own threading. gemm packs the weight of
+/// `x · Wᵀ` (its left operand after it transposes the problem) on the calling thread before
+/// it forks, and splits the rest statically; for a dense VAE's layers at batch 100 the other
+/// thread waited through the packing and the uneven tail (about a quarter of a training
+/// step's idle time). Per block, each task packs its own part. The blocks are a function of
+/// the shape only (gemm picks its inner-dimension chunks from the shape it is given, so a
+/// block's rounding depends on its width): the same shape rounds the same way on any
+/// number of threads, threaded or not.
 const SPLIT_MAX_ROWS: usize = 512;
 
-/// See [`SPLIT_MAX_ROWS`].
-const SPLIT_MIN_COLS: usize = 64;
+/// The target width of [`SPLIT_MAX_ROWS`]' column blocks.
+const SPLIT_COLS: usize = 96;
+
+/// The column block width for an `m × n` product, when it is split (see
+/// [`SPLIT_MAX_ROWS`]): `n` in `n / SPLIT_COLS` blocks, rounded up to 16 columns.
+fn split_block(m: usize, n: usize) -> Option<usize> {
+    let parts = n / SPLIT_COLS;
+    (m <= SPLIT_MAX_ROWS && parts >= 2).then(|| n.div_ceil(parts).next_multiple_of(16))
+}
 
 /// A pointer the column blocks of [`gemm_into`] share across rayon tasks.
 #[derive(Clone, Copy)]
@@ -290,12 +304,13 @@ mod tests {
         Ok(())
     }
 
-    /// The column-block split (few rows, many columns, several threads): against a triple
-    /// loop in f64 on pools of 2 and 3 threads (blocks of 16-column multiples with a short
-    /// last one), with `b` transposed and row-major, accumulating and overwriting.
+    /// The column-block split (few rows, many columns): against a triple loop in f64 on
+    /// pools of 1, 2 and 3 threads (blocks of 16-column multiples with a short last one),
+    /// with `b` transposed and row-major, accumulating and overwriting.
     #[test]
     fn column_blocks_match_a_triple_loop() -> Result<()> {
         let (m, k, n) = (100, 37, 333);
+        assert!(split_block(m, n).is_some(), "the test misses the split");
         let a: Vec<f64> = (0..m * k).map(|i| ((i * 7) % 13) as f64 - 6.0).collect();
         let bt: Vec<f64> = (0..n * k).map(|i| ((i * 5) % 11) as f64 * 0.5).collect();
         let mut want = vec![0f64; m * n];
@@ -305,7 +320,7 @@ mod tests {
             }
         }
         let b: Vec<f64> = (0..k * n).map(|i| bt[(i % n) * k + i / n]).collect();
-        for threads in [2, 3] {
+        for threads in [1, 2, 3] {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
@@ -330,6 +345,52 @@ mod tests {
                 let twice: Vec<f64> = want.iter().map(|v| 2.0 * v).collect();
                 assert_eq!(dst, twice);
             }
+        }
+        Ok(())
+    }
+
+    /// f32 products whose rounding depends on the summation order (random data, an inner
+    /// dimension above gemm's 512-element chunk): bit-identical on 1, 2 and 3 threads,
+    /// threaded or not, split or not (the dense encoder's first layer at batch 20 and 100,
+    /// a batch above the split, an odd width).
+    #[test]
+    fn f32_results_do_not_depend_on_threads() -> Result<()> {
+        use vaekit_core::NoiseSource;
+        let mut noise = vaekit_core::SeededNoise::new(3);
+        for (m, k, n) in [
+            (20, 784, 200),
+            (100, 784, 200),
+            (600, 784, 200),
+            (64, 600, 321),
+        ] {
+            let dev = candle::Device::Cpu;
+            let a = noise
+                .standard_normal(&(m * k).into(), candle::DType::F32, &dev)?
+                .to_vec1::<f32>()?;
+            let w = noise
+                .standard_normal(&(n * k).into(), candle::DType::F32, &dev)?
+                .to_vec1::<f32>()?;
+            let mut results = Vec::new();
+            for threads in [1, 2, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .map_err(candle::Error::wrap)?;
+                for threaded in [true, false] {
+                    let mut dst = vec![0f32; m * n];
+                    pool.install(|| {
+                        gemm_into(
+                            &mut dst,
+                            MatRef::row_major(&a, m, k),
+                            MatRef::row_major(&w, n, k).t(),
+                            Accumulate::No,
+                            threaded,
+                        )
+                    })?;
+                    results.push(dst);
+                }
+            }
+            assert!(results.windows(2).all(|r| r[0] == r[1]), "{m}x{k}x{n}");
         }
         Ok(())
     }

@@ -32,9 +32,10 @@ struct LinearBernoulli {
 }
 
 /// The backward op: `(h, w, g [B, S])` to `[dh | dw | db]`, flat, each part present when
-/// its flag is set.
-struct LinearBernoulliGrad<'a> {
-    score: &'a Mutex<Option<Vec<f32>>>,
+/// its flag is set; it consumes the forward's `x - σ(l)` (its own, so no other backward can
+/// take it).
+struct LinearBernoulliGrad {
+    score: Mutex<Option<Vec<f32>>>,
     need: [bool; 3],
 }
 
@@ -98,12 +99,29 @@ impl CustomOp3 for LinearBernoulli {
         if need == [false; 3] {
             return Ok((None, None, None));
         }
-        // A second backward over the same graph finds the buffer taken: run the forward again.
-        if self.score.lock().map_err(|_| poisoned())?.is_none() {
-            h.apply_op3_no_bwd(w, b, self)?;
-        }
+        // The forward's buffer, taken under the lock; a second backward over the same graph
+        // finds it taken and runs the forward again on a fresh op (with the parameters'
+        // values at that time).
+        let saved = self.score.lock().map_err(|_| poisoned())?.take();
+        let score = match saved {
+            Some(score) => score,
+            None => {
+                let again = LinearBernoulli {
+                    x: self.x.clone(),
+                    score: Mutex::new(None),
+                };
+                h.apply_op3_no_bwd(w, b, &again)?;
+                again
+                    .score
+                    .into_inner()
+                    .map_err(|_| poisoned())?
+                    .ok_or_else(|| {
+                        candle::Error::Msg("linear-bernoulli: the forward saved nothing".into())
+                    })?
+            }
+        };
         let op = LinearBernoulliGrad {
-            score: &self.score,
+            score: Mutex::new(Some(score)),
             need,
         };
         let flat = h.apply_op3_no_bwd(w, &grad.contiguous()?, &op)?;
@@ -159,7 +177,7 @@ fn scale_rows(score: &mut [f32], g: &[f32], m: usize, bias: bool) -> Vec<f32> {
     total.into_iter().map(|v| v as f32).collect()
 }
 
-impl CustomOp3 for LinearBernoulliGrad<'_> {
+impl CustomOp3 for LinearBernoulliGrad {
     fn name(&self) -> &'static str {
         "linear-bernoulli-sum-backward"
     }
@@ -213,10 +231,13 @@ impl CustomOp3 for LinearBernoulliGrad<'_> {
 /// `Σ_p log Bernoulli(x_bp; l_rp)` of the logits `l = h · Wᵀ + b` of a plain linear output
 /// layer, `r = b·S + s`, differentiable in `h`, `w` and `b` (not in `x`).
 ///
-/// One op on CPU in f32 when some parameter or `h` needs a gradient (module docs); the
-/// composition ([`linear_t`] then [`vaekit_core::bernoulli_log_prob_sum`], the same values
-/// bit for bit) otherwise: on other devices and dtypes, without gradients (evaluation), with
-/// `x` differentiated, and under `CANDLE_GRAD_DO_NOT_DETACH`.
+/// One op on CPU in f32 when `h` or a parameter is tracked by autograd (module docs): it
+/// then also forms `x - σ(l)` and keeps it (`[B·S, P]`) until the backward or until the
+/// graph is dropped. The composition ([`linear_t`] then
+/// [`vaekit_core::bernoulli_log_prob_sum`], the same values bit for bit) otherwise: on
+/// other devices and dtypes, with nothing tracked (evaluation with detached parameters),
+/// with `x` differentiated, and under `CANDLE_GRAD_DO_NOT_DETACH`. Both convert `x` to
+/// the logits' dtype.
 ///
 /// # Shapes
 /// `h: [B·S, K]` (rows sample-minor), `w: [P, K]`, `b: [P]`, `x: [B, P]` give `[B, S]`.

@@ -197,6 +197,9 @@ impl<D: Decoder> GenerativeModel for DecoderModel<D> {
     /// the graph, and the dense decoder fuses its output layer with the likelihood.
     fn log_likelihood(&self, x: &Tensor, z: &Tensor, pass: Pass) -> Result<Tensor> {
         let (b, s, d) = z.dims3()?;
+        if x.dim(0)? != b {
+            candle::bail!("log_likelihood: x {:?} against z {:?}", x.dims(), z.dims());
+        }
         self.decoder
             .log_likelihood_rows(&z.reshape((b * s, d))?, x, pass)
     }

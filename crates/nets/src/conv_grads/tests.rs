@@ -66,12 +66,30 @@ fn flat(t: &Tensor) -> Result<Vec<f32>> {
     t.flatten_all()?.to_vec1::<f32>()
 }
 
+/// Whether this CPU runs the direct path (AVX-512F); without it the fused backward is not
+/// used and these tests compare the GEMM path with itself, which they say.
+fn direct_path() -> bool {
+    let geometry = ConvGeometry {
+        padding: 1,
+        stride: 1,
+        dilation: 1,
+    };
+    let on = Grid::new((8, 24, 14, 14), 3, geometry)
+        .ok()
+        .and_then(|g| DirectConv::new(&g, 32))
+        .is_some();
+    if !on {
+        eprintln!("no AVX-512F: the fused convolution backward is not exercised here");
+    }
+    on
+}
+
 /// A stride-2 transposed convolution's gradients in one op equal the two maps run
 /// separately, bit for bit, for batches that fill the image blocks and that do not; and
-/// they match candle's `conv_transpose2d` in f64 within f32 rounding. (Where the CPU lacks
-/// AVX-512F both sides run the GEMM path and agree trivially.)
+/// they match candle's `conv_transpose2d` in f64 within f32 rounding.
 #[test]
 fn equals_the_two_maps_and_matches_candle() -> Result<()> {
+    direct_path();
     for b in [8, 7] {
         let [x, w, g] = inputs(b, 3)?;
         let [[dx, dw], [dx_ref, dw_ref]] = both_ways(&x, &w, &g)?;
@@ -95,10 +113,17 @@ fn equals_the_two_maps_and_matches_candle() -> Result<()> {
     Ok(())
 }
 
-/// Bit-identical on one rayon thread and on three.
+/// Bit-identical on one rayon thread and on three: the transposed convolution, and a
+/// stride-1 convolution with a bias and an ELU pre-activation.
 #[test]
 fn results_do_not_depend_on_the_thread_count() -> Result<()> {
     let [x, w, g] = inputs(9, 5)?;
+    let mut noise = SeededNoise::new(6);
+    let dev = Device::Cpu;
+    let x2 = noise.standard_normal(&(9, 24, 14, 14).into(), DType::F32, &dev)?;
+    let b2 = noise.standard_normal(&32.into(), DType::F32, &dev)?;
+    let g2 = noise.standard_normal(&(9, 32, 14, 14).into(), DType::F32, &dev)?;
+    let w2 = w.clone();
     let on = |threads: usize| -> Result<Vec<Vec<f32>>> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -106,7 +131,27 @@ fn results_do_not_depend_on_the_thread_count() -> Result<()> {
             .map_err(candle::Error::wrap)?;
         pool.install(|| {
             let [[dx, dw], _] = both_ways(&x, &w, &g)?;
-            Ok(vec![flat(&dx)?, flat(&dw)?])
+            let [xv, wv, bv] = [&x2, &w2, &b2].map(Var::from_tensor);
+            let (xv, wv, bv) = (xv?, wv?, bv?);
+            let geometry = ConvGeometry {
+                padding: 1,
+                stride: 1,
+                dilation: 1,
+            };
+            let pre = Some(vaekit_core::FusedActivation::Elu);
+            let y = crate::conv_bias::conv2d_bias(
+                xv.as_tensor(),
+                wv.as_tensor(),
+                bv.as_tensor(),
+                geometry,
+                pre,
+            )?;
+            let grads = (y * &g2)?.sum_all()?.backward()?;
+            let mut all = vec![flat(&dx)?, flat(&dw)?];
+            for v in [&xv, &wv, &bv] {
+                all.push(flat(grads.get(v.as_tensor()).expect("tracked"))?);
+            }
+            Ok(all)
         })
     };
     assert_eq!(on(1)?, on(3)?);
@@ -118,6 +163,7 @@ fn results_do_not_depend_on_the_thread_count() -> Result<()> {
 /// `Σ conv_transpose2d(g, w) ⊙ x` gives; and both match candle's `conv2d` in f64.
 #[test]
 fn forward_map_equals_the_two_maps_and_matches_candle() -> Result<()> {
+    direct_path();
     let geometry = ConvGeometry {
         padding: 1,
         stride: 1,

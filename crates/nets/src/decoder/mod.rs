@@ -127,15 +127,14 @@ impl DecoderOutput {
     /// # Errors
     /// Row counts that are not a multiple of `B`; shape errors; non-finite parameters.
     pub fn log_likelihood_rows(&self, x: &Tensor) -> Result<Tensor> {
-        if let DecoderOutput::Bernoulli { logits } = self {
-            // Rows `[B·S, P]` as they are: a reshape here would cost the backward a copy.
-            return vaekit_core::bernoulli_log_prob_sum(logits, x);
-        }
-        let (b, p) = x.dims2()?;
         let rows = match self {
-            DecoderOutput::Bernoulli { logits } => logits.dim(0)?,
+            // Rows `[B·S, P]` as they are: a reshape here would cost the backward a copy.
+            DecoderOutput::Bernoulli { logits } => {
+                return vaekit_core::bernoulli_log_prob_sum(logits, x);
+            }
             DecoderOutput::DiscretizedLogistic { loc, .. } => loc.dim(0)?,
         };
+        let (b, p) = x.dims2()?;
         if b == 0 || rows % b != 0 {
             candle::bail!("log_likelihood_rows: {rows} rows for a batch of {b}");
         }
