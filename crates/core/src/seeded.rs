@@ -329,10 +329,7 @@ mod tests {
         let n = crate::PAR_MIN_ELEMS + 2 * PAR_CHUNK + 3;
         let seed = 11;
         let long = |threads: usize| -> Result<(Vec<f32>, Vec<f64>, Vec<u64>)> {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .map_err(candle::Error::wrap)?;
+            let pool = crate::testing::thread_pool(threads)?;
             pool.install(|| {
                 let mut noise = SeededNoise::new(seed);
                 let z = noise.standard_normal(&Shape::from(n), DType::F32, &cpu())?;
@@ -346,10 +343,7 @@ mod tests {
         assert_eq!((z.clone(), u.clone(), w.clone()), long(1)?);
         // A normal request long enough to split, too short for the cheap threshold.
         let short_normals = |threads: usize| -> Result<Vec<f32>> {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .map_err(candle::Error::wrap)?;
+            let pool = crate::testing::thread_pool(threads)?;
             pool.install(|| {
                 let shape = Shape::from(COSTLY_PAR_MIN + 2 * COSTLY_PAR_CHUNK + 1);
                 SeededNoise::new(seed)

@@ -1,11 +1,24 @@
 //! Test helpers shared by every vaekit crate: autograd vs finite-difference gradients,
-//! element-wise closeness with a stated tolerance, and moment checks for samplers.
+//! element-wise closeness with a stated tolerance, moment checks for samplers, and rayon
+//! pools of a given size (for thread-count independence).
 //!
 //! These functions panic on a failed check (they are meant for `#[test]`s); tensor errors
 //! are returned as `Err`. The tolerance policy they serve is written down in
 //! `docs/testing.md`.
 
 use candle::{DType, Result, Tensor, Var};
+
+/// A rayon pool of `threads` workers, for tests that run the same work on pools of
+/// different sizes (`pool.install(...)`) and compare.
+///
+/// # Errors
+/// When the operating system refuses the threads.
+pub fn thread_pool(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(candle::Error::wrap)
+}
 
 /// The gradient of `sum(f(x))` with respect to `x`, by candle's autograd.
 ///

@@ -788,10 +788,7 @@ mod tests {
         let x = noise.standard_normal(&(10, 8, 12, 12).into(), DType::F32, dev)?;
         let w = noise.standard_normal(&(8, 8, 3, 3).into(), DType::F32, dev)?;
         let run = |threads: usize| -> Result<Vec<Vec<f32>>> {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .map_err(candle::Error::wrap)?;
+            let pool = vaekit_core::testing::thread_pool(threads)?;
             pool.install(|| {
                 let (xv, wv) = (Var::from_tensor(&x)?, Var::from_tensor(&w)?);
                 let y = conv2d_gemm(

@@ -186,10 +186,7 @@ mod tests {
             normal((100, 784))?,
             normal((200, 784))?,
         );
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .map_err(candle::Error::wrap)?;
+        let pool = vaekit_core::testing::thread_pool(2)?;
         let (dx, dw) = pool.install(|| matmul_t_grad_pair(&g, &x, &w))?;
         assert_all_close(&dx, &g.matmul(&w)?, 1e-5, 1e-4)?;
         assert_all_close(&dw, &g.t()?.matmul(&x)?, 1e-5, 1e-4)?;

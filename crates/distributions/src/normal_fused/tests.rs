@@ -284,9 +284,7 @@ fn results_do_not_depend_on_the_thread_count() {
         all
     };
     let on = |threads: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
+        vaekit_core::testing::thread_pool(threads)
             .unwrap()
             .install(run)
     };

@@ -125,10 +125,7 @@ fn results_do_not_depend_on_the_thread_count() -> Result<()> {
     let g2 = noise.standard_normal(&(9, 32, 14, 14).into(), DType::F32, &dev)?;
     let w2 = w.clone();
     let on = |threads: usize| -> Result<Vec<Vec<f32>>> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(candle::Error::wrap)?;
+        let pool = vaekit_core::testing::thread_pool(threads)?;
         pool.install(|| {
             let [[dx, dw], _] = both_ways(&x, &w, &g)?;
             let [xv, wv, bv] = [&x2, &w2, &b2].map(Var::from_tensor);

@@ -168,10 +168,7 @@ fn a_second_backward_gives_the_same_gradients() -> Result<()> {
 fn results_do_not_depend_on_the_thread_count() -> Result<()> {
     let c = case(11, (10, 50, 20, 784))?;
     let on = |threads: usize| -> Result<Vec<Vec<f32>>> {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(candle::Error::wrap)?;
+        let pool = vaekit_core::testing::thread_pool(threads)?;
         pool.install(|| {
             let (y, d) = run(&c, DType::F32, [true; 3], linear_bernoulli_sum)?;
             let mut all = vec![y.flatten_all()?.to_vec1::<f32>()?];
