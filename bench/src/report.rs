@@ -125,3 +125,46 @@ impl Report {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workloads::ALL;
+
+    fn m(name: &str, samples: &[f64]) -> Measurement {
+        Measurement {
+            name: name.to_string(),
+            median_ms: crate::timing::median(samples),
+            samples_ms: samples.to_vec(),
+            iterations: 1,
+        }
+    }
+
+    /// A workload's medians pool every round's samples on each side, its ratio is that of
+    /// the pooled medians, and each round's ratio is listed in order; a side without the
+    /// workload prints dashes.
+    #[test]
+    fn pools_rounds_and_lists_their_ratios() {
+        let (a, b) = (&ALL[0], &ALL[1]);
+        let mut r = Report::new(2, true, 2);
+        r.vaekit = vec![m(a.name, &[1.0, 2.0, 3.0]), m(a.name, &[5.0, 6.0, 7.0])];
+        r.torch = vec![m(a.name, &[4.0, 4.0, 4.0]), m(a.name, &[8.0, 8.0, 8.0])];
+        r.vaekit.push(m(b.name, &[9.0]));
+        let table = r.table(&[a, b]);
+        let row_a = table
+            .lines()
+            .find(|l| l.starts_with(&format!("| {} |", a.name)))
+            .expect("a row for the first workload");
+        // Pooled: vaekit median of 1,2,3,5,6,7 = 4; PyTorch of 4,4,4,8,8,8 = 6.
+        assert!(
+            row_a.contains("| 4.00 | 6.00 | 0.67 | 0.50 0.75 |"),
+            "{row_a}"
+        );
+        let row_b = table
+            .lines()
+            .find(|l| l.starts_with(&format!("| {} |", b.name)))
+            .expect("a row for the second workload");
+        assert!(row_b.contains("| 9.00 | - | - | - |"), "{row_b}");
+        assert!(table.contains("2 round(s), sides interleaved"));
+    }
+}

@@ -335,3 +335,34 @@ fn write_json(path: &Path, report: &Report) -> Result<()> {
     let text = serde_json::to_string_pretty(report)?;
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> Command {
+        let mut c = Command::new("sh");
+        c.args(["-c", script]);
+        c
+    }
+
+    /// A serving side answers each name with its line; one that has exited is an error
+    /// naming it, with its exit status, not a hang.
+    #[test]
+    fn sides_answer_or_fail_with_their_status() -> Result<()> {
+        let echo = r#"while read n; do echo "{\"name\":\"$n\",\"median_ms\":1.5,\"samples_ms\":[1.5],\"iterations\":2}"; done"#;
+        let mut side = Side::spawn(sh(echo), "echo side")?;
+        for name in ["a", "b"] {
+            let m: Measurement = side.ask(name)?;
+            assert_eq!((m.name.as_str(), m.median_ms), (name, 1.5));
+        }
+        side.finish()?;
+        let mut dead = Side::spawn(sh("exit 3"), "dead side")?;
+        let err = dead
+            .ask::<Measurement>("a")
+            .expect_err("a side that exited cannot answer");
+        let text = format!("{err:#}");
+        assert!(text.contains("dead side"), "{text}");
+        Ok(())
+    }
+}
