@@ -151,10 +151,15 @@ impl Side {
     fn ask<T: serde::de::DeserializeOwned>(&mut self, name: &str) -> Result<T> {
         let stdin = self.stdin.as_mut().context("stdin already closed")?;
         if let Err(e) = writeln!(stdin, "{name}").and_then(|()| stdin.flush()) {
-            let status = match self.child.try_wait() {
-                Ok(Some(status)) => format!(" ({status})"),
-                _ => String::new(),
-            };
+            // The child may not be reapable the instant its pipe breaks: ask a few times.
+            let mut status = String::new();
+            for _ in 0..20 {
+                if let Ok(Some(s)) = self.child.try_wait() {
+                    status = format!(" ({s})");
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
             bail!("sending {name} to {}{status}: {e}", self.what);
         }
         self.read()
@@ -363,6 +368,7 @@ mod tests {
             .expect_err("a side that exited cannot answer");
         let text = format!("{err:#}");
         assert!(text.contains("dead side"), "{text}");
+        assert!(text.contains("exit status: 3"), "{text}");
         Ok(())
     }
 }

@@ -175,9 +175,12 @@ pub(crate) fn gemm_into<T: candle::WithDType>(
 }
 
 /// Products of at most this many rows (a batch of up to 512 through a dense layer) and at
-/// least `2 · SPLIT_COLS` columns run as single-threaded products on column blocks of about
-/// [`SPLIT_COLS`] (multiples of 16, the last one shorter), the blocks on rayon's threads when
-/// the product is threaded, instead of gemm's own threading. gemm packs the weight of
+/// least `2 · SPLIT_COLS` columns run as single-threaded products on column blocks (`n`
+/// split into `n / SPLIT_COLS` blocks, at most [`SPLIT_MAX_PARTS`], each rounded up to 16
+/// columns, so the last one can be as narrow as 16), the blocks on rayon's threads when the
+/// product is threaded and one after another when it is not (the per-image products of the
+/// GEMM convolution path and `matmul_grads`' side-by-side products), instead of gemm's own
+/// threading. gemm packs the weight of
 /// `x · Wᵀ` (its left operand after it transposes the problem) on the calling thread before
 /// it forks, and splits the rest statically; for a dense VAE's layers at batch 100 the other
 /// thread waited through the packing and the uneven tail (about a quarter of a training

@@ -204,3 +204,56 @@ fn forward_map_equals_the_two_maps_and_matches_candle() -> Result<()> {
     )?;
     Ok(())
 }
+
+/// A stride-2 convolution of 2x2 images (1x1 output planes) with a bias, a batch of 640
+/// (two of `bias_grad`'s row blocks): the fused backward leaves the bias sums to
+/// `bias_grad` there, and all three gradients equal the unfused pair's (the convolution,
+/// then a bias add) bit for bit. (The two ways of summing differ only in the order of f64
+/// additions before one rounding to f32, which these inputs do not expose.)
+#[test]
+fn single_pixel_planes_with_a_bias_equal_the_unfused_pair() -> Result<()> {
+    let geometry = ConvGeometry {
+        padding: 1,
+        stride: 2,
+        dilation: 1,
+    };
+    let mut noise = SeededNoise::new(12);
+    let dev = Device::Cpu;
+    let x = noise.standard_normal(&(640, 64, 2, 2).into(), DType::F32, &dev)?;
+    let w = noise
+        .standard_normal(&(64, 64, 3, 3).into(), DType::F32, &dev)?
+        .affine(0.05, 0.0)?;
+    let b = noise.standard_normal(&64.into(), DType::F32, &dev)?;
+    let g = noise.standard_normal(&(640, 64, 1, 1).into(), DType::F32, &dev)?;
+    let on = Grid::new((640, 64, 2, 2), 3, geometry)
+        .ok()
+        .and_then(|grid| DirectConv::new(&grid, 64))
+        .is_some();
+    if !on {
+        eprintln!("no AVX-512F: the fused convolution backward is not exercised here");
+    }
+    let run = |fused: bool| -> Result<Vec<Vec<f32>>> {
+        let [xv, wv, bv] = [&x, &w, &b].map(Var::from_tensor);
+        let (xv, wv, bv) = (xv?, wv?, bv?);
+        let y = match fused {
+            true => crate::conv_bias::conv2d_bias(
+                xv.as_tensor(),
+                wv.as_tensor(),
+                bv.as_tensor(),
+                geometry,
+                None,
+            )?,
+            false => crate::channel_affine::bias_add(
+                &conv2d_gemm(xv.as_tensor(), wv.as_tensor(), geometry)?,
+                bv.as_tensor(),
+            )?,
+        };
+        let grads = (y * &g)?.sum_all()?.backward()?;
+        [&xv, &wv, &bv]
+            .iter()
+            .map(|v| flat(grads.get(v.as_tensor()).expect("tracked")))
+            .collect()
+    };
+    assert_eq!(run(true)?, run(false)?);
+    Ok(())
+}
