@@ -24,7 +24,7 @@ use crate::conv_gemm::IMAGE_BLOCK;
 use crate::im2col::Grid;
 use candle::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
-use vaekit_core::contiguous_part;
+use vaekit_core::contiguous_slice;
 
 /// `(g, x, w)` to `[dx | dw]`, flat, or `[dx | dw | db]` with `bias`: the gradients of `x`,
 /// `w` and a per-channel bias on the output, for the output gradient `g`, of the
@@ -142,14 +142,11 @@ impl CustomOp3 for ConvGrads {
                 candle::bail!("{name}: an argument of {:?}, expected {want:?}", l.shape());
             }
         }
-        let (g, x, w) = match (s1, s2, s3) {
-            (CpuStorage::F32(g), CpuStorage::F32(x), CpuStorage::F32(w)) => (
-                contiguous_part(g, l1, name)?,
-                contiguous_part(x, l2, name)?,
-                contiguous_part(w, l3, name)?,
-            ),
-            _ => candle::bail!("{name}: f32 expected"),
-        };
+        let (g, x, w) = (
+            contiguous_slice::<f32>(s1, l1, name)?,
+            contiguous_slice::<f32>(s2, l2, name)?,
+            contiguous_slice::<f32>(s3, l3, name)?,
+        );
         let out = self.run(g, x, w);
         let len = out.len();
         Ok((CpuStorage::F32(out), Shape::from(len)))

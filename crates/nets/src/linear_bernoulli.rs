@@ -21,7 +21,7 @@ use crate::matmul_grads::grads_cpu;
 use candle::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 use std::sync::Mutex;
-use vaekit_core::{PAR_MIN_ELEMS, contiguous_part, contiguous_slice};
+use vaekit_core::{PAR_MIN_ELEMS, contiguous_slice};
 
 /// The forward op: `(h [N, K], w [P, K], b [P])` with the values `x [B, P]` held, giving
 /// `[B, N/B]`. Keeps the local gradient `x - σ(l)` (`[N, P]`) for its backward.
@@ -51,14 +51,6 @@ impl LinearBernoulli {
     }
 }
 
-fn f32_parts<'a>(s: [(&'a CpuStorage, &Layout); 3], name: &str) -> Result<[&'a [f32]; 3]> {
-    let part = |(s, l): (&'a CpuStorage, &Layout)| match s {
-        CpuStorage::F32(v) => contiguous_part(v, l, name),
-        _ => candle::bail!("{name}: f32 expected"),
-    };
-    Ok([part(s[0])?, part(s[1])?, part(s[2])?])
-}
-
 impl CustomOp3 for LinearBernoulli {
     fn name(&self) -> &'static str {
         "linear-bernoulli-sum"
@@ -75,7 +67,11 @@ impl CustomOp3 for LinearBernoulli {
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
         let (n, k, m) = linear_dims(l1, l2, l3, name)?;
-        let [h, w, bias] = f32_parts([(s1, l1), (s2, l2), (s3, l3)], name)?;
+        let (h, w, bias) = (
+            contiguous_slice::<f32>(s1, l1, name)?,
+            contiguous_slice::<f32>(s2, l2, name)?,
+            contiguous_slice::<f32>(s3, l3, name)?,
+        );
         self.with_values(|x, b| {
             if b == 0 || !n.is_multiple_of(b) || x.len() != b * m {
                 candle::bail!("{name}: values {:?} for {n} rows of {m}", self.x.dims());
@@ -192,7 +188,11 @@ impl CustomOp3 for LinearBernoulliGrad {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
-        let [h, w, g] = f32_parts([(s1, l1), (s2, l2), (s3, l3)], name)?;
+        let (h, w, g) = (
+            contiguous_slice::<f32>(s1, l1, name)?,
+            contiguous_slice::<f32>(s2, l2, name)?,
+            contiguous_slice::<f32>(s3, l3, name)?,
+        );
         let (n, k) = l1.shape().dims2()?;
         let (m, _) = l2.shape().dims2()?;
         let mut score = self

@@ -42,7 +42,9 @@ fn score_row(out: &mut [f32], l: &[f32], x: &[f32], g: f32) -> () {
 
 avx2_dispatch! {
 /// [`row_sum`] of one row (the same terms, summed in the same order), overwriting each
-/// logit with the term's derivative in it, `x - σ(l)`.
+/// logit with the term's derivative in it, `x - σ(l)`. (A copy of `row_sum`'s loop, not a
+/// shared helper taking a closure: that form ran importance sampling 35 % slower, 20.0 →
+/// 27.3 ms, its closure not compiled for the dispatched instruction set.)
 fn row_sum_score(l: &mut [f32], x: &[f32]) -> f32 {
     const BLOCK: usize = 64;
     let mut acc = [0f64; 8];
