@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 use vaekit_core::SeededNoise;
 use vaekit_eval::{AisConfig, AisStart, AnnealingSchedule, HmcConfig, ais_log_likelihood, bdmc};
-use vaekit_train::write_atomic;
+use vaekit_train::{Weights, write_atomic};
 
 /// Options of `train-iaf eval`.
 #[derive(Debug, Args)]
@@ -49,6 +49,11 @@ pub struct EvalArgs {
     /// test images runs too unless `--limit-test 0`.
     #[arg(long, default_value_t = 0)]
     pub bdmc: usize,
+    /// Which weights to evaluate: averaged (the run's parameter average, the default when
+    /// it keeps one) or current (the parameters as the optimizer left them, the default
+    /// otherwise).
+    #[arg(long, value_name = "WHICH")]
+    pub weights: Option<Weights>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -88,14 +93,22 @@ pub fn eval(args: &EvalArgs, device: &Device) -> Result<()> {
         bail!("nothing to evaluate: --limit-test 0 skips the test set and no --bdmc was given");
     }
     let test_x = data.test_x.narrow(0, 0, points)?;
+    let weights = args.weights.unwrap_or(trainer.evaluation_weights());
+    if weights == Weights::Averaged && trainer.ema().is_none() {
+        bail!(
+            "--weights averaged: {} keeps no parameter average (it was trained without --ema-decay)",
+            dir.display()
+        );
+    }
     let mut summary = json!({
         "run": dir, "epochs": trainer.state().epoch, "test_points": points,
         "test_binarization_seed": cfg.test_binarization_seed,
+        "weights": weights, "ema": trainer.ema_summary(),
     });
     let mut lines = Vec::new();
     if args.is_samples > 0 && points > 0 {
         let (report, seconds) =
-            trainer.with_ema(|| importance_nll(q, p, &test_x, args.is_samples))?;
+            trainer.with_weights(weights, || importance_nll(q, p, &test_x, args.is_samples))?;
         summary["is_samples"] = json!(args.is_samples);
         summary["is_nll"] = json!(report.mean_nll);
         summary["is_std_error"] = json!(report.std_error);
@@ -110,7 +123,7 @@ pub fn eval(args: &EvalArgs, device: &Device) -> Result<()> {
     if args.hais_steps > 0 && points > 0 {
         let config = args.ais_config(args.hais_start);
         let start = Instant::now();
-        let report = trainer.with_ema(|| -> Result<_> {
+        let report = trainer.with_weights(weights, || -> Result<_> {
             let (fq, fp) = frozen(&cfg, store, device)?;
             ais_log_likelihood(&fq, &fp, &test_x, &config, &mut SeededNoise::new(0x4a15))
                 .context("HAIS failed")
@@ -142,7 +155,7 @@ pub fn eval(args: &EvalArgs, device: &Device) -> Result<()> {
         };
         let config = args.ais_config(start_kind);
         let start = Instant::now();
-        let report = trainer.with_ema(|| -> Result<_> {
+        let report = trainer.with_weights(weights, || -> Result<_> {
             let (fq, fp) = frozen(&cfg, store, device)?;
             bdmc(&fq, &fp, args.bdmc, &config, &mut SeededNoise::new(0xbd3c)).context("BDMC failed")
         })?;
@@ -161,24 +174,37 @@ pub fn eval(args: &EvalArgs, device: &Device) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         println!(
-            "{} over {points} test images after {} epochs:",
+            "{} over {points} test images after {} epochs, {weights} weights{}:",
             dir.display(),
-            trainer.state().epoch
+            trainer.state().epoch,
+            match (weights, trainer.ema_summary()) {
+                (Weights::Averaged, Some(e)) => format!(
+                    " (decay {}, {} updates, weight {:.1e} left on the first)",
+                    e.decay, e.updates, e.initial_weight
+                ),
+                _ => String::new(),
+            }
         );
         for l in &lines {
             println!("  {l}");
         }
     }
-    let tag = match (args.is_samples, args.hais_steps, args.bdmc) {
+    let mut tag = match (args.is_samples, args.hais_steps, args.bdmc) {
         (_, 0, 0) => format!("is{}", args.is_samples),
         (_, h, 0) => format!("hais{h}"),
         (_, _, b) => format!("bdmc{b}"),
     };
+    if weights != trainer.evaluation_weights() {
+        tag = format!("{tag}-{weights}");
+    }
     write_atomic(
         &dir.join(format!("eval-{tag}.json")),
         &serde_json::to_vec_pretty(&summary)?,
     )?;
-    merge_results(dir, &summary)?;
+    // results.json holds the run's own weights' figures only.
+    if weights == trainer.evaluation_weights() {
+        merge_results(dir, &summary)?;
+    }
     Ok(())
 }
 
@@ -201,6 +227,7 @@ fn merge_results(dir: &std::path::Path, summary: &Value) -> Result<()> {
             if key == "hais" {
                 v["test_points"] = summary["test_points"].clone();
             }
+            v["weights"] = summary["weights"].clone();
             results[key] = v;
         }
     }

@@ -15,14 +15,27 @@ use vaekit_datasets::{ImageSet, Mnist, binarize_fixed, resolve_mnist_dir};
 use vaekit_eval::{ImportanceConfig, NllReport, importance_sampled_log_likelihood};
 use vaekit_nets::Pass;
 use vaekit_objectives::{GenerativeModel, InferenceNetwork, Objective, ObjectiveConfig, evaluate};
-use vaekit_train::{TrainConfig, Trainer, write_atomic};
+use vaekit_train::{EmaSummary, TrainConfig, Trainer, Weights, write_atomic};
 
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EpochMetrics {
     pub epoch: u64,
+    /// Mean training −ELBO of the epoch's steps, always of the current weights.
     pub train_neg_elbo: f64,
+    /// Test −ELBO of the weights named by `weights`.
     pub test_neg_elbo: f64,
+    /// Which weights `test_neg_elbo` used: `averaged` (the parameter average) or `current`.
+    /// Absent in lines written before it was recorded.
+    #[serde(default)]
+    pub weights: Option<Weights>,
+    /// Test −ELBO of the current weights, when `test_neg_elbo` is the average's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_neg_elbo_current: Option<f64>,
+    /// The parameter average (decay, warm-up, updates, weight left on its first
+    /// parameters); `null` when the run keeps none.
+    #[serde(default)]
+    pub ema: Option<EmaSummary>,
     pub kl: f64,
     pub reconstruction: f64,
     pub lr: f64,
@@ -35,7 +48,16 @@ pub struct EpochMetrics {
 pub struct Results {
     pub preset: String,
     pub epochs: u64,
+    /// Which weights every figure below used (`averaged` or `current`), except
+    /// `test_neg_elbo_current`.
+    pub weights: Weights,
+    /// The parameter average at the end of training; `null` when the run keeps none.
+    pub ema: Option<EmaSummary>,
     pub test_neg_elbo: f64,
+    /// The last epoch's test −ELBO of the current weights, when the figures are the
+    /// average's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_neg_elbo_current: Option<f64>,
     pub is_samples: usize,
     pub is_nll: f64,
     pub is_std_error: f64,
@@ -88,6 +110,7 @@ fn train_config(cfg: &RunConfig) -> TrainConfig {
         objective: cfg.objective,
         clip_norm: cfg.clip_norm,
         ema_decay: cfg.ema_decay,
+        ema_warmup: cfg.ema_warmup,
         seed: cfg.seed,
         binarization: cfg.binarization,
         ..TrainConfig::default()
@@ -207,16 +230,28 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool, device: &Device) -> Result<()
             .train_epoch_with_progress(&data.train, device, &mut |done, n| bar.update(done, n));
         bar.finish();
         let report = report?;
-        let test = trainer.evaluate(
-            &data.test_x,
-            &elbo_objective(),
-            500,
-            vaekit_core::derive_seed(cfg.test_binarization_seed, 2),
-        )?;
+        let test = |weights| {
+            trainer
+                .evaluate(
+                    &data.test_x,
+                    &elbo_objective(),
+                    500,
+                    vaekit_core::derive_seed(cfg.test_binarization_seed, 2),
+                    weights,
+                )
+                .map(|bound| -bound)
+        };
+        let weights = trainer.evaluation_weights();
         let m = EpochMetrics {
             epoch: report.epoch,
             train_neg_elbo: -report.bound,
-            test_neg_elbo: -test,
+            test_neg_elbo: test(weights)?,
+            weights: Some(weights),
+            test_neg_elbo_current: match weights {
+                Weights::Averaged => Some(test(Weights::Current)?),
+                Weights::Current => None,
+            },
+            ema: trainer.ema_summary(),
             kl: report.kl,
             reconstruction: report.reconstruction,
             lr: report.lr,
@@ -226,10 +261,10 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool, device: &Device) -> Result<()
         append_metrics(out, &m)?;
         trainer.checkpoint(None)?;
         println!(
-            "epoch {:>5}/{total}  train -ELBO {:8.3}  test -ELBO {:8.3}  KL {:7.3}  lr {:.2e}  {:.1} s{}",
+            "epoch {:>5}/{total}  train -ELBO {:8.3}  test -ELBO {}  KL {:7.3}  lr {:.2e}  {:.1} s{}",
             m.epoch,
             m.train_neg_elbo,
-            m.test_neg_elbo,
+            test_figures(&m),
             m.kl,
             m.lr,
             m.seconds,
@@ -242,7 +277,8 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool, device: &Device) -> Result<()
         last_epoch_seconds = epoch_start.elapsed().as_secs_f64();
     }
     let train_seconds = start.elapsed().as_secs_f64();
-    trainer.with_ema(|| pictures(&cfg, out, q, p, &data.test_x))?;
+    let weights = trainer.evaluation_weights();
+    trainer.with_weights(weights, || pictures(&cfg, out, q, p, &data.test_x))?;
     let metrics = read_metrics(out)?;
     let curve = |f: fn(&EpochMetrics) -> f64| {
         metrics
@@ -255,13 +291,24 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool, device: &Device) -> Result<()
         &curve(|m| m.train_neg_elbo),
         &curve(|m| m.test_neg_elbo),
     )?;
-    let test_neg_elbo = metrics.last().map_or(f64::NAN, |m| m.test_neg_elbo);
-    let (report, eval_seconds) =
-        trainer.with_ema(|| importance_nll(q, p, &data.test_x, cfg.is_samples))?;
+    // The last epoch's figures, when that epoch was evaluated with the weights used now (a
+    // line written before the weights were recorded counts only for a run without an
+    // average).
+    let last = metrics.last().filter(|m| {
+        m.epoch == trainer.state().epoch
+            && (m.weights == Some(weights) || (m.weights.is_none() && weights == Weights::Current))
+    });
+    let test_neg_elbo = last.map_or(f64::NAN, |m| m.test_neg_elbo);
+    let (report, eval_seconds) = trainer.with_weights(weights, || {
+        importance_nll(q, p, &data.test_x, cfg.is_samples)
+    })?;
     let results = Results {
         preset: cfg.preset.clone(),
         epochs: trainer.state().epoch,
+        weights,
+        ema: trainer.ema_summary(),
         test_neg_elbo,
+        test_neg_elbo_current: last.and_then(|m| m.test_neg_elbo_current),
         is_samples: cfg.is_samples,
         is_nll: report.mean_nll,
         is_std_error: report.std_error,
@@ -276,7 +323,8 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool, device: &Device) -> Result<()
         &serde_json::to_vec_pretty(&results)?,
     )?;
     println!(
-        "done: test -ELBO {:.3}, IS-{} NLL {:.3} ± {:.3} (mean ESS {:.1}); results in {}",
+        "done ({} weights): test -ELBO {:.3}, IS-{} NLL {:.3} ± {:.3} (mean ESS {:.1}); results in {}",
+        weights,
         results.test_neg_elbo,
         results.is_samples,
         results.is_nll,
@@ -285,6 +333,17 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool, device: &Device) -> Result<()
         out.join("results.json").display()
     );
     Ok(())
+}
+
+/// The per-epoch line's test figures: `123.456` with the current weights; with an average,
+/// `123.456 (averaged; current 120.000)`.
+fn test_figures(m: &EpochMetrics) -> String {
+    match (m.weights, m.test_neg_elbo_current) {
+        (Some(Weights::Averaged), Some(current)) => {
+            format!("{:8.3} (averaged; current {current:.3})", m.test_neg_elbo)
+        }
+        _ => format!("{:8.3}", m.test_neg_elbo),
+    }
 }
 
 pub(crate) fn importance_nll(
@@ -385,7 +444,9 @@ pub fn sample(dir: &Path, device: &Device) -> Result<PathBuf> {
     let Built { store, q, p } = &built;
     let (q, p) = (q.as_ref(), p.as_ref());
     let trainer = restore(&cfg, dir, store, q, p, "sample from", device)?;
-    trainer.with_ema(|| pictures(&cfg, dir, q, p, &data.test_x))?;
+    trainer.with_weights(trainer.evaluation_weights(), || {
+        pictures(&cfg, dir, q, p, &data.test_x)
+    })?;
     Ok(dir.join("samples.png"))
 }
 

@@ -2,7 +2,7 @@
 
 use crate::checkpoint::{CheckpointDir, CheckpointError, TrainerState};
 use crate::clip::clip_grad_norm;
-use crate::ema::Ema;
+use crate::ema::{Ema, EmaSummary, Weights};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::LrSchedule;
 use candle::{Device, Tensor, Var};
@@ -65,9 +65,14 @@ pub struct TrainConfig {
     pub objective: ObjectiveConfig,
     /// Clip gradients to this global norm.
     pub clip_norm: Option<f64>,
-    /// Keep an exponential moving average of the parameters with this decay, used for
-    /// evaluation.
+    /// Keep an exponential moving average of the parameters with this decay, in `(0, 1)`
+    /// ([`Ema`]); [`Trainer::evaluation_weights`] is then the average. `None`: no average.
     pub ema_decay: Option<f64>,
+    /// Warm the average's decay up as TensorFlow's `ExponentialMovingAverage` with
+    /// `num_updates` does ([`Ema::decay_at`]); without it a short run is evaluated at nearly
+    /// its initial parameters. Default `true`.
+    #[serde(default = "default_true")]
+    pub ema_warmup: bool,
     /// Stop after this many consecutive non-finite steps.
     pub max_consecutive_nonfinite: u32,
     /// Epoch checkpoints to keep.
@@ -95,6 +100,7 @@ impl Default for TrainConfig {
             objective: ObjectiveConfig::default(),
             clip_norm: None,
             ema_decay: None,
+            ema_warmup: true,
             max_consecutive_nonfinite: 20,
             keep_last: 3,
             seed: 0,
@@ -105,6 +111,10 @@ impl Default for TrainConfig {
     }
 }
 
+fn default_true() -> bool {
+    true
+}
+
 /// What one epoch did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochReport {
@@ -113,7 +123,8 @@ pub struct EpochReport {
     /// Mean minimised loss (for DReG, the generative model's surrogate, not the bound; NaN
     /// when every step was skipped).
     pub loss: f64,
-    /// Mean training bound, nats per data point (−loss without warm-up or free bits).
+    /// Mean training bound, nats per data point (−loss without warm-up or free bits), of the
+    /// current parameters at each step (never the average).
     pub bound: f64,
     /// Mean KL.
     pub kl: f64,
@@ -168,6 +179,11 @@ impl<'a> Trainer<'a> {
         checkpoint_dir: Option<&Path>,
         run_config: serde_json::Value,
     ) -> Result<Self, TrainError> {
+        let ema = config
+            .ema_decay
+            .map(|d| Ema::with_warmup(d, config.ema_warmup))
+            .transpose()
+            .map_err(|e| TrainError::Config(format!("ema_decay: {e}")))?;
         let noise = SeededNoise::new(config.seed);
         let state = TrainerState {
             epoch: 0,
@@ -195,7 +211,7 @@ impl<'a> Trainer<'a> {
             loss: Loss::new(config.objective),
             optimizer: Optimizer::new(config.optimizer),
             inference_optimizer: separate,
-            ema: config.ema_decay.map(Ema::new),
+            ema,
             checkpoints: checkpoint_dir
                 .map(|d| CheckpointDir::new(d, config.keep_last))
                 .transpose()?,
@@ -225,22 +241,55 @@ impl<'a> Trainer<'a> {
         self.state.config = config;
     }
 
-    /// Runs `f` with the EMA parameters swapped in (when EMA is enabled), restoring the
-    /// training parameters afterwards, also when `f` fails.
+    /// The parameter average, when the configuration keeps one.
+    pub fn ema(&self) -> Option<&Ema> {
+        self.ema.as_ref()
+    }
+
+    /// The average's decay, warm-up, update count and weight on its first parameters.
+    pub fn ema_summary(&self) -> Option<EmaSummary> {
+        self.ema.as_ref().map(Ema::summary)
+    }
+
+    /// The weights evaluations use unless told otherwise: the average when there is one.
+    pub fn evaluation_weights(&self) -> Weights {
+        if self.ema.is_some() {
+            Weights::Averaged
+        } else {
+            Weights::Current
+        }
+    }
+
+    /// Runs `f` with `weights` in the parameters (the average swapped in for
+    /// [`Weights::Averaged`]), restoring the current parameters afterwards, also when `f`
+    /// fails.
     ///
     /// # Errors
-    /// Those of `f` and of swapping.
-    pub fn with_ema<T, E: From<candle::Error>>(
+    /// [`TrainError::Config`] for [`Weights::Averaged`] without an average (converted into
+    /// `E`); those of `f` and of swapping.
+    pub fn with_weights<T, E: From<candle::Error>>(
         &self,
+        weights: Weights,
         f: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, E> {
+        let ema = match (weights, &self.ema) {
+            (Weights::Current, _) => None,
+            (Weights::Averaged, Some(ema)) => Some(ema),
+            (Weights::Averaged, None) => {
+                return Err(candle::Error::Msg(
+                    "averaged weights asked for, but this run keeps no parameter average (ema_decay is unset)"
+                        .into(),
+                )
+                .into());
+            }
+        };
         let trainable = self.store.trainable();
-        let backup = match &self.ema {
+        let backup = match ema {
             Some(ema) => Some(ema.swap_in(&trainable)?),
             None => None,
         };
         let result = f();
-        if let (Some(ema), Some(b)) = (&self.ema, backup) {
+        if let (Some(ema), Some(b)) = (ema, backup) {
             ema.swap_out(&trainable, &b)?;
         }
         result
@@ -312,7 +361,7 @@ impl<'a> Trainer<'a> {
         }
         self.loss.set_state(state.estimator);
         if let Some(ema) = &mut self.ema {
-            ema.load_state(tensors);
+            ema.load_state(tensors, state.step)?;
         }
         self.noise = SeededNoise::from_state(state.noise);
         self.state = state;
@@ -340,7 +389,7 @@ impl<'a> Trainer<'a> {
             );
         }
         if let Some(ema) = &self.ema {
-            out.extend(ema.state_tensors());
+            out.extend(ema.state_tensors()?);
         }
         Ok(out)
     }
@@ -538,21 +587,23 @@ impl<'a> Trainer<'a> {
     }
 
     /// The mean bound of `objective` over `data` (already binarized, `[N, P]`), in evaluation
-    /// mode and with the EMA parameters when enabled; draws from a separate stream seeded by
-    /// `seed`, so evaluation does not disturb training's noise.
+    /// mode with `weights` ([`Trainer::evaluation_weights`] for the run's default); draws
+    /// from a separate stream seeded by `seed`, so evaluation does not disturb training's
+    /// noise.
     ///
     /// # Errors
-    /// Tensor errors.
+    /// [`Weights::Averaged`] without an average; tensor errors.
     pub fn evaluate(
         &self,
         data: &Tensor,
         objective: &ObjectiveConfig,
         batch_size: usize,
         seed: u64,
+        weights: Weights,
     ) -> Result<f64, TrainError> {
         let mut noise = SeededNoise::new(seed);
         let n = data.dim(0)?;
-        self.with_ema(|| -> Result<f64, TrainError> {
+        self.with_weights(weights, || -> Result<f64, TrainError> {
             let mut total = 0.0;
             let mut start = 0;
             while start < n {

@@ -137,6 +137,108 @@ fn resume_continues_bit_identically() {
     );
     assert_eq!(tc.state().step, ta.state().step);
     assert_eq!(tc.state().noise, ta.state().noise);
+    // The parameter average continues bit for bit: same count, same weights.
+    assert_eq!(tc.ema_summary(), ta.ema_summary());
+    let averaged = |t: &Trainer, store: &ParamStore| {
+        t.with_weights(Weights::Averaged, || -> candle::Result<_> {
+            Ok(params(store))
+        })
+        .unwrap()
+    };
+    assert_eq!(averaged(&tc, &c.store), averaged(&ta, &a.store));
+}
+
+/// A short run (24 steps) evaluated with a slow average (decay 0.999): with the warm-up the
+/// averaged weights' bound is close to the current weights'; without it the average is
+/// still mostly the first step's parameters (weight 0.999^23 = 0.98).
+#[test]
+fn a_short_run_is_evaluated_near_its_current_weights() {
+    let (_d, train) = data();
+    let dev = Device::Cpu;
+    let x = vaekit_datasets::binarize_fixed(&train.images_f32(&dev).unwrap(), 0).unwrap();
+    let run = |warmup: bool| {
+        let m = vae(2);
+        let cfg = TrainConfig {
+            lr: 3e-3,
+            ema_decay: Some(0.999),
+            ema_warmup: warmup,
+            ..config()
+        };
+        let mut t = Trainer::new(
+            cfg.clone(),
+            &m.store,
+            &m.q,
+            &m.p,
+            None,
+            serde_json::json!({}),
+        )
+        .unwrap();
+        let initial = t
+            .evaluate(&x, &cfg.objective, 30, 7, Weights::Current)
+            .unwrap();
+        for _ in 0..8 {
+            t.train_epoch(&train, &dev).unwrap();
+        }
+        assert_eq!(t.evaluation_weights(), Weights::Averaged);
+        let current = t
+            .evaluate(&x, &cfg.objective, 30, 7, Weights::Current)
+            .unwrap();
+        let averaged = t
+            .evaluate(&x, &cfg.objective, 30, 7, Weights::Averaged)
+            .unwrap();
+        let summary = t.ema_summary().unwrap();
+        assert_eq!(summary.updates, 24);
+        (initial, current, averaged, summary.initial_weight)
+    };
+    let (initial, current, averaged, left) = run(true);
+    assert!(current > initial + 20.0, "{initial} -> {current}");
+    assert!(left < Ema::initial_weight_bound(24) * 1.000001, "{left}");
+    assert!(
+        (current - averaged).abs() < 0.1 * (current - initial),
+        "averaged {averaged} vs current {current} (initial {initial})"
+    );
+    let (initial, current, averaged, left) = run(false);
+    assert!((left - 0.999f64.powi(23)).abs() < 1e-9, "{left}");
+    assert!(
+        current - averaged > 0.5 * (current - initial),
+        "without the warm-up the average stays near the start: averaged {averaged}, current {current}, initial {initial}"
+    );
+    // No average: asking for one is an error, the default is the current weights.
+    let m = vae(2);
+    let t = Trainer::new(
+        TrainConfig {
+            ema_decay: None,
+            ..config()
+        },
+        &m.store,
+        &m.q,
+        &m.p,
+        None,
+        serde_json::json!({}),
+    )
+    .unwrap();
+    assert_eq!(t.evaluation_weights(), Weights::Current);
+    let err = t
+        .evaluate(&x, &config().objective, 30, 7, Weights::Averaged)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("keeps no parameter average"), "{err}");
+    for bad in [0.0, 1.0, -1.0, f64::NAN] {
+        let err = Trainer::new(
+            TrainConfig {
+                ema_decay: Some(bad),
+                ..config()
+            },
+            &m.store,
+            &m.q,
+            &m.p,
+            None,
+            serde_json::json!({}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("ema_decay") && err.contains("(0, 1)"), "{err}");
+    }
 }
 
 #[test]
@@ -158,10 +260,13 @@ fn training_improves_the_bound_and_evaluation_uses_a_separate_stream() {
     )
     .unwrap();
     let x = vaekit_datasets::binarize_fixed(&train.images_f32(&dev).unwrap(), 0).unwrap();
-    let before = t.evaluate(&x, &cfg.objective, 30, 7).unwrap();
+    let before = t
+        .evaluate(&x, &cfg.objective, 30, 7, t.evaluation_weights())
+        .unwrap();
     let noise_before = t.state().noise;
     assert_eq!(
-        t.evaluate(&x, &cfg.objective, 30, 7).unwrap(),
+        t.evaluate(&x, &cfg.objective, 30, 7, t.evaluation_weights())
+            .unwrap(),
         before,
         "evaluation is deterministic for a seed"
     );
@@ -173,7 +278,9 @@ fn training_improves_the_bound_and_evaluation_uses_a_separate_stream() {
     for _ in 0..8 {
         t.train_epoch(&train, &dev).unwrap();
     }
-    let after = t.evaluate(&x, &cfg.objective, 30, 7).unwrap();
+    let after = t
+        .evaluate(&x, &cfg.objective, 30, 7, t.evaluation_weights())
+        .unwrap();
     assert!(
         after > before + 20.0,
         "the bound should improve: {before} -> {after}"
