@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::Instant;
 use vaekit_core::SeededNoise;
-use vaekit_eval::{AisConfig, AisStart, AnnealingSchedule, HmcConfig, ais_log_likelihood, bdmc};
+use vaekit_eval::{
+    AisConfig, AisStart, AnnealingSchedule, HmcConfig, StepSizeTuning, ais_log_likelihood, bdmc,
+};
 use vaekit_train::{Weights, write_atomic};
 
 /// Options of `train-iaf eval`.
@@ -38,9 +40,22 @@ pub struct EvalArgs {
     /// Where the chains start: prior, encoder or posterior (the full flow posterior).
     #[arg(long, default_value = "posterior")]
     pub hais_start: AisStart,
-    /// Initial HMC step size (adapted per test image towards 65 % acceptance).
+    /// Initial HMC step size (> 0), adapted per test image towards 65 % acceptance by the
+    /// pilot run (or online, with `--hais-tuning online`).
     #[arg(long, default_value_t = 0.1)]
     pub hais_step_size: f64,
+    /// How each test image's HMC step sizes are set: `pilot` (a pilot run with its own
+    /// noise tunes them, then they are frozen per stretch of the schedule, so HAIS and BDMC
+    /// keep their guarantees) or `online` (adapted inside the estimating run: a heuristic
+    /// whose estimate is not unbiased).
+    #[arg(long, default_value = "pilot", value_name = "HOW")]
+    pub hais_tuning: String,
+    /// Chains per test image of the step-size pilot run (>= 1).
+    #[arg(long, default_value_t = 4)]
+    pub hais_pilot_chains: usize,
+    /// Stretches of the annealing schedule with their own frozen step size (>= 1).
+    #[arg(long, default_value_t = 20)]
+    pub hais_stretches: usize,
     /// Test images annealed together.
     #[arg(long, default_value_t = 100)]
     pub hais_batch: usize,
@@ -60,7 +75,25 @@ pub struct EvalArgs {
 }
 
 impl EvalArgs {
-    fn ais_config(&self, start: AisStart) -> AisConfig {
+    fn tuning(&self) -> Result<StepSizeTuning> {
+        let tuning = match self.hais_tuning.as_str() {
+            "pilot" => StepSizeTuning::Pilot {
+                chains: self.hais_pilot_chains,
+                stretches: self.hais_stretches,
+            },
+            "online" => StepSizeTuning::Online,
+            other => bail!("--hais-tuning {other:?}: choose pilot or online"),
+        };
+        if self.hais_pilot_chains == 0 {
+            bail!("--hais-pilot-chains 0: must be at least 1");
+        }
+        if self.hais_stretches == 0 {
+            bail!("--hais-stretches 0: must be at least 1");
+        }
+        Ok(tuning)
+    }
+
+    fn ais_config(&self, start: AisStart, tuning: StepSizeTuning) -> AisConfig {
         AisConfig {
             num_steps: self.hais_steps.max(1),
             schedule: AnnealingSchedule::default(),
@@ -72,6 +105,7 @@ impl EvalArgs {
                 ..HmcConfig::default()
             },
             start,
+            tuning,
         }
     }
 }
@@ -83,6 +117,7 @@ pub fn eval(args: &EvalArgs, device: &Device) -> Result<()> {
     if args.is_samples == 0 && args.hais_steps == 0 && args.bdmc == 0 {
         bail!("nothing to evaluate: give --is-samples, --hais-steps or --bdmc");
     }
+    let tuning = args.tuning()?;
     let (cfg, data, built) = open_run(dir, true, device)?;
     let Built { store, q, p } = &built;
     let (q, p) = (q.as_ref(), p.as_ref());
@@ -121,7 +156,7 @@ pub fn eval(args: &EvalArgs, device: &Device) -> Result<()> {
     }
     // HMC differentiates with respect to z only: networks over plain tensors.
     if args.hais_steps > 0 && points > 0 {
-        let config = args.ais_config(args.hais_start);
+        let config = args.ais_config(args.hais_start, tuning);
         let start = Instant::now();
         let report = trainer.with_weights(weights, || -> Result<_> {
             let (fq, fp) = frozen(&cfg, store, device)?;
@@ -134,18 +169,20 @@ pub fn eval(args: &EvalArgs, device: &Device) -> Result<()> {
             "nll": report.mean_nll, "std_error": report.std_error,
             "mean_chain_std_error": mean(&report.chain_std_errors),
             "mean_acceptance": report.mean_acceptance, "mean_step_size": report.mean_step_size,
+            "step_size_tuning": report.step_size_tuning,
             "config": config, "seconds": seconds,
             "leapfrog_steps_per_second": leapfrogs as f64 / seconds,
         });
         lines.push(format!(
-            "HAIS NLL {:.3} ± {:.3} nats ({} steps × {} leapfrog, {} chains from the {:?}; acceptance {:.2}, {seconds:.1} s)",
+            "HAIS NLL {:.3} ± {:.3} nats ({} steps × {} leapfrog, {} chains from the {:?}; acceptance {:.2}; step sizes {}; {seconds:.1} s)",
             report.mean_nll,
             report.std_error,
             config.num_steps,
             config.hmc.leapfrog_steps,
             config.chains,
             config.start,
-            report.mean_acceptance
+            report.mean_acceptance,
+            tuning_label(tuning)
         ));
     }
     if args.bdmc > 0 {
@@ -153,7 +190,7 @@ pub fn eval(args: &EvalArgs, device: &Device) -> Result<()> {
             AisStart::Posterior => AisStart::Encoder,
             other => other,
         };
-        let config = args.ais_config(start_kind);
+        let config = args.ais_config(start_kind, tuning);
         let start = Instant::now();
         let report = trainer.with_weights(weights, || -> Result<_> {
             let (fq, fp) = frozen(&cfg, store, device)?;
@@ -163,11 +200,16 @@ pub fn eval(args: &EvalArgs, device: &Device) -> Result<()> {
         summary["bdmc"] = json!({
             "points": args.bdmc, "lower": report.lower, "upper": report.upper, "gap": report.gap,
             "lower_std_error": report.lower_std_error, "upper_std_error": report.upper_std_error,
+            "step_size_tuning": report.step_size_tuning,
             "config": config, "seconds": seconds,
         });
         lines.push(format!(
-            "BDMC on {} simulated points: {:.3} <= log p(x) <= {:.3}, gap {:.3} nats ({seconds:.1} s)",
-            args.bdmc, report.lower, report.upper, report.gap
+            "BDMC on {} simulated points: {:.3} <= log p(x) <= {:.3}, gap {:.3} nats (step sizes {}; {seconds:.1} s)",
+            args.bdmc,
+            report.lower,
+            report.upper,
+            report.gap,
+            tuning_label(tuning)
         ));
     }
     if args.json {
@@ -197,6 +239,9 @@ pub fn eval(args: &EvalArgs, device: &Device) -> Result<()> {
     if weights != trainer.evaluation_weights() {
         tag = format!("{tag}-{weights}");
     }
+    if (args.hais_steps > 0 || args.bdmc > 0) && tuning == StepSizeTuning::Online {
+        tag = format!("{tag}-online");
+    }
     write_atomic(
         &dir.join(format!("eval-{tag}.json")),
         &serde_json::to_vec_pretty(&summary)?,
@@ -206,6 +251,14 @@ pub fn eval(args: &EvalArgs, device: &Device) -> Result<()> {
         merge_results(dir, &summary)?;
     }
     Ok(())
+}
+
+/// A short name of the step-size tuning for the printed lines.
+fn tuning_label(tuning: StepSizeTuning) -> &'static str {
+    match tuning {
+        StepSizeTuning::Pilot { .. } => "tuned by a pilot, then frozen",
+        StepSizeTuning::Online => "adapted online (a heuristic)",
+    }
 }
 
 fn mean(v: &[f64]) -> f64 {

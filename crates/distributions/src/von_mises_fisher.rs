@@ -102,7 +102,8 @@ impl VonMisesFisher {
         vmf_mean_resultant(&self.concentration, self.dim)
     }
 
-    /// Wood's rejection loop on the host: the accepted Beta draws `ε`, `[sample.., batch..]`.
+    /// Wood's rejection loop on the host: the accepted Beta draws `ε`, `[sample.., batch..]`,
+    /// in f64.
     fn accepted_eps(&self, sample_shape: &[usize], noise: &mut dyn NoiseSource) -> Result<Tensor> {
         let kappas = self
             .concentration
@@ -130,29 +131,32 @@ impl VonMisesFisher {
             }
         }
         let shape = extend(sample_shape, &self.batch_shape);
-        Tensor::from_vec(eps, &shape, self.device())?.to_dtype(self.dtype())
+        Tensor::from_vec(eps, &shape, self.device())
     }
 
-    /// `b(κ) = (m - 1) / (2κ + sqrt(4κ² + (m - 1)²))`, differentiable in `κ`.
-    fn wood_b(&self) -> Result<Tensor> {
+    /// `w = μᵀx` of accepted draws `ε` (f64), in f64 whatever the distribution's dtype: for
+    /// large `κ`, `b ≈ (m − 1) / 4κ` and `1 − w ≈ 2bε` lie below f32's resolution near 1, and
+    /// computed in f32 the samples collapse onto the mean. Returns `w`, `1 − w²` (from
+    /// `1 − w = 2bε / (1 − (1 − b)ε)`, without cancellation), `b` and the denominator
+    /// `1 − (1 − b)ε`; all differentiable in `κ` (cast to f64).
+    fn w_of_eps(&self, eps: &Tensor) -> Result<WoodDraw> {
         let mm1 = (self.dim - 1) as f64;
-        let k = &self.concentration;
+        let k = self.concentration.to_dtype(DType::F64)?;
         let root = ((k.sqr()? * 4.0)? + mm1 * mm1)?.sqrt()?;
-        ((k * 2.0)? + root)?.recip()? * mm1
-    }
-
-    /// `w = (1 - (1 + b) ε) / (1 - (1 - b) ε)` and `b`.
-    fn w_of_eps(&self, eps: &Tensor) -> Result<(Tensor, Tensor)> {
-        let b = self.wood_b()?;
-        let num = eps
-            .broadcast_mul(&b.affine(1.0, 1.0)?)?
-            .neg()?
-            .affine(1.0, 1.0)?;
+        let b = (((&k * 2.0)? + root)?.recip()? * mm1)?;
         let den = eps
             .broadcast_mul(&b.neg()?.affine(1.0, 1.0)?)?
             .neg()?
             .affine(1.0, 1.0)?;
-        Ok(((num / &den)?, b))
+        let one_minus_w = (eps.broadcast_mul(&b)?.affine(2.0, 0.0)? / &den)?;
+        let w = one_minus_w.neg()?.affine(1.0, 1.0)?;
+        let one_minus_w2 = (&one_minus_w * w.affine(1.0, 1.0)?)?;
+        Ok(WoodDraw {
+            w,
+            one_minus_w2,
+            b,
+            den,
+        })
     }
 
     /// A sample and the score of its accepted proposal,
@@ -160,7 +164,8 @@ impl VonMisesFisher {
     /// `r(w; κ) ∝ C_m(κ) e^{κw} (1 - w²)^{(m-3)/2}` is the density of `w = μᵀx` and
     /// `∂w/∂ε = -2b / (1 - (1 - b) ε)²`. The unbiased gradient of `E[f(x)]` is the pathwise
     /// gradient of `f(x)` plus the gradient of `detach(f(x)) * score` (Naesseth et al.,
-    /// eq. 7, the `g_cor` term of Davidson et al.).
+    /// eq. 7, the `g_cor` term of Davidson et al.). The score is computed in f64 and returned
+    /// in the distribution's dtype.
     ///
     /// # Shapes
     /// `(sample_shape ++ batch_shape ++ [m], sample_shape ++ batch_shape)`.
@@ -170,32 +175,32 @@ impl VonMisesFisher {
         noise: &mut dyn NoiseSource,
     ) -> Result<(Tensor, Tensor)> {
         let eps = self.accepted_eps(sample_shape, noise)?;
-        let (w, b) = self.w_of_eps(&eps)?;
-        let x = self.place(&w, sample_shape, noise)?;
+        let draw = self.w_of_eps(&eps)?;
+        let x = self.place(&draw, sample_shape, noise)?;
         let m = self.dim as f64;
-        let tiny = f64::from(f32::MIN_POSITIVE);
-        let one_minus_w2 = w.sqr()?.neg()?.affine(1.0, 1.0)?.clamp(tiny, 1.0)?;
-        let den = eps
-            .broadcast_mul(&b.neg()?.affine(1.0, 1.0)?)?
-            .neg()?
-            .affine(1.0, 1.0)?;
-        let log_jac = (b
+        let one_minus_w2 = draw.one_minus_w2.clamp(f64::MIN_POSITIVE, 1.0)?;
+        let log_jac = (draw
+            .b
             .log()?
             .affine(1.0, std::f64::consts::LN_2)?
-            .broadcast_sub(&(den.log()? * 2.0)?))?;
-        let score = w
-            .broadcast_mul(&self.concentration)?
-            .broadcast_add(&self.log_normalizer()?)?
+            .broadcast_sub(&(draw.den.log()? * 2.0)?))?;
+        let kappa = self.concentration.to_dtype(DType::F64)?;
+        let log_norm = self.log_normalizer()?.to_dtype(DType::F64)?;
+        let score = draw
+            .w
+            .broadcast_mul(&kappa)?
+            .broadcast_add(&log_norm)?
             .add(&(one_minus_w2.log()? * ((m - 3.0) / 2.0))?)?
             .add(&log_jac)?;
-        Ok((x, score))
+        Ok((x, score.to_dtype(self.dtype())?))
     }
 
     /// Turns `w = μᵀx` into a point on the sphere: `(w, sqrt(1 - w²) v)` with `v` uniform on
-    /// `S^{m-2}`, reflected so that `e_1` goes to `loc`.
+    /// `S^{m-2}`, reflected so that `e_1` goes to `loc`. The radius comes from `1 − w²` in
+    /// f64, so the tangential part survives the cast when `w` rounds to 1.
     fn place(
         &self,
-        w: &Tensor,
+        draw: &WoodDraw,
         sample_shape: &[usize],
         noise: &mut dyn NoiseSource,
     ) -> Result<Tensor> {
@@ -203,8 +208,12 @@ impl VonMisesFisher {
         let v_shape = sample_dims(sample_shape, &self.batch_shape, &Shape::from(m - 1));
         let v = noise.standard_normal(&v_shape, self.dtype(), self.device())?;
         let v = v.broadcast_div(&v.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?)?;
-        let tiny = f64::from(f32::MIN_POSITIVE);
-        let radius = w.sqr()?.neg()?.affine(1.0, 1.0)?.clamp(tiny, 1.0)?.sqrt()?;
+        let radius = draw
+            .one_minus_w2
+            .clamp(f64::MIN_POSITIVE, 1.0)?
+            .sqrt()?
+            .to_dtype(self.dtype())?;
+        let w = draw.w.to_dtype(self.dtype())?;
         let x = Tensor::cat(
             &[
                 w.unsqueeze(D::Minus1)?,
@@ -232,6 +241,14 @@ impl VonMisesFisher {
     }
 }
 
+/// Wood's `w = μᵀx` of accepted draws and the pieces its score needs, all f64.
+struct WoodDraw {
+    w: Tensor,
+    one_minus_w2: Tensor,
+    b: Tensor,
+    den: Tensor,
+}
+
 impl Distribution for VonMisesFisher {
     distribution_accessors!("VonMisesFisher", tensor loc);
     fn sample(&self, sample_shape: &[usize], noise: &mut dyn NoiseSource) -> Result<Tensor> {
@@ -254,8 +271,8 @@ impl Reparameterize for VonMisesFisher {
     /// reflection and `concentration` through `w(ε, κ)` with the accepted `ε` held fixed.
     fn rsample(&self, sample_shape: &[usize], noise: &mut dyn NoiseSource) -> Result<Tensor> {
         let eps = self.accepted_eps(sample_shape, noise)?;
-        let (w, _) = self.w_of_eps(&eps)?;
-        self.place(&w, sample_shape, noise)
+        let draw = self.w_of_eps(&eps)?;
+        self.place(&draw, sample_shape, noise)
     }
 }
 

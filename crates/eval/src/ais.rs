@@ -4,9 +4,10 @@ use crate::anneal::{anneal, log_mean_weights};
 use crate::hmc::HmcConfig;
 use crate::path::AnnealingPath;
 use crate::schedule::AnnealingSchedule;
+use crate::step_size::{FrozenStepSizes, StepSizePlan, StepSizeTuning};
 use candle::{D, Result, Tensor};
 use serde::{Deserialize, Serialize};
-use vaekit_core::NoiseSource;
+use vaekit_core::{NoiseSource, SeededNoise};
 use vaekit_nets::Pass;
 use vaekit_objectives::{GenerativeModel, InferenceNetwork, Posterior};
 
@@ -52,6 +53,9 @@ pub struct AisConfig {
     pub hmc: HmcConfig,
     /// The start distribution.
     pub start: AisStart,
+    /// How each data point's step sizes are set (default: a pilot run, then frozen).
+    #[serde(default)]
+    pub tuning: StepSizeTuning,
 }
 
 impl Default for AisConfig {
@@ -63,6 +67,7 @@ impl Default for AisConfig {
             batch_size: 100,
             hmc: HmcConfig::default(),
             start: AisStart::Posterior,
+            tuning: StepSizeTuning::default(),
         }
     }
 }
@@ -82,6 +87,9 @@ pub struct AisReport {
     pub mean_acceptance: f64,
     /// Mean final step size.
     pub mean_step_size: f64,
+    /// How the step sizes were set ([`StepSizeTuning::describe`]; online adaptation is named
+    /// a heuristic).
+    pub step_size_tuning: String,
     /// Gradient evaluations per chain.
     pub gradient_evaluations: usize,
     /// The settings.
@@ -205,6 +213,7 @@ pub fn ais_log_likelihood(
     if config.chains == 0 || config.batch_size == 0 {
         candle::bail!("AIS: chains and batch_size must be > 0");
     }
+    config.tuning.validate()?;
     let betas = config.schedule.betas(config.num_steps)?;
     let d = latent_dim(model)?;
     let n = data.dim(0)?;
@@ -215,8 +224,12 @@ pub fn ais_log_likelihood(
         let b = config.batch_size.min(n - begin);
         let x = data.narrow(0, begin, b)?;
         let path = VaePath::new(inference, model, &x, config.start)?;
+        let frozen = tune_step_sizes(&path, b, d, &x, &betas, config, noise)?;
+        let plan = frozen
+            .as_ref()
+            .map_or(StepSizePlan::Online, StepSizePlan::Frozen);
         let start = noise.standard_normal(&(b, config.chains, d).into(), x.dtype(), x.device())?;
-        let out = anneal(&path, &start, &betas, &config.hmc, noise)?;
+        let out = anneal(&path, &start, &betas, &config.hmc, plan, noise)?;
         let (ll, err) = log_mean_weights(&out.log_weights)?;
         if let Some(i) = ll.iter().position(|v| !v.is_finite()) {
             candle::bail!("AIS: log p(x) of data point {} is {}", begin + i, ll[i]);
@@ -238,8 +251,51 @@ pub fn ais_log_likelihood(
         mean_acceptance: acceptance / batches.max(1) as f64,
         mean_step_size: step_size / batches.max(1) as f64,
         gradient_evaluations: grads,
+        step_size_tuning: config.tuning.describe(),
         config: *config,
     })
+}
+
+/// The frozen step sizes of a batch of `b` data points `x` (`None` for online adaptation):
+/// with an adaptation, a pilot run of `chains` chains per data point on a noise stream of its
+/// own (seeded from one draw of `noise`) adapts online, and each stretch's geometric mean
+/// is frozen; without one, the initial step size throughout.
+///
+/// # Errors
+/// Those of the pilot run.
+pub(crate) fn tune_step_sizes(
+    path: &dyn AnnealingPath,
+    b: usize,
+    d: usize,
+    x: &Tensor,
+    betas: &[f64],
+    config: &AisConfig,
+    noise: &mut dyn NoiseSource,
+) -> Result<Option<FrozenStepSizes>> {
+    let StepSizeTuning::Pilot { chains, stretches } = config.tuning else {
+        return Ok(None);
+    };
+    let transitions = betas.len().saturating_sub(2);
+    if config.hmc.adaptation.is_none() || transitions == 0 {
+        return Ok(Some(FrozenStepSizes::constant(
+            b,
+            transitions,
+            config.hmc.initial_step_size,
+        )));
+    }
+    let mut seed = [0u64; 1];
+    noise.fill_u64(&mut seed)?;
+    let mut pilot = SeededNoise::new(seed[0]);
+    let start = pilot.standard_normal(&(b, chains, d).into(), x.dtype(), x.device())?;
+    let out = anneal(
+        path,
+        &start,
+        betas,
+        &config.hmc,
+        StepSizePlan::Online,
+        &mut pilot,
+    )?;
+    FrozenStepSizes::from_trace(&out.step_trace, stretches).map(Some)
 }
 
 /// The mean of `values` and its standard error.

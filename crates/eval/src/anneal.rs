@@ -2,6 +2,7 @@
 
 use crate::hmc::{HmcConfig, StepSizes, hmc_transition};
 use crate::path::{AnnealingPath, PathPoint};
+use crate::step_size::StepSizePlan;
 use candle::{DType, Result, Tensor};
 use vaekit_core::NoiseSource;
 
@@ -14,6 +15,10 @@ pub struct Annealed {
     pub point: PathPoint,
     /// The final step size of every group.
     pub step_sizes: Vec<f64>,
+    /// The step size every group used at every transition, in the forward schedule's order
+    /// (`[T − 1][B]`; a reverse run's last transition comes first): what a pilot run hands
+    /// to [`crate::FrozenStepSizes::from_trace`].
+    pub step_trace: Vec<Vec<f64>>,
     /// Mean acceptance probability over all transitions and chains.
     pub mean_acceptance: f64,
     /// Gradient evaluations per chain (`(T - 1) · L + 1`).
@@ -27,8 +32,13 @@ pub struct Annealed {
 /// `N(0, I)`) gives an unbiased estimate of `Z_1` in `w`; reverse (1 to 0, start from exact
 /// samples of `f_1`) one of `1 / Z_1`. Weights accumulate in f64.
 ///
+/// The estimates are unbiased only with step sizes fixed before the run
+/// ([`StepSizePlan::Frozen`]); [`StepSizePlan::Online`] adapts them from the run's own
+/// acceptance (a pilot run, or a heuristic estimate).
+///
 /// # Errors
-/// Fewer than two temperatures, a bad HMC configuration, errors of the path.
+/// Fewer than two temperatures, a bad HMC configuration, frozen sizes for another number of
+/// groups or transitions, errors of the path.
 ///
 /// # References
 /// Neal, "Annealed importance sampling", 1998; Grosse, Ghahramani, Adams, "Sandwiching the
@@ -38,14 +48,25 @@ pub fn anneal(
     start: &Tensor,
     betas: &[f64],
     hmc: &HmcConfig,
+    plan: StepSizePlan,
     noise: &mut dyn NoiseSource,
 ) -> Result<Annealed> {
     hmc.validate()?;
     if betas.len() < 2 {
         candle::bail!("anneal: need at least two inverse temperatures");
     }
+    if let StepSizePlan::Frozen(f) = plan {
+        let (b, transitions) = (start.dim(0)?, betas.len() - 2);
+        if f.groups() != b || (transitions > 0 && f.transitions() != transitions) {
+            candle::bail!(
+                "anneal: frozen step sizes for {} groups and {} transitions, the run has {b} and {transitions}",
+                f.groups(),
+                f.transitions()
+            );
+        }
+    }
     // Thousands of small forward and backward passes: the pool's workers stay awake.
-    vaekit_core::keep_awake(|| anneal_awake(path, start, betas, hmc, noise))
+    vaekit_core::keep_awake(|| anneal_awake(path, start, betas, hmc, plan, noise))
 }
 
 fn anneal_awake(
@@ -53,6 +74,7 @@ fn anneal_awake(
     start: &Tensor,
     betas: &[f64],
     hmc: &HmcConfig,
+    plan: StepSizePlan,
     noise: &mut dyn NoiseSource,
 ) -> Result<Annealed> {
     let (b, c, _) = start.dims3()?;
@@ -62,6 +84,10 @@ fn anneal_awake(
     let (mut acceptance_sum, mut transitions) = (0.0, 0usize);
     let mut gradient_evaluations = 1;
     let last = betas.len() - 1;
+    let reverse = betas[0] > betas[last];
+    // The forward-schedule index of the transition at run step `k` (1 ≤ k < last).
+    let forward_index = |k: usize| if reverse { last - 1 - k } else { k - 1 };
+    let mut step_trace = vec![Vec::new(); last.saturating_sub(1)];
     for k in 1..=last {
         let delta = betas[k] - betas[k - 1];
         if delta != 0.0 {
@@ -70,10 +96,17 @@ fn anneal_awake(
             log_w = (log_w + ell.affine(delta, 0.0)?)?;
         }
         if k < last {
+            let j = forward_index(k);
+            if let StepSizePlan::Frozen(f) = plan {
+                steps = StepSizes::fixed(f.at(j));
+            }
+            step_trace[j] = steps.sizes.clone();
             let t = hmc_transition(path, &point, betas[k], &steps, hmc.leapfrog_steps, noise)?;
             acceptance_sum += t.acceptance.iter().sum::<f64>() / b as f64;
             transitions += 1;
-            steps.observe(&t.acceptance);
+            if let StepSizePlan::Online = plan {
+                steps.observe(&t.acceptance);
+            }
             point = t.point;
             gradient_evaluations += hmc.leapfrog_steps;
         }
@@ -82,6 +115,7 @@ fn anneal_awake(
         log_weights: log_w,
         point,
         step_sizes: steps.sizes,
+        step_trace,
         mean_acceptance: if transitions == 0 {
             f64::NAN
         } else {

@@ -1,7 +1,8 @@
 //! Bidirectional Monte Carlo: AIS from both ends on data simulated from the model.
 
-use crate::ais::{AisConfig, VaePath, latent_dim, mean_and_error};
+use crate::ais::{AisConfig, VaePath, latent_dim, mean_and_error, tune_step_sizes};
 use crate::anneal::{anneal, log_mean_weights};
+use crate::step_size::StepSizePlan;
 use candle::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 use vaekit_core::NoiseSource;
@@ -26,6 +27,9 @@ pub struct BdmcReport {
     pub forward: Vec<f64>,
     /// Reverse estimates per point.
     pub reverse: Vec<f64>,
+    /// How the step sizes were set, the same in both directions (online adaptation is named
+    /// a heuristic).
+    pub step_size_tuning: String,
     /// The settings (used in both directions).
     pub config: AisConfig,
 }
@@ -73,6 +77,7 @@ pub fn bdmc_on_pairs(
     if z_all.dim(0)? != num_points || num_points == 0 {
         candle::bail!("BDMC: need as many latents as data points, and at least one");
     }
+    config.tuning.validate()?;
     let forward_betas = config.schedule.betas(config.num_steps)?;
     let reverse_betas: Vec<f64> = forward_betas.iter().rev().copied().collect();
     let d = latent_dim(model)?;
@@ -88,9 +93,14 @@ pub fn bdmc_on_pairs(
             .contiguous()?;
         let path = VaePath::new(inference, model, &x, config.start)?;
         let exact = path.to_noise(&z)?;
+        // One pilot (forward) tunes the step sizes of both directions.
+        let frozen = tune_step_sizes(&path, b, d, &x, &forward_betas, config, noise)?;
+        let plan = frozen
+            .as_ref()
+            .map_or(StepSizePlan::Online, StepSizePlan::Frozen);
         let start = noise.standard_normal(&(b, config.chains, d).into(), x.dtype(), x.device())?;
-        let up = anneal(&path, &start, &forward_betas, &config.hmc, noise)?;
-        let down = anneal(&path, &exact, &reverse_betas, &config.hmc, noise)?;
+        let up = anneal(&path, &start, &forward_betas, &config.hmc, plan, noise)?;
+        let down = anneal(&path, &exact, &reverse_betas, &config.hmc, plan, noise)?;
         forward.extend(log_mean_weights(&up.log_weights)?.0);
         reverse.extend(
             log_mean_weights(&down.log_weights)?
@@ -117,6 +127,7 @@ pub fn bdmc_on_pairs(
         upper_std_error,
         forward,
         reverse,
+        step_size_tuning: config.tuning.describe(),
         config: *config,
     })
 }

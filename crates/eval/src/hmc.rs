@@ -120,6 +120,15 @@ impl StepSizes {
         }
     }
 
+    /// Fixed step sizes, one per group, never adapted.
+    pub fn fixed(sizes: Vec<f64>) -> Self {
+        Self {
+            acceptance: vec![0.0; sizes.len()],
+            sizes,
+            adaptation: None,
+        }
+    }
+
     /// Folds in one transition's mean acceptance probability per group and adapts.
     pub fn observe(&mut self, rates: &[f64]) {
         for ((size, smoothed), &rate) in self.sizes.iter_mut().zip(&mut self.acceptance).zip(rates)

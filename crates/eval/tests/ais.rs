@@ -312,3 +312,152 @@ fn bad_settings_are_errors_not_panics() {
     assert!("flow".parse::<AisStart>().is_err());
     assert_eq!("encoder".parse::<AisStart>().unwrap(), AisStart::Encoder);
 }
+
+/// `log` of the mean of every chain's weight over all copies of one data point, and its
+/// delta-method standard error, from the per-copy estimates (each the log-mean-exp of its
+/// chains' weights, all copies having the same number of chains).
+fn pooled(log_likelihoods: &[f64]) -> (f64, f64) {
+    let max = log_likelihoods
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
+    let w: Vec<f64> = log_likelihoods.iter().map(|l| (l - max).exp()).collect();
+    let m = mean(&w);
+    let var = w.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (w.len() - 1) as f64;
+    (max + m.ln(), (var / w.len() as f64).sqrt() / m)
+}
+
+/// Exaggerated adaptation (×10 / ×0.1 per transition, no smoothing), one chain per copy.
+fn exaggerated(start: AisStart, steps: usize, tuning: StepSizeTuning) -> AisConfig {
+    AisConfig {
+        num_steps: steps,
+        chains: 1,
+        batch_size: 2000,
+        start,
+        tuning,
+        hmc: HmcConfig {
+            leapfrog_steps: 3,
+            initial_step_size: 0.1,
+            adaptation: Some(StepSizeAdaptation {
+                increase: 10.0,
+                decrease: 0.1,
+                smoothing: 0.0,
+                min: 1e-6,
+                max: 50.0,
+                ..StepSizeAdaptation::default()
+            }),
+        },
+        ..AisConfig::default()
+    }
+}
+
+/// With the step sizes tuned by a pilot and frozen, AIS's mean weight is an unbiased
+/// estimate of `p(x)`: on 8000 copies of one data point, few annealing steps and an
+/// exaggerated adaptation, the log of the mean weight over all chains matches the exact
+/// `log p(x)` within 3 standard errors (from the prior: few steps, noisy weights; from the
+/// encoder: close to the posterior, a tight check).
+#[test]
+fn frozen_step_sizes_keep_ais_unbiased_on_the_exact_model() {
+    let (model, x) = model();
+    let store = ParamStore::new(24);
+    let (plain, _) = encoders(&model, &store);
+    let x0 = x.narrow(0, 0, 1).unwrap();
+    let copies = x0.broadcast_as((8000, P)).unwrap().contiguous().unwrap();
+    let exact = model.log_marginal(&x0).unwrap().to_vec1::<f64>().unwrap()[0];
+    for (start, steps, max_se) in [(AisStart::Prior, 5, 0.2), (AisStart::Encoder, 4, 0.03)] {
+        let cfg = exaggerated(start, steps, StepSizeTuning::default());
+        let r =
+            ais_log_likelihood(&plain, &model, &copies, &cfg, &mut SeededNoise::new(77)).unwrap();
+        let (estimate, se) = pooled(&r.log_likelihoods);
+        assert!(se < max_se, "{start:?}: standard error {se}");
+        assert!(
+            (estimate - exact).abs() < 3.0 * se,
+            "{start:?}: log mean weight {estimate} vs exact {exact} (standard error {se})"
+        );
+        assert!(
+            r.step_size_tuning.contains("pilot"),
+            "{}",
+            r.step_size_tuning
+        );
+    }
+}
+
+/// The estimating run's step sizes are fixed before it starts: whatever its noise, a frozen
+/// plan uses exactly the given sizes at every transition, forward and reverse (looked up by
+/// the forward schedule's order), while online adaptation follows the run's own chains.
+#[test]
+fn the_estimating_run_does_not_adapt_to_its_own_chains() {
+    let (model, x) = model();
+    let store = ParamStore::new(24);
+    let (plain, _) = encoders(&model, &store);
+    let x = x.narrow(0, 0, 3).unwrap();
+    let path = VaePath::new(&plain, &model, &x, AisStart::Prior).unwrap();
+    let hmc = HmcConfig {
+        leapfrog_steps: 3,
+        initial_step_size: 0.3,
+        adaptation: Some(StepSizeAdaptation {
+            increase: 1.3,
+            decrease: 0.8,
+            smoothing: 0.0,
+            ..StepSizeAdaptation::default()
+        }),
+    };
+    let betas = AnnealingSchedule::Linear.betas(12).unwrap();
+    let reversed: Vec<f64> = betas.iter().rev().copied().collect();
+    let start = |seed| {
+        SeededNoise::new(seed)
+            .standard_normal(&(3, 4, D).into(), DType::F64, &Device::Cpu)
+            .unwrap()
+    };
+    let run = |betas: &[f64], plan: StepSizePlan, seed: u64| {
+        anneal(
+            &path,
+            &start(seed),
+            betas,
+            &hmc,
+            plan,
+            &mut SeededNoise::new(seed),
+        )
+        .unwrap()
+        .step_trace
+    };
+    let online: Vec<_> = [1, 2]
+        .map(|seed| run(&betas, StepSizePlan::Online, seed))
+        .into();
+    assert_ne!(online[0], online[1], "online adaptation follows the chains");
+    let frozen = FrozenStepSizes::from_trace(&online[0], 3).unwrap();
+    let expected: Vec<Vec<f64>> = (0..online[0].len()).map(|j| frozen.at(j)).collect();
+    for seed in [1, 2, 3] {
+        assert_eq!(run(&betas, StepSizePlan::Frozen(&frozen), seed), expected);
+        assert_eq!(
+            run(&reversed, StepSizePlan::Frozen(&frozen), seed),
+            expected
+        );
+    }
+    // Frozen sizes for another run shape are refused.
+    let short = AnnealingSchedule::Linear.betas(5).unwrap();
+    let err = anneal(
+        &path,
+        &start(1),
+        &short,
+        &hmc,
+        StepSizePlan::Frozen(&frozen),
+        &mut SeededNoise::new(1),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("frozen step sizes"), "{err}");
+    // The online heuristic is named as such in the report.
+    let r = ais_log_likelihood(
+        &plain,
+        &model,
+        &x,
+        &exaggerated(AisStart::Encoder, 6, StepSizeTuning::Online),
+        &mut SeededNoise::new(5),
+    )
+    .unwrap();
+    assert!(
+        r.step_size_tuning.contains("heuristic"),
+        "{}",
+        r.step_size_tuning
+    );
+}

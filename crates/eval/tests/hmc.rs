@@ -285,7 +285,15 @@ fn ais_recovers_the_normaliser_of_a_bimodal_target() {
     let betas = AnnealingSchedule::Sigmoid { radius: 4.0 }
         .betas(300)
         .unwrap();
-    let out = anneal(&path, &start, &betas, &HmcConfig::default(), &mut noise).unwrap();
+    let out = anneal(
+        &path,
+        &start,
+        &betas,
+        &HmcConfig::default(),
+        StepSizePlan::Online,
+        &mut noise,
+    )
+    .unwrap();
     let (estimates, errors) = log_mean_weights(&out.log_weights).unwrap();
     let mean = estimates.iter().sum::<f64>() / b as f64;
     let se = errors.iter().map(|e| e * e).sum::<f64>().sqrt() / b as f64;
@@ -302,7 +310,15 @@ fn ais_recovers_the_normaliser_of_a_bimodal_target() {
     // With too few steps the weights of the bimodal target are far more dispersed: the
     // estimate must actually depend on the annealing.
     let short = AnnealingSchedule::Linear.betas(2).unwrap();
-    let poor = anneal(&path, &start, &short, &HmcConfig::default(), &mut noise).unwrap();
+    let poor = anneal(
+        &path,
+        &start,
+        &short,
+        &HmcConfig::default(),
+        StepSizePlan::Online,
+        &mut noise,
+    )
+    .unwrap();
     let (_, poor_errors) = log_mean_weights(&poor.log_weights).unwrap();
     let spread = |e: &[f64]| e.iter().sum::<f64>() / e.len() as f64;
     assert!(

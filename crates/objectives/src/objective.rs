@@ -421,9 +421,17 @@ pub fn evaluate_with_state(
                         .exp()?
                         .affine(1.0 / num_samples as f64, 0.0)?
                         .detach();
-                    let model_sur = (&w_tilde * log_w64.clone())?.sum(D::Minus1)?.mean_all()?;
+                    // A sample with log-weight −∞ has w̃ = 0 and contributes nothing, as in the
+                    // standard estimator; its 0 · (−∞) would be NaN, so it is masked out of
+                    // both surrogates (gradients reach only the kept samples).
+                    let kept = log_w64.detach().ne(f64::NEG_INFINITY)?;
+                    let zeros = log_w64.zeros_like()?;
+                    let masked = |t: Tensor| kept.where_cond(&t, &zeros);
+                    let model_sur = (&w_tilde * masked(log_w64.clone())?)?
+                        .sum(D::Minus1)?
+                        .mean_all()?;
                     let log_w_stop_q = (&draw.log_p - log_q_stopped)?.to_dtype(DType::F64)?;
-                    let inf_sur = (w_tilde.sqr()? * log_w_stop_q)?
+                    let inf_sur = (w_tilde.sqr()? * masked(log_w_stop_q)?)?
                         .sum(D::Minus1)?
                         .mean_all()?;
                     (

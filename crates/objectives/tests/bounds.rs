@@ -490,3 +490,79 @@ fn every_parameter_of_a_flow_vae_learns() {
         }
     }
 }
+
+/// The linear-Gaussian model with `log p(x|z)` set to −∞ for the first draw of the first
+/// data point (a sample the likelihood rules out).
+struct WithImpossibleDraw<'a>(&'a LinearGaussian);
+
+impl GenerativeModel for WithImpossibleDraw<'_> {
+    fn forward(
+        &self,
+        z: &Tensor,
+        pass: Pass,
+    ) -> candle::Result<Box<dyn vaekit_distributions::Distribution>> {
+        self.0.forward(z, pass)
+    }
+
+    fn prior(&self) -> &dyn vaekit_distributions::Distribution {
+        self.0.prior()
+    }
+
+    fn log_likelihood(&self, x: &Tensor, z: &Tensor, pass: Pass) -> candle::Result<Tensor> {
+        let ll = self.0.log_likelihood(x, z, pass)?;
+        let (b, s) = ll.dims2()?;
+        let mut mask = vec![0.0f64; b * s];
+        mask[0] = f64::NEG_INFINITY;
+        let mask = Tensor::from_vec(mask, (b, s), ll.device())?.to_dtype(ll.dtype())?;
+        ll + mask
+    }
+}
+
+/// A log-weight of −∞ is a sample with no weight: DReG's losses and gradients stay finite
+/// (not 0 · (−∞) = NaN), and its model gradient is still the standard IWAE one.
+#[test]
+fn dreg_ignores_a_sample_with_log_weight_minus_infinity() {
+    let (model, x) = model_and_data();
+    let (enc, vars) = var_encoder(&model, &x);
+    let w = Var::from_tensor(&t2(&[[1.0, 0.0], [0.5, 0.0], [0.0, 2.0], [0.0, -1.0]])).unwrap();
+    let model_v = LinearGaussian::new(
+        w.as_tensor().clone(),
+        Tensor::new(&[0.1, -0.2, 0.3, 0.0], &Device::Cpu).unwrap(),
+        0.7,
+    )
+    .unwrap();
+    let impossible = WithImpossibleDraw(&model_v);
+    let q = EncoderFlow::new(enc, FlowChain::default());
+    let cfg = |gradient| ObjectiveConfig {
+        objective: Objective::Iwae {
+            num_samples: 4,
+            gradient,
+        },
+        ..elbo_mc(1)
+    };
+    let run = |gradient| {
+        let e = evaluate(
+            &cfg(gradient),
+            &q,
+            &impossible,
+            &x,
+            0.0,
+            &mut SeededNoise::new(8),
+            Pass::Train,
+        )
+        .unwrap();
+        let lw = e.log_weights.to_vec2::<f64>().unwrap();
+        assert_eq!(lw[0][0], f64::NEG_INFINITY);
+        assert!(e.is_finite(), "{gradient:?}: loss {}", e.loss);
+        e.gradients(std::slice::from_ref(&w), &vars).unwrap()
+    };
+    let standard = flat(&run(IwaeGradient::Standard));
+    let dreg = flat(&run(IwaeGradient::Dreg));
+    assert!(dreg.iter().all(|g| g.is_finite()), "{dreg:?}");
+    for (a, b) in standard[..8].iter().zip(&dreg[..8]) {
+        assert!(
+            (a - b).abs() < 1e-9 * a.abs().max(1.0),
+            "model gradients {a} vs {b}"
+        );
+    }
+}

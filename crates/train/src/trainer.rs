@@ -13,7 +13,9 @@ use std::time::Instant;
 use vaekit_core::SeededNoise;
 use vaekit_datasets::{Batcher, BatcherConfig, Binarization, ImageSet};
 use vaekit_nets::{ParamStore, Pass};
-use vaekit_objectives::{GenerativeModel, InferenceNetwork, Loss, ObjectiveConfig, evaluate};
+use vaekit_objectives::{
+    GenerativeModel, InferenceNetwork, IwaeGradient, Loss, Objective, ObjectiveConfig, evaluate,
+};
 
 /// Checkpoint prefix of the inference network's optimizer state.
 const INFERENCE_OPTIMIZER_PREFIX: &str = "opt_inference.";
@@ -467,10 +469,24 @@ impl<'a> Trainer<'a> {
                     .iter()
                     .any(|p| n.starts_with(p.as_str()))
             });
-        if self.config.objective.objective.separate_losses() && inference_vars.is_empty() {
+        let dreg = matches!(
+            self.config.objective.objective,
+            Objective::Iwae {
+                gradient: IwaeGradient::Dreg,
+                ..
+            }
+        );
+        if (self.config.objective.objective.separate_losses() || dreg) && inference_vars.is_empty()
+        {
             return Err(TrainError::Config(format!(
-                "{:?} trains the inference network with its own loss, but no parameter matches the inference prefixes {:?}",
-                self.config.objective.objective, self.config.inference_prefixes
+                "{:?} trains the inference network with its own loss, but no parameter matches the inference prefixes {:?}{}",
+                self.config.objective.objective,
+                self.config.inference_prefixes,
+                if dreg {
+                    " (every parameter would get the plain IWAE gradient)"
+                } else {
+                    ""
+                }
             )));
         }
         let model_v: Vec<Var> = model_vars.iter().map(|(_, v)| v.clone()).collect();

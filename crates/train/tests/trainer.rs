@@ -441,6 +441,18 @@ fn dreg_trains_both_groups_with_their_own_losses() {
         },
         ..config()
     };
+    // Prefixes that match no parameter would silently give DReG the plain IWAE gradient.
+    let wrong = TrainConfig {
+        inference_prefixes: vec!["inference_net.".into()],
+        ..tc.clone()
+    };
+    let mut t = Trainer::new(wrong, &store, &q, &p, None, serde_json::json!({})).unwrap();
+    let err = t.train_epoch(&train, &dev).unwrap_err().to_string();
+    assert!(
+        err.contains("Dreg") && err.contains("inference_net.") && err.contains("plain IWAE"),
+        "{err}"
+    );
+    assert_eq!(params(&store), before, "nothing was trained");
     let mut t = Trainer::new(tc, &store, &q, &p, None, serde_json::json!({})).unwrap();
     let r = t.train_epoch(&train, &dev).unwrap();
     assert!(r.bound.is_finite() && r.skipped == 0);
