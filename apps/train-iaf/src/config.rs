@@ -1,8 +1,8 @@
 //! The run configuration: presets, TOML/JSON files and command-line overrides.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use vaekit_datasets::Binarization;
 use vaekit_flows::{IafVariant, MadeConfig, SylvesterKind};
 use vaekit_nets::{Activation, DenseConfig, GatedConfig, Likelihood, Normalization, ResNetConfig};
@@ -142,7 +142,9 @@ pub const ESTIMATORS: [&str; 8] = [
 
 /// The objective of an `--estimator` name with `k` draws per data point.
 pub fn estimator_objective(name: &str, k: usize) -> Result<Objective> {
-    let k = k.max(1);
+    if k == 0 {
+        bail!("--k 0: the number of draws per data point must be at least 1");
+    }
     Ok(match name {
         "elbo" => Objective::Elbo {
             num_samples: k,
@@ -239,6 +241,42 @@ fn default_true() -> bool {
     true
 }
 
+/// `value >= min` for a count, or an error naming the field.
+fn check_count(field: &str, value: usize, min: usize) -> Result<()> {
+    if value < min {
+        bail!("{field} = {value}: must be at least {min}");
+    }
+    Ok(())
+}
+
+/// `lo < value < hi` (and not NaN), or an error naming the field.
+fn check_open(field: &str, value: f64, lo: f64, hi: f64) -> Result<()> {
+    if !(value > lo && value < hi) {
+        bail!("{field} = {value}: must lie in ({lo}, {hi})");
+    }
+    Ok(())
+}
+
+/// `lo <= value < hi` (and not NaN), or an error naming the field.
+fn check_half_open(field: &str, value: f64, lo: f64, hi: f64) -> Result<()> {
+    if !(value >= lo && value < hi) {
+        bail!("{field} = {value}: must lie in [{lo}, {hi})");
+    }
+    Ok(())
+}
+
+/// A short name of an objective for messages.
+fn objective_name(o: &Objective) -> &'static str {
+    match o {
+        Objective::Elbo { .. } => "the ELBO",
+        Objective::Iwae { .. } => "the IWAE bound",
+        Objective::Reinforce { .. } => "REINFORCE/NVIL",
+        Objective::Vimco { .. } => "VIMCO",
+        Objective::Rws { .. } => "reweighted wake-sleep",
+        Objective::Concrete { .. } => "the Concrete relaxation",
+    }
+}
+
 /// Names of the presets.
 pub const PRESETS: [&str; 4] = ["iwae-dense", "iaf-resnet", "snf-gated", "sbn"];
 
@@ -306,9 +344,14 @@ impl RunConfig {
                             analytic_kl: true,
                         },
                         warmup: Some(KlWarmup { epochs: 200.0 }),
+                        // Free bits as in the IAF reference code (openai/iaf, tf_train.py:
+                        // `kl_min=0.25`, "number of free bits/nats", floored per latent
+                        // channel after averaging over the batch); this latent is a vector,
+                        // so one group per dimension: Σ_d max(0.25, E_x KL_d), the KL of each
+                        // dimension taken through the IAF steps.
                         free_bits: Some(FreeBits {
-                            nats_per_dim: 0.01,
-                            groups: 1,
+                            nats_per_dim: 0.25,
+                            groups: 64,
                         }),
                     },
                     optimizer: OptimizerConfig {
@@ -384,22 +427,15 @@ impl RunConfig {
         })
     }
 
-    /// Reads a configuration file (`.toml` or `.json`).
-    pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        match path.extension().and_then(|e| e.to_str()) {
-            Some("toml") => toml::from_str(&text)
-                .with_context(|| format!("{}: invalid TOML configuration", path.display())),
-            _ => serde_json::from_str(&text)
-                .with_context(|| format!("{}: invalid JSON configuration", path.display())),
-        }
-    }
-
     /// Sets the number of importance samples `k` of the objective: for the ELBO and IWAE,
     /// `1` gives the ELBO and more the IWAE bound; the other estimators keep their kind.
-    pub fn set_k(&mut self, k: usize) {
-        let k = k.max(1);
+    ///
+    /// # Errors
+    /// `k = 0`.
+    pub fn set_k(&mut self, k: usize) -> Result<()> {
+        if k == 0 {
+            bail!("--k 0: the number of draws per data point must be at least 1");
+        }
         let o = &mut self.objective.objective;
         match o {
             Objective::Reinforce { num_samples, .. }
@@ -407,7 +443,7 @@ impl RunConfig {
             | Objective::Rws { num_samples, .. }
             | Objective::Concrete { num_samples, .. } => {
                 *num_samples = k;
-                return;
+                return Ok(());
             }
             Objective::Elbo { .. } | Objective::Iwae { .. } => {}
         }
@@ -422,6 +458,7 @@ impl RunConfig {
                 gradient: IwaeGradient::Standard,
             }
         };
+        Ok(())
     }
 
     /// Sets the estimator (`--estimator`) with `k` draws per data point.
@@ -443,25 +480,25 @@ impl RunConfig {
         }
     }
 
-    /// Checks the combination before any tensor exists.
+    /// Checks every field's range and the combination before any tensor exists. Each
+    /// error names the field (and its flag), the value and the rule; the ranges are listed in
+    /// `docs/configuration.md`.
     pub fn validate(&self) -> Result<()> {
-        if self.batch_size == 0 || self.epochs == 0 || self.is_samples == 0 {
-            bail!("batch_size, epochs and is_samples must be > 0");
-        }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            bail!("lr must be finite and > 0, got {}", self.lr);
-        }
-        if let Some(d) = self.ema_decay
-            && !(d > 0.0 && d < 1.0)
-        {
-            bail!(
-                "ema_decay {d} must lie in (0, 1) (--ema-decay 0 turns the parameter average off)"
-            );
-        }
-        if let Some(m) = self.time_budget_minutes
-            && !(m > 0.0 && m.is_finite())
-        {
-            bail!("the time budget must be a positive number of minutes, got {m}");
+        self.validate_ranges()?;
+        let objective = self.objective.objective;
+        if !matches!(objective, Objective::Elbo { .. }) {
+            if self.objective.warmup.is_some() {
+                bail!(
+                    "objective.warmup: KL warm-up applies to the ELBO only, and this run trains {} (use --k 1, or remove the warm-up)",
+                    objective_name(&objective)
+                );
+            }
+            if self.objective.free_bits.is_some() {
+                bail!(
+                    "objective.free_bits: free bits apply to the ELBO only, and this run trains {} (use --k 1, or remove the free bits)",
+                    objective_name(&objective)
+                );
+            }
         }
         let pathwise = matches!(
             self.objective.objective,
@@ -538,6 +575,125 @@ impl RunConfig {
         Ok(())
     }
 
+    /// Every numeric field against its stated range.
+    fn validate_ranges(&self) -> Result<()> {
+        check_count("batch_size (--batch-size)", self.batch_size, 1)?;
+        check_count("epochs (--epochs)", self.epochs as usize, 1)?;
+        check_count("is_samples (--is-samples)", self.is_samples, 1)?;
+        check_open("lr (--lr)", self.lr, 0.0, f64::INFINITY)?;
+        if let Some(c) = self.clip_norm {
+            check_open("clip_norm", c, 0.0, f64::INFINITY)?;
+        }
+        if let Some(d) = self.ema_decay {
+            check_open(
+                "ema_decay (--ema-decay; 0 turns the average off)",
+                d,
+                0.0,
+                1.0,
+            )?;
+        }
+        if let Some(n) = self.limit_train {
+            check_count("limit_train (--limit-train)", n, 1)?;
+        }
+        if let Some(n) = self.limit_test {
+            check_count("limit_test (--limit-test)", n, 1)?;
+        }
+        if let Some(m) = self.time_budget_minutes {
+            check_open("time_budget_minutes (--time-budget)", m, 0.0, f64::INFINITY)?;
+        }
+        let o = &self.optimizer;
+        check_half_open("optimizer.beta1", o.beta1, 0.0, 1.0)?;
+        check_half_open("optimizer.beta2", o.beta2, 0.0, 1.0)?;
+        check_open("optimizer.eps", o.eps, 0.0, f64::INFINITY)?;
+        check_half_open("optimizer.weight_decay", o.weight_decay, 0.0, f64::INFINITY)?;
+        match self.schedule {
+            LrSchedule::StepDecay {
+                gamma,
+                every_epochs,
+            } => {
+                check_open("schedule.gamma", gamma, 0.0, f64::INFINITY)?;
+                check_open("schedule.every_epochs", every_epochs, 0.0, f64::INFINITY)?;
+            }
+            LrSchedule::Exponential { gamma } => {
+                check_open("schedule.gamma", gamma, 0.0, f64::INFINITY)?;
+            }
+            LrSchedule::IwaePaperScaled { span_epochs } => {
+                check_open(
+                    "schedule.span_epochs (--schedule-span)",
+                    span_epochs,
+                    0.0,
+                    f64::INFINITY,
+                )?;
+            }
+            LrSchedule::Constant | LrSchedule::IwaePaper => {}
+        }
+        let k = self.objective.objective.num_samples();
+        check_count("objective.num_samples (--k)", k, 1)?;
+        if let Objective::Rws { wake_fraction, .. } = self.objective.objective
+            && !(0.0..=1.0).contains(&wake_fraction)
+        {
+            bail!("objective.wake_fraction = {wake_fraction}: must lie in [0, 1]");
+        }
+        if let Some(w) = self.objective.warmup {
+            check_half_open("objective.warmup.epochs", w.epochs, 0.0, f64::INFINITY)?;
+        }
+        if let Some(fb) = self.objective.free_bits {
+            check_half_open(
+                "objective.free_bits.nats_per_dim",
+                fb.nats_per_dim,
+                0.0,
+                f64::INFINITY,
+            )?;
+            check_count("objective.free_bits.groups", fb.groups, 1)?;
+            if let LatentConfig::Gaussian = self.latent
+                && fb.groups > self.networks.latent_dim()
+            {
+                bail!(
+                    "objective.free_bits.groups = {}: must be at most the latent dimension {}",
+                    fb.groups,
+                    self.networks.latent_dim()
+                );
+            }
+        }
+        if let LatentConfig::Gaussian = self.latent {
+            check_count("networks.latent_dim", self.networks.latent_dim(), 1)?;
+            if let Networks::Dense(c) = &self.networks {
+                check_count("networks.input_dim", c.input_dim, 1)?;
+                if let Some(w) = c.hidden.iter().find(|&&w| w == 0) {
+                    bail!("networks.hidden: width {w} must be at least 1");
+                }
+            }
+            if let Networks::ResNet(c) = &self.networks {
+                if c.kernel % 2 == 0 {
+                    bail!("networks.kernel = {}: must be odd", c.kernel);
+                }
+                if c.stages.iter().any(|s| s.channels == 0 || s.blocks == 0) {
+                    bail!("networks.stages: every stage needs channels >= 1 and blocks >= 1");
+                }
+            }
+            match &self.flow {
+                FlowConfig::None => {}
+                FlowConfig::Iaf { steps, hidden, .. } => {
+                    check_count("flow.steps", *steps, 1)?;
+                    if hidden.is_empty() {
+                        bail!("flow.hidden: an IAF's MADE needs at least one hidden layer");
+                    }
+                }
+                FlowConfig::Planar { steps } => check_count("flow.steps", *steps, 1)?,
+                FlowConfig::Sylvester { steps, sylvester } => {
+                    check_count("flow.steps", *steps, 1)?;
+                    if let SylvesterKind::Householder { reflections } = sylvester {
+                        check_count("flow.sylvester.reflections", *reflections, 1)?;
+                    }
+                }
+            }
+        }
+        if let Likelihood::DiscretizedLogistic { num_bins } = self.likelihood {
+            check_count("likelihood.num_bins", num_bins, 2)?;
+        }
+        Ok(())
+    }
+
     /// The MADE configuration of an IAF flow.
     pub fn made(&self, hidden: &[usize], norm: Normalization) -> MadeConfig {
         MadeConfig {
@@ -595,14 +751,14 @@ mod tests {
         ] {
             assert!(LatentConfig::parse(bad).is_err(), "{bad}");
         }
-        sbn.set_k(7);
+        sbn.set_k(7)?;
         assert_eq!(
             sbn.objective.objective.num_samples(),
             7,
             "--k keeps the estimator"
         );
         let mut c = RunConfig::preset("iwae-dense")?;
-        c.set_k(50);
+        c.set_k(50)?;
         assert_eq!(
             c.objective.objective,
             Objective::Iwae {

@@ -84,6 +84,23 @@ impl EvalArgs {
             "online" => StepSizeTuning::Online,
             other => bail!("--hais-tuning {other:?}: choose pilot or online"),
         };
+        if self.hais_steps > 0 || self.bdmc > 0 {
+            for (flag, value) in [
+                ("--hais-leapfrog", self.hais_leapfrog),
+                ("--hais-chains", self.hais_chains),
+                ("--hais-batch", self.hais_batch),
+            ] {
+                if value == 0 {
+                    bail!("{flag} 0: must be at least 1");
+                }
+            }
+            if !(self.hais_step_size > 0.0 && self.hais_step_size.is_finite()) {
+                bail!(
+                    "--hais-step-size {}: must be positive and finite",
+                    self.hais_step_size
+                );
+            }
+        }
         if self.hais_pilot_chains == 0 {
             bail!("--hais-pilot-chains 0: must be at least 1");
         }

@@ -6,6 +6,7 @@ mod config;
 mod data;
 mod evaluate;
 mod images;
+mod layers;
 mod model;
 mod progress;
 mod run;
@@ -64,7 +65,9 @@ struct TrainArgs {
     /// Starting configuration: iwae-dense, iaf-resnet, snf-gated or sbn.
     #[arg(long, default_value = "iwae-dense")]
     preset: String,
-    /// A configuration file (TOML or JSON) instead of a preset.
+    /// A configuration file (TOML or JSON) layered over a preset: the preset named by its
+    /// `preset` key (else `--preset`), then the file's fields, then the flags. Unknown keys
+    /// are errors; a `config.json` of a run works too.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Directory holding the four MNIST IDX files.
@@ -123,7 +126,7 @@ struct TrainArgs {
 
 fn train(args: &TrainArgs, device: &candle::Device) -> Result<()> {
     let mut cfg = match &args.config {
-        Some(path) => RunConfig::from_file(path)?,
+        Some(path) => layers::from_file(path, &args.preset)?,
         None => RunConfig::preset(&args.preset)
             .with_context(|| format!("presets: {}", PRESETS.join(", ")))?,
     };
@@ -151,7 +154,7 @@ fn train(args: &TrainArgs, device: &candle::Device) -> Result<()> {
         }
         None => {
             if let Some(v) = args.k {
-                cfg.set_k(v);
+                cfg.set_k(v)?;
             }
         }
     }

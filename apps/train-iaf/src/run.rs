@@ -15,7 +15,7 @@ use vaekit_datasets::{ImageSet, Mnist, binarize_fixed, resolve_mnist_dir};
 use vaekit_eval::{ImportanceConfig, NllReport, importance_sampled_log_likelihood};
 use vaekit_nets::Pass;
 use vaekit_objectives::{GenerativeModel, InferenceNetwork, Objective, ObjectiveConfig, evaluate};
-use vaekit_train::{EmaSummary, TrainConfig, Trainer, Weights, write_atomic};
+use vaekit_train::{EmaSummary, LoadedCheckpointInfo, TrainConfig, Trainer, Weights, write_atomic};
 
 /// One line of `metrics.jsonl`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -126,6 +126,19 @@ pub fn train(cfg: RunConfig, out: &Path, device: &Device) -> Result<()> {
             out.display()
         );
     }
+    let checkpoints = out.join("checkpoints");
+    if let Ok(entries) = std::fs::read_dir(&checkpoints)
+        && let Some(found) = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|n| n.ends_with(".json") || n.ends_with(".safetensors"))
+    {
+        bail!(
+            "{} holds checkpoints ({found}, ...) but no config.json: a new run would silently continue or overwrite them; move them away, or restore the run's config.json and use `train-iaf resume --run {}`",
+            checkpoints.display(),
+            out.display()
+        );
+    }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     write_atomic(&out.join("config.json"), &serde_json::to_vec_pretty(&cfg)?)?;
     run(cfg, out, false, device)
@@ -173,13 +186,20 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool, device: &Device) -> Result<()
         Some(&out.join("checkpoints")),
         serde_json::to_value(&cfg)?,
     )?;
-    let resumed = trainer.resume(device)?;
-    if resuming && !resumed {
-        println!(
-            "{} holds no complete checkpoint yet: starting from epoch 0",
-            out.join("checkpoints").display()
-        );
-    }
+    // A fresh run never picks up checkpoints (`train` refuses a directory that holds some).
+    let resumed = if resuming {
+        let found = trainer.resume(device)?;
+        match &found {
+            Some(info) => report_skipped(info),
+            None => println!(
+                "{} holds no complete checkpoint yet: starting from epoch 0",
+                out.join("checkpoints").display()
+            ),
+        }
+        found.is_some()
+    } else {
+        false
+    };
     trainer.set_run_config(serde_json::to_value(&cfg)?);
     if !resumed {
         // Data-dependent initialisation (weight norm) on one dynamically binarized batch,
@@ -365,6 +385,7 @@ pub(crate) fn importance_nll(
 
 fn append_metrics(out: &Path, m: &EpochMetrics) -> Result<()> {
     let path = out.join("metrics.jsonl");
+    repair_torn_tail(&path)?;
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -374,6 +395,33 @@ fn append_metrics(out: &Path, m: &EpochMetrics) -> Result<()> {
     let mut line = serde_json::to_string(m)?;
     line.push('\n');
     f.write_all(line.as_bytes())?;
+    f.sync_data()?;
+    Ok(())
+}
+
+/// A crash while appending can leave a last line without its newline; the next record would
+/// then be glued to it and both lost. Cuts such a torn tail off (saying so); the epoch it
+/// belonged to is re-run from its checkpoint and logged again.
+fn repair_torn_tail(path: &Path) -> Result<()> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    if bytes.last().is_none_or(|&b| b == b'\n') {
+        return Ok(());
+    }
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    eprintln!(
+        "warning: {}: removing a torn last line ({} bytes, from an interrupted write)",
+        path.display(),
+        bytes.len() - keep
+    );
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    f.set_len(keep as u64)?;
     f.sync_data()?;
     Ok(())
 }
@@ -492,11 +540,71 @@ pub(crate) fn restore<'a>(
         Some(&dir.join("checkpoints")),
         serde_json::to_value(cfg)?,
     )?;
-    if !trainer.resume(device)? {
-        bail!(
+    match trainer.resume(device)? {
+        Some(info) => report_skipped(&info),
+        None => bail!(
             "{} has no checkpoint to {what}",
             dir.join("checkpoints").display()
-        );
+        ),
     }
     Ok(trainer)
+}
+
+/// Warns about damaged checkpoints that a resume passed over.
+fn report_skipped(info: &LoadedCheckpointInfo) {
+    for s in &info.skipped {
+        eprintln!("warning: skipped the damaged checkpoint {s}");
+    }
+    if !info.skipped.is_empty() {
+        eprintln!("warning: continuing from {}", info.name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metrics(epoch: u64) -> EpochMetrics {
+        EpochMetrics {
+            epoch,
+            train_neg_elbo: 100.0 + epoch as f64,
+            test_neg_elbo: 99.0,
+            weights: Some(Weights::Current),
+            test_neg_elbo_current: None,
+            ema: None,
+            kl: 20.0,
+            reconstruction: -80.0,
+            lr: 1e-3,
+            seconds: 1.0,
+            skipped_steps: 0,
+        }
+    }
+
+    /// A crash mid-append leaves a line without its newline: the next epoch's record must not
+    /// be glued to it (which lost both before).
+    #[test]
+    fn a_torn_metrics_line_does_not_swallow_the_next_one() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        append_metrics(dir.path(), &metrics(1))?;
+        let path = dir.path().join("metrics.jsonl");
+        let torn = serde_json::to_string(&metrics(2))?;
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path)?;
+        f.write_all(&torn.as_bytes()[..torn.len() / 2])?;
+        drop(f);
+        // The resumed run re-runs epoch 2 and logs it, then epoch 3.
+        append_metrics(dir.path(), &metrics(2))?;
+        append_metrics(dir.path(), &metrics(3))?;
+        let read = read_metrics(dir.path())?;
+        assert_eq!(
+            read.iter().map(|m| m.epoch).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        let text = std::fs::read_to_string(&path)?;
+        assert_eq!(text.lines().count(), 3, "{text}");
+        // An intact file is left alone.
+        let before = std::fs::read(&path)?;
+        repair_torn_tail(&path)?;
+        assert_eq!(std::fs::read(&path)?, before);
+        Ok(())
+    }
 }

@@ -225,7 +225,7 @@ fn time_budget_stops_training_and_finishes_the_run() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("time budget"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--time-budget"));
 }
 
 #[test]
@@ -256,7 +256,7 @@ fn bad_configurations_fail_before_training() {
         .output()
         .unwrap();
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("invalid TOML configuration"),
+        String::from_utf8_lossy(&out.stderr).contains("`preset` must be a preset's name"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -365,4 +365,176 @@ fn discrete_latents_train_and_resume_identically_with_every_estimator_state() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("discrete latents"));
+}
+
+/// Faults a user meets: the newest checkpoint damaged (resume falls back to the newest
+/// loadable one and says which it skipped and why), and a fresh `train` into a directory that
+/// holds checkpoints but no config.json (refused, instead of silently continuing them).
+#[test]
+fn damaged_checkpoints_and_orphaned_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mnist");
+    write_synthetic_mnist(&data, 40, 10, true).unwrap();
+    let run = tmp.path().join("run");
+    let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let common = ["--data-dir", d, "--out", r, "--is-samples", "2"];
+    let mut args = vec!["train", "--epochs", "3"];
+    args.extend(common);
+    train_iaf(&args);
+    // Truncate the newest checkpoint's tensors, as a full disk or a crash might.
+    let newest = run.join("checkpoints/epoch-000003.safetensors");
+    let bytes = std::fs::read(&newest).unwrap();
+    std::fs::write(&newest, &bytes[..bytes.len() / 3]).unwrap();
+    let out = train_iaf(&["resume", "--run", r, "--epochs", "4"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("skipped the damaged checkpoint epoch-000003")
+            && stderr.contains("continuing from epoch-000002"),
+        "{stderr}"
+    );
+    let epochs: Vec<u64> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        epochs,
+        vec![1, 2, 3, 3, 4],
+        "epoch 3 re-run from epoch 2's checkpoint"
+    );
+    assert_eq!(json(&run.join("results.json"))["epochs"], 4);
+    // Checkpoints without config.json: a fresh train is refused and leaves them alone.
+    std::fs::remove_file(run.join("config.json")).unwrap();
+    let before = std::fs::read(run.join("checkpoints/epoch-000004.json")).unwrap();
+    let mut args = vec!["train", "--epochs", "1"];
+    args.extend(common);
+    let refused = Command::new(env!("CARGO_BIN_EXE_train-iaf"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("holds checkpoints") && stderr.contains("no config.json"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(run.join("checkpoints/epoch-000004.json")).unwrap(),
+        before
+    );
+    assert!(!run.join("config.json").exists());
+}
+
+/// Every bad value a user can type is refused before training, with the flag (or field), the
+/// value and the rule; a partial configuration file layers over its preset and trains.
+#[test]
+fn bad_inputs_are_refused_naming_the_flag_value_and_rule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("mnist");
+    write_synthetic_mnist(&data, 30, 10, true).unwrap();
+    let d = data.to_str().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let unknown = write(
+        "unknown.toml",
+        "preset = \"iwae-dense\"\n[optimizer]\nbeta = 0.5\n",
+    );
+    let bad_beta = write("beta.toml", "[optimizer]\nbeta2 = 1.0\n");
+    let cases: Vec<(Vec<&str>, &[&str])> = vec![
+        (vec!["--k", "0"], &["--k 0", "at least 1"]),
+        (vec!["--estimator", "vimco", "--k", "0"], &["--k 0"]),
+        (
+            vec!["--estimator", "vimco", "--k", "1"],
+            &["VIMCO needs --k 2"],
+        ),
+        (
+            vec!["--batch-size", "0"],
+            &["batch_size (--batch-size) = 0", "at least 1"],
+        ),
+        (vec!["--epochs", "0"], &["epochs (--epochs) = 0"]),
+        (
+            vec!["--is-samples", "0"],
+            &["is_samples (--is-samples) = 0"],
+        ),
+        (vec!["--lr=-0.1"], &["lr (--lr) = -0.1", "(0, inf)"]),
+        (vec!["--lr", "NaN"], &["lr (--lr) = NaN"]),
+        (vec!["--ema-decay", "1.5"], &["--ema-decay 1.5", "(0, 1)"]),
+        (
+            vec!["--limit-train", "0"],
+            &["limit_train (--limit-train) = 0"],
+        ),
+        (
+            vec!["--time-budget=-5"],
+            &["time_budget_minutes (--time-budget) = -5"],
+        ),
+        (
+            vec!["--schedule-span", "0"],
+            &["--schedule-span", "positive"],
+        ),
+        // A --k that the preset's objective would ignore: warm-up and free bits are ELBO-only.
+        (
+            vec!["--preset", "iaf-resnet", "--k", "5"],
+            &["objective.warmup", "ELBO only", "IWAE"],
+        ),
+        (
+            vec!["--config", &unknown],
+            &["unknown configuration key `optimizer.beta`"],
+        ),
+        (
+            vec!["--config", &bad_beta],
+            &["optimizer.beta2 = 1", "[0, 1)"],
+        ),
+    ];
+    for (i, (extra, expected)) in cases.iter().enumerate() {
+        let out_dir = tmp.path().join(format!("run{i}"));
+        let mut args = vec!["train", "--data-dir", d, "--out", out_dir.to_str().unwrap()];
+        args.extend(extra.iter().copied());
+        let out = Command::new(env!("CARGO_BIN_EXE_train-iaf"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{extra:?} was accepted");
+        for e in *expected {
+            assert!(stderr.contains(e), "{extra:?}: expected {e:?} in {stderr}");
+        }
+        assert!(
+            !out_dir.join("config.json").exists(),
+            "{extra:?} wrote a run"
+        );
+    }
+    // A partial file over its preset, then a flag over the file.
+    let partial = write(
+        "partial.toml",
+        "preset = \"iwae-dense\"\nepochs = 1\nbatch_size = 10\n[optimizer]\neps = 1e-6\n",
+    );
+    let run = tmp.path().join("layered");
+    train_iaf(&[
+        "train",
+        "--config",
+        &partial,
+        "--batch-size",
+        "5",
+        "--data-dir",
+        d,
+        "--out",
+        run.to_str().unwrap(),
+        "--is-samples",
+        "2",
+    ]);
+    let cfg = json(&run.join("config.json"));
+    assert_eq!(cfg["epochs"], 1);
+    assert_eq!(cfg["batch_size"], 5, "the flag wins over the file");
+    assert_eq!(cfg["optimizer"]["eps"], 1e-6);
+    assert_eq!(
+        cfg["optimizer"]["beta2"], 0.999,
+        "the preset fills the rest"
+    );
 }

@@ -31,6 +31,15 @@ impl Flow for Reverse {
     fn dim(&self) -> usize {
         self.dim
     }
+    fn forward_per_dim(
+        &self,
+        z: &Tensor,
+        context: Option<&Tensor>,
+        pass: Pass,
+        acc: &Tensor,
+    ) -> Result<Option<(FlowOutput, Tensor)>> {
+        Ok(Some((self.forward(z, context, pass)?, acc.flip(&[1])?)))
+    }
 }
 
 /// `f_K ∘ ... ∘ f_1`, each step given the same context; the log-determinants add up.
@@ -72,6 +81,32 @@ impl Flow for FlowChain {
     }
     fn dim(&self) -> usize {
         self.steps.first().map_or(0, |s| s.dim())
+    }
+    fn forward_per_dim(
+        &self,
+        z: &Tensor,
+        context: Option<&Tensor>,
+        pass: Pass,
+        acc: &Tensor,
+    ) -> Result<Option<(FlowOutput, Tensor)>> {
+        let mut value = z.clone();
+        let mut log_det = Tensor::zeros(z.dim(0)?, z.dtype(), z.device())?;
+        let mut acc = acc.clone();
+        for step in &self.steps {
+            let Some((out, next)) = step.forward_per_dim(&value, context, pass, &acc)? else {
+                return Ok(None);
+            };
+            value = out.value;
+            log_det = (log_det + out.log_det_jacobian)?;
+            acc = next;
+        }
+        Ok(Some((
+            FlowOutput {
+                value,
+                log_det_jacobian: log_det,
+            },
+            acc,
+        )))
     }
 }
 

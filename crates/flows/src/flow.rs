@@ -26,6 +26,27 @@ pub trait Flow: Send + Sync + std::fmt::Debug {
 
     /// The dimension `D` it acts on.
     fn dim(&self) -> usize;
+
+    /// [`Flow::forward`] with the log-determinant split over the coordinates, for steps whose
+    /// Jacobian is triangular up to a permutation: given the per-coordinate log-determinants
+    /// accumulated so far, `acc: [N, D]` in `z`'s coordinates, returns the output and `acc`
+    /// carried to the output's coordinates plus this step's diagonal terms (an IAF step adds
+    /// its `log σ_d` to coordinate `d`; a reversal reverses `acc`). The rows of the new `acc`
+    /// minus the old sum to the step's log-determinant. `None` (the default) for steps that
+    /// mix coordinates (planar, Sylvester), whose log-determinant has no such split.
+    ///
+    /// # Errors
+    /// Those of [`Flow::forward`].
+    fn forward_per_dim(
+        &self,
+        z: &Tensor,
+        context: Option<&Tensor>,
+        pass: Pass,
+        acc: &Tensor,
+    ) -> Result<Option<(FlowOutput, Tensor)>> {
+        let _ = (z, context, pass, acc);
+        Ok(None)
+    }
 }
 
 /// `context`, or an error naming the flow that needs it.

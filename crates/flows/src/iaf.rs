@@ -78,8 +78,15 @@ impl IafStep {
     }
 }
 
-impl Flow for IafStep {
-    fn forward(&self, z: &Tensor, context: Option<&Tensor>, pass: Pass) -> Result<FlowOutput> {
+impl IafStep {
+    /// `f(z)` and the diagonal of its log-Jacobian, `[N, D]` (`None` for the shift variant,
+    /// whose Jacobian is the identity).
+    fn apply(
+        &self,
+        z: &Tensor,
+        context: Option<&Tensor>,
+        pass: Pass,
+    ) -> Result<(Tensor, Option<Tensor>)> {
         let out = self.made.forward(z, context, pass)?;
         let m = &out[0];
         match self.variant {
@@ -89,24 +96,51 @@ impl Flow for IafStep {
                 let sigma = log_sigma.exp()?;
                 // z' = σ z + (1 - σ) m = m + σ (z - m)
                 let value = (m + (sigma * (z - m)?)?)?;
-                Ok(FlowOutput {
-                    value,
-                    log_det_jacobian: log_sigma.sum(1)?,
-                })
+                Ok((value, Some(log_sigma)))
             }
             IafVariant::Affine { max_log_scale } => {
                 let l = ((&out[1] / max_log_scale)?.tanh()? * max_log_scale)?;
                 let value = ((z * l.exp()?)? + m)?;
-                Ok(FlowOutput {
-                    value,
-                    log_det_jacobian: l.sum(1)?,
-                })
+                Ok((value, Some(l)))
             }
-            IafVariant::Shift => Ok(FlowOutput {
-                value: (z + m)?,
-                log_det_jacobian: Tensor::zeros(z.dim(0)?, z.dtype(), z.device())?,
-            }),
+            IafVariant::Shift => Ok(((z + m)?, None)),
         }
+    }
+}
+
+impl Flow for IafStep {
+    fn forward(&self, z: &Tensor, context: Option<&Tensor>, pass: Pass) -> Result<FlowOutput> {
+        let (value, log_det) = self.apply(z, context, pass)?;
+        Ok(FlowOutput {
+            value,
+            log_det_jacobian: match log_det {
+                Some(l) => l.sum(1)?,
+                None => Tensor::zeros(z.dim(0)?, z.dtype(), z.device())?,
+            },
+        })
+    }
+    fn forward_per_dim(
+        &self,
+        z: &Tensor,
+        context: Option<&Tensor>,
+        pass: Pass,
+        acc: &Tensor,
+    ) -> Result<Option<(FlowOutput, Tensor)>> {
+        let (value, log_det) = self.apply(z, context, pass)?;
+        let (log_det_jacobian, acc) = match log_det {
+            Some(l) => (l.sum(1)?, (acc + l)?),
+            None => (
+                Tensor::zeros(z.dim(0)?, z.dtype(), z.device())?,
+                acc.clone(),
+            ),
+        };
+        Ok(Some((
+            FlowOutput {
+                value,
+                log_det_jacobian,
+            },
+            acc,
+        )))
     }
     fn dim(&self) -> usize {
         self.made.config().dim

@@ -105,4 +105,63 @@ impl<F: Flow> FlowPosterior<F> {
             log_q0,
         })
     }
+
+    /// [`FlowPosterior::push_forward`] with `log q` split over the latent dimensions: the base
+    /// Gaussian's density of each coordinate minus the log-determinant terms the flow's steps
+    /// assign to it ([`Flow::forward_per_dim`]), `[S, B, D]`, summing over `D` to `log_q`
+    /// (up to rounding). `None` when a step mixes coordinates (planar, Sylvester).
+    ///
+    /// # Errors
+    /// Those of [`FlowPosterior::push_forward`].
+    ///
+    /// # References
+    /// Kingma et al., arXiv 1606.04934, appendix C.8 and the reference code's per-dimension
+    /// KL for free bits.
+    pub fn push_forward_per_dim(
+        &self,
+        encoded: &EncoderOutput,
+        eps: &Tensor,
+        pass: Pass,
+    ) -> Result<Option<(PosteriorSample, Tensor)>> {
+        let base = encoded.posterior()?;
+        let log_scale = encoded.log_scale.unsqueeze(0)?;
+        let z0 = log_scale
+            .exp()?
+            .broadcast_mul(eps)?
+            .broadcast_add(&encoded.loc.unsqueeze(0)?)?;
+        let log_q0 = base.log_prob(&z0)?; // [S, B]
+        // log N(z0_d; loc_d, σ_d) = −ε_d²/2 − log σ_d − log(2π)/2, per coordinate.
+        let half_log_tau = 0.5 * std::f64::consts::TAU.ln();
+        let log_q0_dims = eps
+            .sqr()?
+            .affine(-0.5, -half_log_tau)?
+            .broadcast_sub(&log_scale)?;
+        let (s, b, d) = z0.dims3()?;
+        let flat = z0.reshape((s * b, d))?;
+        let c = encoded.context.dim(1)?;
+        let context = encoded
+            .context
+            .unsqueeze(0)?
+            .broadcast_as((s, b, c))?
+            .reshape((s * b, c))?;
+        let acc = flat.zeros_like()?;
+        let Some((out, acc)) = self
+            .flow
+            .forward_per_dim(&flat, Some(&context), pass, &acc)?
+        else {
+            return Ok(None);
+        };
+        let z = out.value.reshape((s, b, d))?;
+        let log_q = (&log_q0 - out.log_det_jacobian.reshape((s, b))?)?;
+        let log_q_dims = (log_q0_dims - acc.reshape((s, b, d))?)?;
+        Ok(Some((
+            PosteriorSample {
+                z,
+                log_q,
+                z0,
+                log_q0,
+            },
+            log_q_dims,
+        )))
+    }
 }

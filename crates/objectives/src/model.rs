@@ -45,6 +45,21 @@ pub trait Posterior {
         noise: &mut dyn NoiseSource,
     ) -> Result<LatentSample>;
 
+    /// [`Posterior::rsample_with_log_prob`] with `log q` also split over the latent
+    /// dimensions, `[B, S, D]` summing to `log_q` (for per-dimension KLs, e.g. free bits
+    /// through a flow); `None` (the default) when the posterior has no such split.
+    ///
+    /// # Errors
+    /// Tensor errors.
+    fn rsample_with_log_prob_per_dim(
+        &self,
+        num_samples: usize,
+        noise: &mut dyn NoiseSource,
+    ) -> Result<Option<(LatentSample, Tensor)>> {
+        let _ = (num_samples, noise);
+        Ok(None)
+    }
+
     /// `log q(z|x)` of given points `z: [B, S, D]`: `[B, S]`.
     ///
     /// # Errors

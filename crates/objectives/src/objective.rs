@@ -117,9 +117,11 @@ impl KlWarmup {
 
 /// Free bits (the IAF paper's form): the latent dimensions are split into `groups`
 /// contiguous groups, and each group's KL, averaged over the minibatch, counts at least
-/// `nats_per_dim` times its size: `Σ_j max(λ |g_j|, E_x[KL_j])`. Per-dimension KLs need an
-/// analytic KL (Gaussian posterior without flow); otherwise the whole latent vector is one
-/// group.
+/// `nats_per_dim` times its size: `Σ_j max(λ |g_j|, E_x[KL_j])`. The per-dimension KLs are
+/// analytic for a plain Gaussian posterior with `analytic_kl`; through an IAF they are Monte
+/// Carlo, `log q_d − log p_d` per dimension with each step's `log σ_d` in `log q_d`, as the
+/// reference code computes them. Flows that mix dimensions (planar, Sylvester) give no
+/// per-dimension split: with them `groups` must be 1 (an error otherwise).
 ///
 /// # References
 /// Kingma et al., arXiv 1606.04934, appendix C.8.
@@ -353,8 +355,35 @@ pub fn evaluate_with_state(
             "objective: the ELBO and IWAE gradients need reparameterized latents; train discrete latents with REINFORCE, NVIL, VIMCO, RWS or Concrete"
         );
     }
-    let sample = posterior.rsample_with_log_prob(num_samples, noise)?;
+    // Free bits in several groups need per-dimension KLs: in closed form for a plain
+    // Gaussian posterior with the analytic KL, otherwise through the flow (Monte Carlo, with
+    // `log q` split over the dimensions along the sampling path).
+    let grouped_free_bits = match (config.objective, config.free_bits) {
+        (Objective::Elbo { .. }, Some(fb)) if fb.groups > 1 => Some(fb.groups),
+        _ => None,
+    };
+    let per_dim_closed_form = matches!(
+        config.objective,
+        Objective::Elbo {
+            analytic_kl: true,
+            ..
+        }
+    ) && posterior
+        .as_distribution()
+        .is_some_and(|q| per_dim_pair(q, model.prior()).is_some());
+    let (sample, log_q_dims) = match grouped_free_bits {
+        Some(groups) if !per_dim_closed_form => {
+            match posterior.rsample_with_log_prob_per_dim(num_samples, noise)? {
+                Some((sample, dims)) => (sample, Some(dims)),
+                None => candle::bail!(
+                    "objective: free bits in {groups} groups need per-dimension KLs, which this posterior does not split (planar and Sylvester steps mix the dimensions): use free_bits.groups = 1"
+                ),
+            }
+        }
+        _ => (posterior.rsample_with_log_prob(num_samples, noise)?, None),
+    };
     let (latent_dim, log_q_stopped) = (sample.z.dim(D::Minus1)?, sample.log_q_stopped.clone());
+    let z = sample.z.clone();
     let draw = Draw::score(sample, model, x, pass)?;
     // Differentiable log-weights (the draw's own `log_w64` is detached), [B, S].
     let log_w64 = (&draw.log_p - &draw.log_q)?.to_dtype(DType::F64)?;
@@ -368,13 +397,9 @@ pub fn evaluate_with_state(
             };
             let (kl, method, per_dim) = match analytic {
                 Some(q) => {
-                    let per_dim = match (q.reinterpreted(), model.prior().reinterpreted()) {
-                        (Some((bq, 1)), Some((bp, 1)))
-                            if default_registry().has_analytic(bq, bp) =>
-                        {
-                            Some(default_registry().analytic(bq, bp)?)
-                        }
-                        _ => None,
+                    let per_dim = match per_dim_pair(q, model.prior()) {
+                        Some((bq, bp)) => Some(default_registry().analytic(bq, bp)?),
+                        None => None,
                     };
                     (
                         default_registry().analytic(q, model.prior())?,
@@ -382,12 +407,29 @@ pub fn evaluate_with_state(
                         per_dim,
                     )
                 }
-                None => (
-                    (&draw.log_q - &draw.log_prior)?.mean(D::Minus1)?,
-                    KlMethod::MonteCarlo { num_samples },
-                    None,
-                ),
+                None => {
+                    // `log q_d − log p_d` per dimension, averaged over the draws: [B, D].
+                    let per_dim = match (&log_q_dims, model.prior().reinterpreted()) {
+                        (Some(dims), Some((bp, 1))) => {
+                            Some((dims - bp.log_prob(&z)?)?.mean(D::Minus2)?)
+                        }
+                        (Some(_), _) => candle::bail!(
+                            "objective: grouped free bits need a prior that factorizes over the latent dimensions"
+                        ),
+                        (None, _) => None,
+                    };
+                    (
+                        (&draw.log_q - &draw.log_prior)?.mean(D::Minus1)?,
+                        KlMethod::MonteCarlo { num_samples },
+                        per_dim,
+                    )
+                }
             };
+            if let (Some(groups), None) = (grouped_free_bits, &per_dim) {
+                candle::bail!(
+                    "objective: free bits in {groups} groups need per-dimension KLs, which this posterior and prior do not give: use free_bits.groups = 1"
+                );
+            }
             let recon_b = draw.log_lik.mean(D::Minus1)?; // [B]
             let beta = config.warmup.map_or(1.0, |w| w.beta(epoch));
             let kl_term = match config.free_bits {
@@ -445,6 +487,21 @@ pub fn evaluate_with_state(
         other => candle::bail!("objective: {other:?} is not a pathwise objective"),
     };
     Ok(eval)
+}
+
+/// The base distributions of a factorized posterior and prior whose per-dimension KL has a
+/// closed form.
+fn per_dim_pair<'a>(
+    q: &'a dyn vaekit_distributions::Distribution,
+    p: &'a dyn vaekit_distributions::Distribution,
+) -> Option<(
+    &'a dyn vaekit_distributions::Distribution,
+    &'a dyn vaekit_distributions::Distribution,
+)> {
+    match (q.reinterpreted(), p.reinterpreted()) {
+        (Some((bq, 1)), Some((bp, 1))) if default_registry().has_analytic(bq, bp) => Some((bq, bp)),
+        _ => None,
+    }
 }
 
 /// `Σ_j max(λ |g_j|, mean_batch KL_j)` with per-dimension KLs `[B, D]` when available, else

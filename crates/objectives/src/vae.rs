@@ -114,6 +114,32 @@ impl Posterior for GaussianFlowPosterior<'_> {
         }
     }
 
+    /// Draws the noise as [`Posterior::rsample_with_log_prob`] does; the split is the base
+    /// Gaussian's per-coordinate density minus each IAF step's `log σ_d` (carried through the
+    /// reversals); `None` for planar and Sylvester flows.
+    fn rsample_with_log_prob_per_dim(
+        &self,
+        num_samples: usize,
+        noise: &mut dyn NoiseSource,
+    ) -> Result<Option<(LatentSample, Tensor)>> {
+        let loc = &self.encoded.loc;
+        let shape: Vec<usize> = [&[num_samples][..], loc.dims()].concat();
+        let eps = noise.standard_normal(&shape.into(), loc.dtype(), loc.device())?;
+        let identity = FlowPosterior::new(FlowChain::default());
+        let flow = self.flow.unwrap_or(&identity);
+        let Some((s, dims)) = flow.push_forward_per_dim(&self.encoded, &eps, self.pass)? else {
+            return Ok(None);
+        };
+        Ok(Some((
+            LatentSample {
+                z: batch_first(&s.z)?,
+                log_q: batch_first(&s.log_q)?,
+                log_q_stopped: None,
+            },
+            batch_first(&dims)?,
+        )))
+    }
+
     fn reparameterize(&self, eps: &Tensor) -> Result<LatentSample> {
         let eps = batch_first(eps)?; // [S, B, D]
         let s = match self.flow {

@@ -39,6 +39,53 @@ pub enum CheckpointError {
     /// No complete checkpoint exists.
     #[error("no complete checkpoint in {}", .0.display())]
     NotFound(PathBuf),
+    /// Every complete epoch checkpoint is damaged.
+    #[error("no loadable checkpoint in {}: {}", .dir.display(), .skipped.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    NoneLoadable {
+        /// The directory.
+        dir: PathBuf,
+        /// Each checkpoint tried, newest first, and why it failed.
+        skipped: Vec<SkippedCheckpoint>,
+    },
+}
+
+/// A checkpoint passed over because it could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedCheckpoint {
+    /// Its name (`epoch-000007`).
+    pub name: String,
+    /// Why it could not be loaded.
+    pub reason: String,
+}
+
+impl std::fmt::Display for SkippedCheckpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.name, self.reason)
+    }
+}
+
+/// A checkpoint read back by [`CheckpointDir::load_latest`].
+#[derive(Debug, Clone)]
+pub struct LoadedCheckpoint {
+    /// Its tensors.
+    pub tensors: HashMap<String, Tensor>,
+    /// Its trainer state.
+    pub state: TrainerState,
+    /// Its name (`epoch-000007`).
+    pub name: String,
+    /// Newer checkpoints that were damaged and passed over, newest first.
+    pub skipped: Vec<SkippedCheckpoint>,
+}
+
+/// What a checkpoint's JSON holds: the trainer state and, when it is not `<name>.safetensors`,
+/// the name of its tensors file (a checkpoint overwritten in place alternates between two
+/// tensors files, so that the complete old one stays until the new JSON replaces the old).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    #[serde(flatten)]
+    state: TrainerState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tensors_file: Option<String>,
 }
 
 /// Everything besides tensors that a resumed run needs.
@@ -121,7 +168,30 @@ impl CheckpointDir {
         )
     }
 
-    /// Saves tensors and state as checkpoint `name`.
+    /// The checkpoint `name`'s record and the path of its tensors file, when its JSON exists.
+    fn record(&self, name: &str) -> Result<Option<(Record, PathBuf)>, CheckpointError> {
+        let (st, js) = self.paths(name);
+        let json = match std::fs::read(&js) {
+            Ok(j) => j,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&js)(e)),
+        };
+        let record: Record =
+            serde_json::from_slice(&json).map_err(|source| CheckpointError::Json {
+                path: js.clone(),
+                source,
+            })?;
+        let tensors = match &record.tensors_file {
+            Some(f) => self.dir.join(f),
+            None => st,
+        };
+        Ok(Some((record, tensors)))
+    }
+
+    /// Saves tensors and state as checkpoint `name`. A complete checkpoint of that name is
+    /// on disk at every moment: overwriting one writes the tensors to the other of two files
+    /// (`<name>.safetensors`, `<name>.next.safetensors`), then atomically replaces the JSON
+    /// that names them, then removes the old tensors.
     ///
     /// # Errors
     /// I/O or serialisation errors.
@@ -131,22 +201,50 @@ impl CheckpointDir {
         tensors: &HashMap<String, Tensor>,
         state: &TrainerState,
     ) -> Result<(), CheckpointError> {
+        self.save_observed(name, tensors, state, &mut || {})
+    }
+
+    /// [`CheckpointDir::save`], calling `between` after each file operation (the tests'
+    /// window on every intermediate state).
+    fn save_observed(
+        &self,
+        name: &str,
+        tensors: &HashMap<String, Tensor>,
+        state: &TrainerState,
+        between: &mut dyn FnMut(),
+    ) -> Result<(), CheckpointError> {
         let (st, js) = self.paths(name);
-        // Overwriting a name: retract the old JSON first, so that a crash between the two
-        // writes leaves no checkpoint under this name rather than old JSON over new tensors.
-        if js.exists() {
-            std::fs::remove_file(&js).map_err(io(&js))?;
-        }
+        let alternate = self.dir.join(format!("{name}.next.safetensors"));
+        // A damaged old record is overwritten like a missing one.
+        let old = self.record(name).ok().flatten().map(|(_, path)| path);
+        let target = if old.as_deref() == Some(st.as_path()) {
+            alternate.clone()
+        } else {
+            st.clone()
+        };
         let bytes = safetensors_bytes(tensors).map_err(|source| CheckpointError::Tensor {
-            path: st.clone(),
+            path: target.clone(),
             source,
         })?;
-        write_atomic(&st, &bytes)?;
-        let json = serde_json::to_vec_pretty(state).map_err(|source| CheckpointError::Json {
+        write_atomic(&target, &bytes)?;
+        between();
+        let record = Record {
+            state: state.clone(),
+            tensors_file: (target != st).then(|| format!("{name}.next.safetensors")),
+        };
+        let json = serde_json::to_vec_pretty(&record).map_err(|source| CheckpointError::Json {
             path: js.clone(),
             source,
         })?;
-        write_atomic(&js, &json)
+        write_atomic(&js, &json)?;
+        between();
+        if let Some(old) = old
+            && old != target
+        {
+            std::fs::remove_file(&old).map_err(io(&old))?;
+            between();
+        }
+        Ok(())
     }
 
     /// Saves epoch `epoch`'s checkpoint, then removes epoch checkpoints beyond the last
@@ -165,10 +263,19 @@ impl CheckpointDir {
             .iter()
             .take(epochs.len().saturating_sub(self.keep_last))
         {
-            let (st, js) = self.paths(&format!("epoch-{old:06}"));
+            let name = format!("epoch-{old:06}");
+            let (st, js) = self.paths(&name);
+            let alternate = self.dir.join(format!("{name}.next.safetensors"));
             // The JSON goes first so that a half-removed checkpoint is never taken as complete.
             std::fs::remove_file(&js).map_err(io(&js))?;
-            std::fs::remove_file(&st).map_err(io(&st))?;
+            for path in [st, alternate] {
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(io(&path)(e));
+                    }
+                    _ => {}
+                }
+            }
         }
         Ok(())
     }
@@ -202,33 +309,52 @@ impl CheckpointDir {
         name: &str,
         device: &Device,
     ) -> Result<(HashMap<String, Tensor>, TrainerState), CheckpointError> {
-        let (st, js) = self.paths(name);
-        let json = std::fs::read(&js).map_err(io(&js))?;
-        let state: TrainerState =
-            serde_json::from_slice(&json).map_err(|source| CheckpointError::Json {
-                path: js.clone(),
-                source,
-            })?;
+        let Some((record, st)) = self.record(name)? else {
+            let (_, js) = self.paths(name);
+            return Err(io(&js)(std::io::Error::from(std::io::ErrorKind::NotFound)));
+        };
         let tensors =
             candle::safetensors::load(&st, device).map_err(|source| CheckpointError::Tensor {
                 path: st.clone(),
                 source,
             })?;
-        Ok((tensors, state))
+        Ok((tensors, record.state))
     }
 
-    /// Loads the most recent complete epoch checkpoint.
+    /// Loads the most recent complete epoch checkpoint that can be read; damaged newer ones
+    /// (a truncated tensors file, malformed JSON) are passed over and listed in
+    /// [`LoadedCheckpoint::skipped`].
     ///
     /// # Errors
-    /// [`CheckpointError::NotFound`] when there is none.
-    pub fn load_latest(
-        &self,
-        device: &Device,
-    ) -> Result<(HashMap<String, Tensor>, TrainerState), CheckpointError> {
-        match self.epochs()?.last() {
-            Some(e) => self.load(&format!("epoch-{e:06}"), device),
-            None => Err(CheckpointError::NotFound(self.dir.clone())),
+    /// [`CheckpointError::NotFound`] when there is none; [`CheckpointError::NoneLoadable`]
+    /// when every one is damaged.
+    pub fn load_latest(&self, device: &Device) -> Result<LoadedCheckpoint, CheckpointError> {
+        let epochs = self.epochs()?;
+        if epochs.is_empty() {
+            return Err(CheckpointError::NotFound(self.dir.clone()));
         }
+        let mut skipped = Vec::new();
+        for e in epochs.iter().rev() {
+            let name = format!("epoch-{e:06}");
+            match self.load(&name, device) {
+                Ok((tensors, state)) => {
+                    return Ok(LoadedCheckpoint {
+                        tensors,
+                        state,
+                        name,
+                        skipped,
+                    });
+                }
+                Err(err) => skipped.push(SkippedCheckpoint {
+                    name,
+                    reason: err.to_string(),
+                }),
+            }
+        }
+        Err(CheckpointError::NoneLoadable {
+            dir: self.dir.clone(),
+            skipped,
+        })
     }
 }
 
@@ -240,4 +366,75 @@ fn safetensors_bytes(tensors: &HashMap<String, Tensor>) -> candle::Result<Vec<u8
         .collect::<candle::Result<_>>()?;
     safetensors::tensor::serialize(contiguous.iter().map(|(k, v)| (*k, v)), None)
         .map_err(candle::Error::wrap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(epoch: u64) -> TrainerState {
+        TrainerState {
+            epoch,
+            step: epoch * 10,
+            noise: vaekit_core::SeededNoise::new(0).state(),
+            best_validation: Some(-(epoch as f64)),
+            skipped_steps: 0,
+            config: serde_json::json!({}),
+            estimator: Default::default(),
+        }
+    }
+
+    fn tensors(v: f32) -> HashMap<String, Tensor> {
+        [(
+            "param.w".to_string(),
+            Tensor::new(&[v, v], &Device::Cpu).unwrap_or_else(|_| unreachable!()),
+        )]
+        .into_iter()
+        .collect()
+    }
+
+    fn value(dir: &CheckpointDir) -> Result<(u64, f32), CheckpointError> {
+        let (t, s) = dir.load("best", &Device::Cpu)?;
+        let v = t["param.w"]
+            .to_vec1::<f32>()
+            .map_err(|source| CheckpointError::Tensor {
+                path: PathBuf::new(),
+                source,
+            })?;
+        Ok((s.epoch, v[0]))
+    }
+
+    /// Overwriting `best` three times: after every single file operation, `best` loads
+    /// completely, as the old or the new checkpoint (never a mix, never missing).
+    #[test]
+    fn best_is_complete_at_every_moment_of_an_overwrite() -> Result<(), CheckpointError> {
+        let tmp = tempfile::tempdir().map_err(io(Path::new("tmp")))?;
+        let dir = CheckpointDir::new(tmp.path(), 3)?;
+        dir.save("best", &tensors(1.0), &state(1))?;
+        for epoch in 2..=4u64 {
+            let old = (epoch - 1, (epoch - 1) as f32);
+            let new = (epoch, epoch as f32);
+            let mut seen = Vec::new();
+            dir.save_observed("best", &tensors(epoch as f32), &state(epoch), &mut || {
+                seen.push(value(&dir).map_err(|e| e.to_string()));
+            })?;
+            assert!(seen.len() >= 2, "{seen:?}");
+            for v in &seen {
+                assert!(
+                    *v == Ok(old) || *v == Ok(new),
+                    "epoch {epoch}: an intermediate state loads as {v:?}"
+                );
+            }
+            assert_eq!(value(&dir)?, new);
+        }
+        // Two tensors files at most, and only the current one left behind.
+        let files: Vec<String> = std::fs::read_dir(tmp.path())
+            .map_err(io(tmp.path()))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".safetensors"))
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        Ok(())
+    }
 }

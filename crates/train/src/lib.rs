@@ -14,9 +14,13 @@ mod optim;
 mod schedule;
 mod trainer;
 
-pub use checkpoint::{CheckpointDir, CheckpointError, TrainerState, write_atomic};
+pub use checkpoint::{
+    CheckpointDir, CheckpointError, LoadedCheckpoint, SkippedCheckpoint, TrainerState, write_atomic,
+};
 pub use clip::{clip_grad_norm, global_norm};
 pub use ema::{Ema, EmaSummary, Weights};
 pub use optim::{Optimizer, OptimizerConfig, OptimizerKind};
 pub use schedule::LrSchedule;
-pub use trainer::{EpochReport, InferenceOptimizer, TrainConfig, TrainError, Trainer};
+pub use trainer::{
+    EpochReport, InferenceOptimizer, LoadedCheckpointInfo, TrainConfig, TrainError, Trainer,
+};

@@ -1,6 +1,6 @@
 //! The training loop.
 
-use crate::checkpoint::{CheckpointDir, CheckpointError, TrainerState};
+use crate::checkpoint::{CheckpointDir, CheckpointError, SkippedCheckpoint, TrainerState};
 use crate::clip::clip_grad_norm;
 use crate::ema::{Ema, EmaSummary, Weights};
 use crate::optim::{Optimizer, OptimizerConfig};
@@ -138,6 +138,15 @@ pub struct EpochReport {
     pub skipped: u64,
     /// Wall time of the epoch.
     pub seconds: f64,
+}
+
+/// Which checkpoint [`Trainer::resume`] continued from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedCheckpointInfo {
+    /// Its name (`epoch-000007`).
+    pub name: String,
+    /// Newer checkpoints that were damaged and passed over, newest first, with the reason.
+    pub skipped: Vec<SkippedCheckpoint>,
 }
 
 /// Trains an inference network and a generative model whose parameters live in a
@@ -297,22 +306,26 @@ impl<'a> Trainer<'a> {
         result
     }
 
-    /// Resumes from the latest complete checkpoint, if there is one: parameters, optimizer
-    /// state, EMA, noise position and trainer state. Returns whether it resumed.
+    /// Resumes from the latest loadable checkpoint, if there is one: parameters, optimizer
+    /// state, EMA, noise position and trainer state. Damaged newer checkpoints are passed
+    /// over and named in the result; `None` when there is no checkpoint.
     ///
     /// # Errors
-    /// A corrupt checkpoint, or one whose parameters do not match the networks.
-    pub fn resume(&mut self, device: &Device) -> Result<bool, TrainError> {
+    /// Every checkpoint damaged; one whose parameters do not match the networks.
+    pub fn resume(&mut self, device: &Device) -> Result<Option<LoadedCheckpointInfo>, TrainError> {
         let Some(dir) = &self.checkpoints else {
-            return Ok(false);
+            return Ok(None);
         };
-        let (tensors, state) = match dir.load_latest(device) {
+        let loaded = match dir.load_latest(device) {
             Ok(found) => found,
-            Err(CheckpointError::NotFound(_)) => return Ok(false),
+            Err(CheckpointError::NotFound(_)) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        self.restore(&tensors, state)?;
-        Ok(true)
+        self.restore(&loaded.tensors, loaded.state)?;
+        Ok(Some(LoadedCheckpointInfo {
+            name: loaded.name,
+            skipped: loaded.skipped,
+        }))
     }
 
     fn restore(

@@ -126,7 +126,7 @@ fn resume_continues_bit_identically() {
         serde_json::json!({}),
     )
     .unwrap();
-    assert!(tc.resume(&dev).unwrap());
+    assert_eq!(tc.resume(&dev).unwrap().unwrap().name, "epoch-000001");
     assert_eq!(tc.state().epoch, 1);
     assert_eq!(tc.state().config, serde_json::json!({"run": "b"}));
     let second_c = tc.train_epoch(&train, &dev).unwrap();
@@ -345,10 +345,11 @@ fn non_finite_steps_are_skipped_counted_and_stop_the_run() {
         );
     }
     // The checkpoint still holds the good parameters.
-    let (tensors, state) = CheckpointDir::new(ckpt.path(), 3)
+    let loaded = CheckpointDir::new(ckpt.path(), 3)
         .unwrap()
         .load_latest(&dev)
         .unwrap();
+    let (tensors, state) = (loaded.tensors, loaded.state);
     assert_eq!(state.epoch, 1);
     assert_eq!(state.best_validation, Some(-100.0));
     let saved = tensors["param.encoder.fc0.weight"]
@@ -390,15 +391,42 @@ fn checkpoints_are_complete_or_ignored_and_retained() {
     // A run killed while writing epoch 5: tensors written, state not yet; and a stray temp.
     std::fs::write(tmp.path().join("epoch-000005.safetensors"), b"partial").unwrap();
     std::fs::write(tmp.path().join("epoch-000005.json.tmp"), b"{").unwrap();
-    let (t, s) = dir.load_latest(&dev).unwrap();
-    assert_eq!(s.epoch, 4);
-    assert_eq!(t["param.w"].to_vec1::<f32>().unwrap(), vec![1.0, 2.0]);
-    // A corrupt state file is an error naming it, not a panic.
+    let latest = dir.load_latest(&dev).unwrap();
+    assert_eq!(latest.state.epoch, 4);
+    assert_eq!(
+        latest.tensors["param.w"].to_vec1::<f32>().unwrap(),
+        vec![1.0, 2.0]
+    );
+    assert!(latest.skipped.is_empty());
+    // A corrupt state file (newest) and a truncated tensors file (next): both passed over,
+    // named with their reasons, and the newest loadable checkpoint is taken.
     std::fs::write(tmp.path().join("epoch-000006.json"), b"not json").unwrap();
-    let err = dir.load_latest(&dev).unwrap_err().to_string();
+    let st4 = tmp.path().join("epoch-000004.safetensors");
+    let bytes = std::fs::read(&st4).unwrap();
+    std::fs::write(&st4, &bytes[..bytes.len() / 2]).unwrap();
+    let latest = dir.load_latest(&dev).unwrap();
+    assert_eq!(latest.name, "epoch-000003");
+    assert_eq!(latest.state.epoch, 3);
+    let skipped: Vec<String> = latest.skipped.iter().map(|s| s.to_string()).collect();
+    assert_eq!(latest.skipped.len(), 2, "{skipped:?}");
     assert!(
-        err.contains("epoch-000006.json") && err.contains("bad trainer state"),
-        "{err}"
+        skipped[0].starts_with("epoch-000006") && skipped[0].contains("bad trainer state"),
+        "{skipped:?}"
+    );
+    assert!(
+        skipped[1].starts_with("epoch-000004") && skipped[1].contains("epoch-000004.safetensors"),
+        "{skipped:?}"
+    );
+    // Every checkpoint damaged: an error naming each.
+    std::fs::write(tmp.path().join("epoch-000003.safetensors"), b"").unwrap();
+    let err = dir.load_latest(&dev).unwrap_err();
+    assert!(matches!(err, CheckpointError::NoneLoadable { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        ["epoch-000006", "epoch-000004", "epoch-000003"]
+            .iter()
+            .all(|n| msg.contains(n)),
+        "{msg}"
     );
     assert!(matches!(
         CheckpointDir::new(&tmp.path().join("empty"), 1)
