@@ -213,8 +213,10 @@ pub struct RunConfig {
     pub ema_decay: Option<f64>,
     /// Warm the average's decay up (`min(decay, (1 + t) / (10 + t))` at update `t`, as
     /// TensorFlow's `ExponentialMovingAverage` with `num_updates`), so that a short run is
-    /// not evaluated at nearly its initial parameters. Default `true`.
-    #[serde(default = "default_true")]
+    /// not evaluated at nearly its initial parameters. `true` in every preset; a `config.json`
+    /// written before the field existed reads as `false`, so such a run resumes with the
+    /// plain decay it was trained with.
+    #[serde(default)]
     pub ema_warmup: bool,
     /// Seed of the initialisation and of the training noise stream.
     pub seed: u64,
@@ -235,10 +237,6 @@ pub struct RunConfig {
     /// the final evaluation run as usual.
     #[serde(default)]
     pub time_budget_minutes: Option<f64>,
-}
-
-fn default_true() -> bool {
-    true
 }
 
 /// `value >= min` for a count, or an error naming the field.
@@ -485,21 +483,6 @@ impl RunConfig {
     /// `docs/configuration.md`.
     pub fn validate(&self) -> Result<()> {
         self.validate_ranges()?;
-        let objective = self.objective.objective;
-        if !matches!(objective, Objective::Elbo { .. }) {
-            if self.objective.warmup.is_some() {
-                bail!(
-                    "objective.warmup: KL warm-up applies to the ELBO only, and this run trains {} (use --k 1, or remove the warm-up)",
-                    objective_name(&objective)
-                );
-            }
-            if self.objective.free_bits.is_some() {
-                bail!(
-                    "objective.free_bits: free bits apply to the ELBO only, and this run trains {} (use --k 1, or remove the free bits)",
-                    objective_name(&objective)
-                );
-            }
-        }
         let pathwise = matches!(
             self.objective.objective,
             Objective::Elbo { .. } | Objective::Iwae { .. }
@@ -575,6 +558,33 @@ impl RunConfig {
         Ok(())
     }
 
+    /// [`RunConfig::validate`] and, for a run about to start, settings that its objective
+    /// would ignore: KL warm-up and free bits apply to the ELBO only. (Existing runs are not
+    /// held to this, so that runs made before the rule still resume and evaluate.)
+    ///
+    /// # Errors
+    /// Those of [`RunConfig::validate`]; warm-up or free bits with another bound.
+    pub fn validate_new_run(&self) -> Result<()> {
+        self.validate()?;
+        let objective = self.objective.objective;
+        if !matches!(objective, Objective::Elbo { .. }) {
+            let remedy = "set it to null under `objective` in a JSON --config file, or train the ELBO (--k 1)";
+            if self.objective.warmup.is_some() {
+                bail!(
+                    "objective.warmup: KL warm-up applies to the ELBO only, and this run would train {} and ignore it: {remedy}",
+                    objective_name(&objective)
+                );
+            }
+            if self.objective.free_bits.is_some() {
+                bail!(
+                    "objective.free_bits: free bits apply to the ELBO only, and this run would train {} and ignore them: {remedy}",
+                    objective_name(&objective)
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Every numeric field against its stated range.
     fn validate_ranges(&self) -> Result<()> {
         check_count("batch_size (--batch-size)", self.batch_size, 1)?;
@@ -645,6 +655,17 @@ impl RunConfig {
                 f64::INFINITY,
             )?;
             check_count("objective.free_bits.groups", fb.groups, 1)?;
+            if fb.groups > 1
+                && matches!(
+                    self.flow,
+                    FlowConfig::Planar { .. } | FlowConfig::Sylvester { .. }
+                )
+            {
+                bail!(
+                    "objective.free_bits.groups = {}: planar and Sylvester flows mix the latent dimensions, so they give no per-dimension KL; use groups = 1",
+                    fb.groups
+                );
+            }
             if let LatentConfig::Gaussian = self.latent
                 && fb.groups > self.networks.latent_dim()
             {
@@ -757,6 +778,23 @@ mod tests {
             7,
             "--k keeps the estimator"
         );
+        // A config.json from before `ema_warmup` keeps the plain decay; presets warm it up.
+        let mut legacy = serde_json::to_value(RunConfig::preset("iaf-resnet")?)?;
+        assert_eq!(legacy["ema_warmup"], true);
+        legacy.as_object_mut().map(|o| o.remove("ema_warmup"));
+        assert!(!serde_json::from_value::<RunConfig>(legacy)?.ema_warmup);
+        // An existing run trained with IWAE on top of warm-up and free bits still loads; a
+        // new one is refused (its objective would ignore them).
+        let mut iwae = RunConfig::preset("iaf-resnet")?;
+        iwae.set_k(5)?;
+        iwae.validate()?;
+        let err = iwae.validate_new_run().err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("objective.warmup")));
+        // Grouped free bits need a flow that keeps the dimensions apart.
+        let mut planar = RunConfig::preset("iaf-resnet")?;
+        planar.flow = FlowConfig::Planar { steps: 2 };
+        let err = planar.validate().err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("objective.free_bits.groups = 64")));
         let mut c = RunConfig::preset("iwae-dense")?;
         c.set_k(50)?;
         assert_eq!(

@@ -101,11 +101,14 @@ impl EvalArgs {
                 );
             }
         }
-        if self.hais_pilot_chains == 0 {
-            bail!("--hais-pilot-chains 0: must be at least 1");
-        }
-        if self.hais_stretches == 0 {
-            bail!("--hais-stretches 0: must be at least 1");
+        if (self.hais_steps > 0 || self.bdmc > 0) && matches!(tuning, StepSizeTuning::Pilot { .. })
+        {
+            if self.hais_pilot_chains == 0 {
+                bail!("--hais-pilot-chains 0: must be at least 1");
+            }
+            if self.hais_stretches == 0 {
+                bail!("--hais-stretches 0: must be at least 1");
+            }
         }
         Ok(tuning)
     }
@@ -263,8 +266,8 @@ pub fn eval(args: &EvalArgs, device: &Device) -> Result<()> {
         &dir.join(format!("eval-{tag}.json")),
         &serde_json::to_vec_pretty(&summary)?,
     )?;
-    // results.json holds the run's own weights' figures only.
-    if weights == trainer.evaluation_weights() {
+    // results.json holds the run's own weights' figures, from step sizes fixed in advance.
+    if weights == trainer.evaluation_weights() && tuning != StepSizeTuning::Online {
         merge_results(dir, &summary)?;
     }
     Ok(())

@@ -43,7 +43,20 @@ pub fn layered(layer: &Value, default_preset: &str) -> Result<RunConfig> {
         Some(other) => bail!("`preset` must be a preset's name, got {other}"),
         None => default_preset,
     };
-    let mut merged = serde_json::to_value(RunConfig::preset(preset)?)?;
+    let base = match RunConfig::preset(preset) {
+        Ok(base) => base,
+        // A complete configuration under a name of its own (not a preset to layer over).
+        Err(unknown) => match serde_json::from_value::<RunConfig>(layer.clone()) {
+            Ok(complete) => {
+                if let Some(key) = unknown_key(layer, &serde_json::to_value(&complete)?, "") {
+                    bail!("unknown configuration key `{key}`");
+                }
+                return Ok(complete);
+            }
+            Err(_) => return Err(unknown),
+        },
+    };
+    let mut merged = serde_json::to_value(base)?;
     merge(&mut merged, layer);
     let cfg: RunConfig = serde_json::from_value(merged)
         .map_err(|e| anyhow::anyhow!("invalid configuration over preset {preset:?}: {e}"))?;
@@ -156,6 +169,13 @@ mod tests {
                 .contains("`flow.hidden`")
         );
         assert!(err(json!({"preset": "nope"})).contains("unknown preset"));
+        // A complete configuration may carry a name of its own.
+        let mut own = serde_json::to_value(RunConfig::preset("sbn").unwrap()).unwrap();
+        own["preset"] = json!("my-sbn");
+        let cfg = layered(&own, "iwae-dense").unwrap();
+        assert_eq!(cfg.preset, "my-sbn");
+        own["extra"] = json!(1);
+        assert!(err(own).contains("`extra`"));
         assert!(err(json!({"epochs": "many"})).contains("invalid configuration"));
         assert!(err(json!([1, 2])).contains("table of fields"));
     }

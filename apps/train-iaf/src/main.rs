@@ -199,7 +199,7 @@ fn train(args: &TrainArgs, device: &candle::Device) -> Result<()> {
         );
         cfg.ema_decay = (d > 0.0).then_some(d);
     }
-    cfg.validate()?;
+    cfg.validate_new_run()?;
     run::train(cfg, &args.out, device)
 }
 

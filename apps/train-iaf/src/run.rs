@@ -196,6 +196,9 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool, device: &Device) -> Result<()
                 out.join("checkpoints").display()
             ),
         }
+        // Lines of epochs after the checkpoint (logged before a crash, or by checkpoints that
+        // were passed over as damaged) are re-run: drop them, so that the log is the run's.
+        drop_metrics_after(out, trainer.state().epoch)?;
         found.is_some()
     } else {
         false
@@ -396,6 +399,33 @@ fn append_metrics(out: &Path, m: &EpochMetrics) -> Result<()> {
     line.push('\n');
     f.write_all(line.as_bytes())?;
     f.sync_data()?;
+    Ok(())
+}
+
+/// Rewrites `metrics.jsonl` (atomically) without the lines of epochs after `epoch`, and
+/// without malformed lines.
+fn drop_metrics_after(out: &Path, epoch: u64) -> Result<()> {
+    let path = out.join("metrics.jsonl");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| serde_json::from_str::<EpochMetrics>(l).is_ok_and(|m| m.epoch <= epoch))
+        .collect();
+    if kept.len() == text.lines().count() {
+        return Ok(());
+    }
+    eprintln!(
+        "warning: {}: dropping {} line(s) of epochs after the checkpoint of epoch {epoch} (they are re-run)",
+        path.display(),
+        text.lines().count() - kept.len()
+    );
+    let mut rewritten = kept.join("\n");
+    if !rewritten.is_empty() {
+        rewritten.push('\n');
+    }
+    write_atomic(&path, rewritten.as_bytes())?;
     Ok(())
 }
 

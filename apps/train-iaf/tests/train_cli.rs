@@ -403,9 +403,10 @@ fn damaged_checkpoints_and_orphaned_ones() {
         .collect();
     assert_eq!(
         epochs,
-        vec![1, 2, 3, 3, 4],
-        "epoch 3 re-run from epoch 2's checkpoint"
+        vec![1, 2, 3, 4],
+        "epoch 3 re-run from epoch 2's checkpoint, its old line dropped"
     );
+    assert!(stderr.contains("dropping 1 line"), "{stderr}");
     assert_eq!(json(&run.join("results.json"))["epochs"], 4);
     // Checkpoints without config.json: a fresh train is refused and leaves them alone.
     std::fs::remove_file(run.join("config.json")).unwrap();

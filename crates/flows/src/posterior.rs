@@ -144,7 +144,10 @@ impl<F: Flow> FlowPosterior<F> {
             .unsqueeze(0)?
             .broadcast_as((s, b, c))?
             .reshape((s * b, c))?;
-        let acc = flat.zeros_like()?;
+        // `−log q` per coordinate travels with the coordinates: each step adds its terms and a
+        // reversal reverses it, so the base density of `z0`'s coordinate `j` ends where `z0_j`
+        // ends.
+        let acc = log_q0_dims.reshape((s * b, d))?.neg()?;
         let Some((out, acc)) = self
             .flow
             .forward_per_dim(&flat, Some(&context), pass, &acc)?
@@ -153,7 +156,7 @@ impl<F: Flow> FlowPosterior<F> {
         };
         let z = out.value.reshape((s, b, d))?;
         let log_q = (&log_q0 - out.log_det_jacobian.reshape((s, b))?)?;
-        let log_q_dims = (log_q0_dims - acc.reshape((s, b, d))?)?;
+        let log_q_dims = acc.reshape((s, b, d))?.neg()?;
         Ok(Some((
             PosteriorSample {
                 z,

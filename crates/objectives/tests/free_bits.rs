@@ -6,7 +6,7 @@
 
 use candle::{D, DType, Device, Tensor};
 use vaekit_core::{NoiseSource, SeededNoise};
-use vaekit_flows::{Flow, FlowChain, IafVariant, MadeConfig, iaf_chain, planar_step};
+use vaekit_flows::{Flow, FlowChain, IafVariant, MadeConfig, Reverse, iaf_chain, planar_step};
 use vaekit_nets::{Normalization, ParamStore, Pass};
 use vaekit_objectives::*;
 
@@ -86,6 +86,38 @@ fn the_per_dimension_split_sums_to_log_q_along_the_same_draws() {
     assert!(diff(&plain.z, &split.z) < 1e-12, "the same draws");
     assert!(diff(&plain.log_q, &split.log_q) < 1e-12);
     assert!(diff(&dims.sum(D::Minus1).unwrap(), &split.log_q) < 1e-10);
+    // A lone reversal: z_d = z0_{D−1−d}, so the split of coordinate d must be the base
+    // density of z0's coordinate D−1−d, evaluated at z_d (an odd number of reversals is where
+    // a split that forgets to move the base terms goes wrong).
+    let exact = model.posterior_encoder().unwrap();
+    let reversed = EncoderFlow::new(
+        LinearEncoder {
+            a: exact.a.clone(),
+            c: exact.c.clone(),
+            log_scale: exact.log_scale.affine(1.0, 0.3).unwrap(),
+        },
+        FlowChain::new(vec![Box::new(Reverse::new(LATENT)) as Box<dyn Flow>]),
+    );
+    let posterior = reversed.forward(&x, Pass::Eval).unwrap();
+    let (s, dims) = posterior
+        .rsample_with_log_prob_per_dim(2, &mut SeededNoise::new(7))
+        .unwrap()
+        .unwrap();
+    let (loc, log_scale) = posterior.base_gaussian().unwrap(); // [B, D], z0's coordinates
+    let loc = loc.flip(&[1]).unwrap().unsqueeze(1).unwrap();
+    let log_scale = log_scale.flip(&[1]).unwrap().unsqueeze(1).unwrap();
+    let expected =
+        s.z.broadcast_sub(&loc)
+            .unwrap()
+            .broadcast_div(&log_scale.exp().unwrap())
+            .unwrap()
+            .sqr()
+            .unwrap()
+            .affine(-0.5, -0.5 * std::f64::consts::TAU.ln())
+            .unwrap()
+            .broadcast_sub(&log_scale)
+            .unwrap();
+    assert!(diff(&dims, &expected) < 1e-10, "{dims} vs {expected}");
     // Without a flow: each coordinate's own Gaussian density.
     let gaussian = EncoderFlow::new(model.posterior_encoder().unwrap(), FlowChain::default());
     let posterior = gaussian.forward(&x, Pass::Eval).unwrap();

@@ -212,8 +212,9 @@ impl Ema {
 
     /// Restores the state saved by [`Ema::state_tensors`]; a checkpoint written before the
     /// update count was saved gets `updates_if_missing` (a trainer passes its step count: it
-    /// updates the average once per step). The weight on the first update's parameters is
-    /// recomputed from the count, so training continues bit for bit.
+    /// updates the average once per step), one without averages starts a fresh average. The
+    /// weight on the first update's parameters is recomputed from the count, so training
+    /// continues bit for bit with the same decay schedule.
     ///
     /// # Errors
     /// A count that is not a non-negative integer scalar.
@@ -226,6 +227,12 @@ impl Ema {
             .iter()
             .filter_map(|(k, v)| k.strip_prefix("ema.").map(|n| (n.to_string(), v.clone())))
             .collect();
+        // No averages saved (the average was switched on after that checkpoint): a fresh one.
+        let updates_if_missing = if self.shadow.is_empty() {
+            0
+        } else {
+            updates_if_missing
+        };
         self.updates = match tensors.get(UPDATES_KEY) {
             Some(t) => {
                 let n = t.to_dtype(DType::I64)?.to_scalar::<i64>()?;
@@ -347,6 +354,11 @@ mod tests {
         let mut legacy = Ema::new(0.99)?;
         legacy.load_state(&old, 15)?;
         assert_eq!(legacy.summary(), straight.summary());
+        // A checkpoint without averages starts a fresh one, whatever the step count.
+        let mut fresh = Ema::new(0.99)?;
+        fresh.load_state(&HashMap::new(), 15)?;
+        assert_eq!(fresh.summary().updates, 0);
+        assert_eq!(fresh.summary().initial_weight, 1.0);
         Ok(())
     }
 
