@@ -559,13 +559,26 @@ impl RunConfig {
     }
 
     /// [`RunConfig::validate`] and, for a run about to start, settings that its objective
-    /// would ignore: KL warm-up and free bits apply to the ELBO only. (Existing runs are not
-    /// held to this, so that runs made before the rule still resume and evaluate.)
+    /// would ignore or cannot honour: KL warm-up and free bits apply to the ELBO only, and
+    /// free bits in groups need a flow that keeps the dimensions apart. (Existing runs are
+    /// not held to this, so that runs made before the rules still resume and evaluate.)
     ///
     /// # Errors
     /// Those of [`RunConfig::validate`]; warm-up or free bits with another bound.
     pub fn validate_new_run(&self) -> Result<()> {
         self.validate()?;
+        if let Some(fb) = self.objective.free_bits
+            && fb.groups > 1
+            && matches!(
+                self.flow,
+                FlowConfig::Planar { .. } | FlowConfig::Sylvester { .. }
+            )
+        {
+            bail!(
+                "objective.free_bits.groups = {}: planar and Sylvester flows mix the latent dimensions, so they give no per-dimension KL; use groups = 1",
+                fb.groups
+            );
+        }
         let objective = self.objective.objective;
         if !matches!(objective, Objective::Elbo { .. }) {
             let remedy = "set it to null under `objective` in a JSON --config file, or train the ELBO (--k 1)";
@@ -655,17 +668,7 @@ impl RunConfig {
                 f64::INFINITY,
             )?;
             check_count("objective.free_bits.groups", fb.groups, 1)?;
-            if fb.groups > 1
-                && matches!(
-                    self.flow,
-                    FlowConfig::Planar { .. } | FlowConfig::Sylvester { .. }
-                )
-            {
-                bail!(
-                    "objective.free_bits.groups = {}: planar and Sylvester flows mix the latent dimensions, so they give no per-dimension KL; use groups = 1",
-                    fb.groups
-                );
-            }
+
             if let LatentConfig::Gaussian = self.latent
                 && fb.groups > self.networks.latent_dim()
             {
@@ -793,7 +796,8 @@ mod tests {
         // Grouped free bits need a flow that keeps the dimensions apart.
         let mut planar = RunConfig::preset("iaf-resnet")?;
         planar.flow = FlowConfig::Planar { steps: 2 };
-        let err = planar.validate().err().map(|e| e.to_string());
+        planar.validate()?;
+        let err = planar.validate_new_run().err().map(|e| e.to_string());
         assert!(err.is_some_and(|e| e.contains("objective.free_bits.groups = 64")));
         let mut c = RunConfig::preset("iwae-dense")?;
         c.set_k(50)?;

@@ -402,17 +402,21 @@ fn append_metrics(out: &Path, m: &EpochMetrics) -> Result<()> {
     Ok(())
 }
 
-/// Rewrites `metrics.jsonl` (atomically) without the lines of epochs after `epoch`, and
-/// without malformed lines.
+/// Rewrites `metrics.jsonl` (atomically) without the lines of epochs after `epoch`.
 fn drop_metrics_after(out: &Path, epoch: u64) -> Result<()> {
     let path = out.join("metrics.jsonl");
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(());
     };
-    let kept: Vec<&str> = text
-        .lines()
-        .filter(|l| serde_json::from_str::<EpochMetrics>(l).is_ok_and(|m| m.epoch <= epoch))
-        .collect();
+    // Only lines that name a later epoch go; others (NaN figures are written as null, a
+    // damaged line) stay for `read_metrics` to judge.
+    let later = |l: &str| {
+        serde_json::from_str::<serde_json::Value>(l)
+            .ok()
+            .and_then(|v| v["epoch"].as_u64())
+            .is_some_and(|e| e > epoch)
+    };
+    let kept: Vec<&str> = text.lines().filter(|l| !later(l)).collect();
     if kept.len() == text.lines().count() {
         return Ok(());
     }
@@ -631,6 +635,20 @@ mod tests {
         );
         let text = std::fs::read_to_string(&path)?;
         assert_eq!(text.lines().count(), 3, "{text}");
+        // Resuming from epoch 2's checkpoint drops epoch 3's line, and keeps a line whose NaN
+        // figures were written as null.
+        let mut nan = serde_json::to_value(metrics(1))?;
+        nan["train_neg_elbo"] = serde_json::Value::Null;
+        let lines = [
+            nan.to_string(),
+            serde_json::to_string(&metrics(2))?,
+            serde_json::to_string(&metrics(3))?,
+        ];
+        std::fs::write(&path, format!("{}\n", lines.join("\n")))?;
+        drop_metrics_after(dir.path(), 2)?;
+        let text = std::fs::read_to_string(&path)?;
+        assert_eq!(text, format!("{}\n{}\n", lines[0], lines[1]));
+        append_metrics(dir.path(), &metrics(3))?;
         // An intact file is left alone.
         let before = std::fs::read(&path)?;
         repair_torn_tail(&path)?;
