@@ -1,6 +1,6 @@
 //! The flow posterior: the encoder's Gaussian pushed through a conditional flow.
 
-use crate::flow::Flow;
+use crate::flow::{Flow, FlowOutput};
 use candle::{Result, Tensor};
 use vaekit_core::NoiseSource;
 use vaekit_distributions::Distribution;
@@ -79,31 +79,9 @@ impl<F: Flow> FlowPosterior<F> {
         eps: &Tensor,
         pass: Pass,
     ) -> Result<PosteriorSample> {
-        let base = encoded.posterior()?;
-        let z0 = encoded
-            .log_scale
-            .exp()?
-            .unsqueeze(0)?
-            .broadcast_mul(eps)?
-            .broadcast_add(&encoded.loc.unsqueeze(0)?)?;
-        let log_q0 = base.log_prob(&z0)?; // [S, B]
-        let (s, b, d) = z0.dims3()?;
-        let flat = z0.reshape((s * b, d))?;
-        let c = encoded.context.dim(1)?;
-        let context = encoded
-            .context
-            .unsqueeze(0)?
-            .broadcast_as((s, b, c))?
-            .reshape((s * b, c))?;
-        let out = self.flow.forward(&flat, Some(&context), pass)?;
-        let z = out.value.reshape((s, b, d))?;
-        let log_q = (&log_q0 - out.log_det_jacobian.reshape((s, b))?)?;
-        Ok(PosteriorSample {
-            z,
-            log_q,
-            z0,
-            log_q0,
-        })
+        let base = Base::new(encoded, eps)?;
+        let out = self.flow.forward(&base.flat, Some(&base.context), pass)?;
+        base.sample(out)
     }
 
     /// [`FlowPosterior::push_forward`] with `log q` split over the latent dimensions: the base
@@ -123,19 +101,47 @@ impl<F: Flow> FlowPosterior<F> {
         eps: &Tensor,
         pass: Pass,
     ) -> Result<Option<(PosteriorSample, Tensor)>> {
-        let base = encoded.posterior()?;
-        let log_scale = encoded.log_scale.unsqueeze(0)?;
-        let z0 = log_scale
-            .exp()?
-            .broadcast_mul(eps)?
-            .broadcast_add(&encoded.loc.unsqueeze(0)?)?;
-        let log_q0 = base.log_prob(&z0)?; // [S, B]
+        let base = Base::new(encoded, eps)?;
+        let (s, b, d) = base.z0.dims3()?;
         // log N(z0_d; loc_d, σ_d) = −ε_d²/2 − log σ_d − log(2π)/2, per coordinate.
         let half_log_tau = 0.5 * std::f64::consts::TAU.ln();
         let log_q0_dims = eps
             .sqr()?
             .affine(-0.5, -half_log_tau)?
-            .broadcast_sub(&log_scale)?;
+            .broadcast_sub(&encoded.log_scale.unsqueeze(0)?)?;
+        // `−log q` per coordinate travels with the coordinates: each step adds its terms and a
+        // reversal reverses it, so the base density of `z0`'s coordinate `j` ends where `z0_j`
+        // ends.
+        let acc = log_q0_dims.reshape((s * b, d))?.neg()?;
+        let Some((out, acc)) =
+            self.flow
+                .forward_per_dim(&base.flat, Some(&base.context), pass, &acc)?
+        else {
+            return Ok(None);
+        };
+        let log_q_dims = acc.reshape((s, b, d))?.neg()?;
+        Ok(Some((base.sample(out)?, log_q_dims)))
+    }
+}
+
+/// The base Gaussian's draws `z0 = loc + σ·ε` (`[S, B, D]`), their log-density, and the flat
+/// `[S·B, D]` draws with the context repeated per sample, ready for the flow.
+struct Base {
+    z0: Tensor,
+    log_q0: Tensor,
+    flat: Tensor,
+    context: Tensor,
+}
+
+impl Base {
+    fn new(encoded: &EncoderOutput, eps: &Tensor) -> Result<Self> {
+        let z0 = encoded
+            .log_scale
+            .exp()?
+            .unsqueeze(0)?
+            .broadcast_mul(eps)?
+            .broadcast_add(&encoded.loc.unsqueeze(0)?)?;
+        let log_q0 = encoded.posterior()?.log_prob(&z0)?; // [S, B]
         let (s, b, d) = z0.dims3()?;
         let flat = z0.reshape((s * b, d))?;
         let c = encoded.context.dim(1)?;
@@ -144,27 +150,24 @@ impl<F: Flow> FlowPosterior<F> {
             .unsqueeze(0)?
             .broadcast_as((s, b, c))?
             .reshape((s * b, c))?;
-        // `−log q` per coordinate travels with the coordinates: each step adds its terms and a
-        // reversal reverses it, so the base density of `z0`'s coordinate `j` ends where `z0_j`
-        // ends.
-        let acc = log_q0_dims.reshape((s * b, d))?.neg()?;
-        let Some((out, acc)) = self
-            .flow
-            .forward_per_dim(&flat, Some(&context), pass, &acc)?
-        else {
-            return Ok(None);
-        };
+        Ok(Self {
+            z0,
+            log_q0,
+            flat,
+            context,
+        })
+    }
+
+    /// The sample after the flow's output `out`.
+    fn sample(self, out: FlowOutput) -> Result<PosteriorSample> {
+        let (s, b, d) = self.z0.dims3()?;
         let z = out.value.reshape((s, b, d))?;
-        let log_q = (&log_q0 - out.log_det_jacobian.reshape((s, b))?)?;
-        let log_q_dims = acc.reshape((s, b, d))?.neg()?;
-        Ok(Some((
-            PosteriorSample {
-                z,
-                log_q,
-                z0,
-                log_q0,
-            },
-            log_q_dims,
-        )))
+        let log_q = (&self.log_q0 - out.log_det_jacobian.reshape((s, b))?)?;
+        Ok(PosteriorSample {
+            z,
+            log_q,
+            z0: self.z0,
+            log_q0: self.log_q0,
+        })
     }
 }
