@@ -7,6 +7,7 @@ mod data;
 mod evaluate;
 mod images;
 mod layers;
+mod metrics;
 mod model;
 mod progress;
 mod run;

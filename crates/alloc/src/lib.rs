@@ -66,7 +66,6 @@ pub const RAYON_THREADS: &str = "RAYON_NUM_THREADS";
 /// pool beside rayon's, whose idle workers spin for 25,000 rounds after every op).
 /// [`configure`] sets it to 1 (no extra threads) unless it is set: vaekit's hot element-wise
 /// work runs in its own ops on rayon's pool, and on a 2-core machine candle's spinning
-/// workers took the cores from rayon's. Measured with `vaekit-bench --threads 2`
-/// (2026-11-21, 2-core AMD EPYC), work on vaekit's pool: dense VAE step 3.63 → 2.66 ms,
-/// conv 3x3 13.2 → 12.0 ms. GEMM threading (rayon) is not affected.
+/// workers took the cores from rayon's (the measured effect is in docs/performance.md).
+/// GEMM threading (rayon) is not affected.
 pub const CANDLE_THREADS: &str = "CANDLE_NUM_THREADS";

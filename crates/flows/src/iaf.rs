@@ -76,9 +76,7 @@ impl IafStep {
     pub fn made(&self) -> &Made {
         &self.made
     }
-}
 
-impl IafStep {
     /// `f(z)` and the diagonal of its log-Jacobian, `[N, D]` (`None` for the shift variant,
     /// whose Jacobian is the identity).
     fn apply(

@@ -362,15 +362,17 @@ pub fn evaluate_with_state(
         (Objective::Elbo { .. }, Some(fb)) if fb.groups > 1 => Some(fb.groups),
         _ => None,
     };
-    let per_dim_closed_form = matches!(
-        config.objective,
-        Objective::Elbo {
-            analytic_kl: true,
-            ..
-        }
-    ) && posterior
-        .as_distribution()
-        .is_some_and(|q| per_dim_pair(q, model.prior()).is_some());
+    // The ELBO's KL in closed form: a posterior without a flow whose pair the registry has.
+    let analytic = match (config.objective, posterior.as_distribution()) {
+        (
+            Objective::Elbo {
+                analytic_kl: true, ..
+            },
+            Some(q),
+        ) if default_registry().has_analytic(q, model.prior()) => Some(q),
+        _ => None,
+    };
+    let per_dim_closed_form = analytic.is_some_and(|q| per_dim_pair(q, model.prior()).is_some());
     let (sample, log_q_dims) = match grouped_free_bits {
         Some(groups) if !per_dim_closed_form => {
             match posterior.rsample_with_log_prob_per_dim(num_samples, noise)? {
@@ -388,13 +390,7 @@ pub fn evaluate_with_state(
     // Differentiable log-weights (the draw's own `log_w64` is detached), [B, S].
     let log_w64 = (&draw.log_p - &draw.log_q)?.to_dtype(DType::F64)?;
     let eval = match config.objective {
-        Objective::Elbo { analytic_kl, .. } => {
-            let analytic = match posterior.as_distribution() {
-                Some(q) if analytic_kl && default_registry().has_analytic(q, model.prior()) => {
-                    Some(q)
-                }
-                _ => None,
-            };
+        Objective::Elbo { .. } => {
             let (kl, method, per_dim) = match analytic {
                 Some(q) => {
                     let per_dim = match per_dim_pair(q, model.prior()) {

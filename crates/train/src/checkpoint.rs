@@ -168,6 +168,11 @@ impl CheckpointDir {
         )
     }
 
+    /// The second tensors file of checkpoint `name`, for overwriting it in place.
+    fn alternate_name(name: &str) -> String {
+        format!("{name}.next.safetensors")
+    }
+
     /// The checkpoint `name`'s record and the path of its tensors file, when its JSON exists.
     fn record(&self, name: &str) -> Result<Option<(Record, PathBuf)>, CheckpointError> {
         let (st, js) = self.paths(name);
@@ -214,7 +219,7 @@ impl CheckpointDir {
         between: &mut dyn FnMut(),
     ) -> Result<(), CheckpointError> {
         let (st, js) = self.paths(name);
-        let alternate = self.dir.join(format!("{name}.next.safetensors"));
+        let alternate = self.dir.join(Self::alternate_name(name));
         // A damaged old record is overwritten like a missing one.
         let old = self.record(name).ok().flatten().map(|(_, path)| path);
         let target = if old.as_deref() == Some(st.as_path()) {
@@ -230,7 +235,7 @@ impl CheckpointDir {
         between();
         let record = Record {
             state: state.clone(),
-            tensors_file: (target != st).then(|| format!("{name}.next.safetensors")),
+            tensors_file: (target != st).then(|| Self::alternate_name(name)),
         };
         let json = serde_json::to_vec_pretty(&record).map_err(|source| CheckpointError::Json {
             path: js.clone(),
@@ -265,7 +270,7 @@ impl CheckpointDir {
         {
             let name = format!("epoch-{old:06}");
             let (st, js) = self.paths(&name);
-            let alternate = self.dir.join(format!("{name}.next.safetensors"));
+            let alternate = self.dir.join(Self::alternate_name(&name));
             // The JSON goes first so that a half-removed checkpoint is never taken as complete.
             std::fs::remove_file(&js).map_err(io(&js))?;
             for path in [st, alternate] {

@@ -83,7 +83,6 @@ pub struct Ema {
     decay: f64,
     warmup: bool,
     updates: u64,
-    initial_weight: f64,
     shadow: BTreeMap<String, Tensor>,
 }
 
@@ -108,7 +107,6 @@ impl Ema {
             decay,
             warmup,
             updates: 0,
-            initial_weight: 1.0,
             shadow: BTreeMap::new(),
         })
     }
@@ -128,7 +126,7 @@ impl Ema {
     /// update after `n ≥ 1` updates, whatever the decay: `10 · n! · 9! / (n + 9)!`, the
     /// product of `(1 + t) / (10 + t)` over `t = 1 .. n−1`.
     pub fn initial_weight_bound(n: u64) -> f64 {
-        (1..n).fold(1.0, |w, t| w * (1.0 + t as f64) / (10.0 + t as f64))
+        product_over_updates(n, |t| (1.0 + t as f64) / (10.0 + t as f64))
     }
 
     /// Folds the current parameter values in (the first update copies them).
@@ -145,9 +143,6 @@ impl Ema {
             };
             self.shadow.insert(name.clone(), next);
         }
-        if self.updates > 0 {
-            self.initial_weight *= d;
-        }
         self.updates += 1;
         Ok(())
     }
@@ -159,7 +154,7 @@ impl Ema {
             decay: self.decay,
             warmup: self.warmup,
             updates: self.updates,
-            initial_weight: self.initial_weight,
+            initial_weight: product_over_updates(self.updates, |t| self.decay_at(t)),
         }
     }
 
@@ -212,9 +207,8 @@ impl Ema {
 
     /// Restores the state saved by [`Ema::state_tensors`]; a checkpoint written before the
     /// update count was saved gets `updates_if_missing` (a trainer passes its step count: it
-    /// updates the average once per step), one without averages starts a fresh average. The
-    /// weight on the first update's parameters is recomputed from the count, so training
-    /// continues bit for bit with the same decay schedule.
+    /// updates the average once per step), one without averages starts a fresh average.
+    /// Training then continues bit for bit with the same decay schedule.
     ///
     /// # Errors
     /// A count that is not a non-negative integer scalar.
@@ -242,9 +236,14 @@ impl Ema {
             }
             None => updates_if_missing,
         };
-        self.initial_weight = (1..self.updates).fold(1.0, |w, t| w * self.decay_at(t));
         Ok(())
     }
+}
+
+/// `Π_{t=1}^{n−1} decay(t)`: the weight `n` updates leave on the first one's parameters
+/// (the first update copies them; update `t + 1` multiplies the old average by `decay(t)`).
+fn product_over_updates(n: u64, decay: impl Fn(u64) -> f64) -> f64 {
+    (1..n).fold(1.0, |w, t| w * decay(t))
 }
 
 #[cfg(test)]
