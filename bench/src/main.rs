@@ -75,8 +75,6 @@ pub struct Cli {
 }
 
 fn main() -> ExitCode {
-    // mimalloc, kept from returning memory to the OS, as in `train-iaf`.
-    vaekit_alloc::configure();
     let cli = Cli::parse();
     if cli.list {
         for w in workloads::ALL {

@@ -1,6 +1,5 @@
 //! `train-iaf eval`: importance sampling, HAIS and BDMC on a run's latest checkpoint.
 
-use crate::model::{Built, frozen};
 use crate::run::{importance_nll, open_run, restore};
 use anyhow::{Context, Result, bail};
 use candle::Device;
@@ -12,6 +11,7 @@ use vaekit_core::SeededNoise;
 use vaekit_eval::{
     AisConfig, AisStart, AnnealingSchedule, HmcConfig, StepSizeTuning, ais_log_likelihood, bdmc,
 };
+use vaekit_models::{Model, frozen};
 use vaekit_train::{Weights, write_atomic};
 
 /// Options of `train-iaf eval`.
@@ -139,7 +139,7 @@ pub fn eval(args: &EvalArgs, device: &Device) -> Result<()> {
     }
     let tuning = args.tuning()?;
     let (cfg, data, built) = open_run(dir, true, device)?;
-    let Built { store, q, p } = &built;
+    let Model { store, q, p } = &built;
     let (q, p) = (q.as_ref(), p.as_ref());
     let trainer = restore(&cfg, dir, store, q, p, "evaluate", device)?;
     let n = data.test_x.dim(0)?;
@@ -179,7 +179,7 @@ pub fn eval(args: &EvalArgs, device: &Device) -> Result<()> {
         let config = args.ais_config(args.hais_start, tuning);
         let start = Instant::now();
         let report = trainer.with_weights(weights, || -> Result<_> {
-            let (fq, fp) = frozen(&cfg, store, device)?;
+            let (fq, fp) = frozen(&cfg.model, store, device)?;
             ais_log_likelihood(&fq, &fp, &test_x, &config, &mut SeededNoise::new(0x4a15))
                 .context("HAIS failed")
         })?;
@@ -213,7 +213,7 @@ pub fn eval(args: &EvalArgs, device: &Device) -> Result<()> {
         let config = args.ais_config(start_kind, tuning);
         let start = Instant::now();
         let report = trainer.with_weights(weights, || -> Result<_> {
-            let (fq, fp) = frozen(&cfg, store, device)?;
+            let (fq, fp) = frozen(&cfg.model, store, device)?;
             bdmc(&fq, &fp, args.bdmc, &config, &mut SeededNoise::new(0xbd3c)).context("BDMC failed")
         })?;
         let seconds = start.elapsed().as_secs_f64();

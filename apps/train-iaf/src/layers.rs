@@ -2,10 +2,10 @@
 //! `--preset`), then the file's fields, then the command-line flags. Unknown keys are
 //! rejected by name.
 
-use crate::config::RunConfig;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use std::path::Path;
+use vaekit_models::RunConfig;
 
 /// Reads a `.toml` or `.json` configuration file as a layer over its preset (`preset` in the
 /// file, else `default_preset`): a table in the file is merged into the preset's key by key;
@@ -53,7 +53,7 @@ pub fn layered(layer: &Value, default_preset: &str) -> Result<RunConfig> {
                 }
                 return Ok(complete);
             }
-            Err(_) => return Err(unknown),
+            Err(_) => return Err(unknown.into()),
         },
     };
     let mut merged = serde_json::to_value(base)?;
@@ -122,8 +122,8 @@ fn unknown_key(layer: &Value, resolved: &Value, prefix: &str) -> Option<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::FlowConfig;
     use serde_json::json;
+    use vaekit_models::FlowConfig;
 
     #[test]
     fn a_file_layers_over_its_preset() -> Result<()> {
@@ -140,12 +140,12 @@ mod tests {
             "iwae-dense",
         )?;
         assert_eq!(cfg.preset, "iwae-dense");
-        assert_eq!(cfg.flow, FlowConfig::Planar { steps: 4 });
-        assert_eq!(cfg.networks.context_dim(), 8);
+        assert_eq!(cfg.model.flow, FlowConfig::Planar { steps: 4 });
+        assert_eq!(cfg.model.networks.context_dim(), 8);
         // Same kind: merged field by field.
         let cfg = layered(&json!({"flow": {"steps": 2}}), "iaf-resnet")?;
-        let FlowConfig::Iaf { steps, hidden, .. } = &cfg.flow else {
-            bail!("not an IAF: {:?}", cfg.flow)
+        let FlowConfig::Iaf { steps, hidden, .. } = &cfg.model.flow else {
+            bail!("not an IAF: {:?}", cfg.model.flow)
         };
         assert_eq!((*steps, hidden.len()), (2, 2));
         // A complete config.json reads back as itself.

@@ -2,21 +2,19 @@
 //!
 //! Subcommands: `data` (find and verify MNIST), `train`, `resume`, `eval`, `sample`.
 
-mod config;
 mod data;
 mod evaluate;
 mod images;
 mod layers;
 mod metrics;
-mod model;
 mod progress;
 mod run;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use config::{ESTIMATORS, LatentConfig, PRESETS, RunConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use vaekit_models::{ESTIMATORS, LatentConfig, PRESETS, RunConfig};
 use vaekit_train::LrSchedule;
 
 /// Train and evaluate VAEs with inverse autoregressive flows on binarized MNIST.
@@ -141,7 +139,7 @@ fn train(args: &TrainArgs, device: &candle::Device) -> Result<()> {
         cfg.seed = v;
     }
     if let Some(v) = &args.latent {
-        cfg.latent = LatentConfig::parse(v)?;
+        cfg.model.latent = LatentConfig::parse(v)?;
     }
     match &args.estimator {
         Some(name) => {
@@ -205,7 +203,6 @@ fn train(args: &TrainArgs, device: &candle::Device) -> Result<()> {
 }
 
 fn main() -> ExitCode {
-    vaekit_alloc::configure();
     let cli = Cli::parse();
     let device = match vaekit_core::parse_device(&cli.device) {
         Ok(d) => d,

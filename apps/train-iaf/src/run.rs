@@ -1,9 +1,7 @@
 //! A run directory and what happens in it: train, resume, eval, sample.
 
-use crate::config::RunConfig;
 use crate::images::{write_curves, write_grid};
 use crate::metrics::{EpochMetrics, append_metrics, drop_metrics_after, read_metrics};
-use crate::model::{Built, build};
 use crate::progress::Progress;
 use anyhow::{Context, Result, bail};
 use candle::{DType, Device, Tensor};
@@ -13,9 +11,10 @@ use std::time::Instant;
 use vaekit_core::SeededNoise;
 use vaekit_datasets::{ImageSet, Mnist, binarize_fixed, resolve_mnist_dir};
 use vaekit_eval::{ImportanceConfig, NllReport, importance_sampled_log_likelihood};
+use vaekit_models::{Model, RunConfig};
 use vaekit_nets::Pass;
-use vaekit_objectives::{GenerativeModel, InferenceNetwork, Objective, ObjectiveConfig, evaluate};
-use vaekit_train::{EmaSummary, LoadedCheckpointInfo, TrainConfig, Trainer, Weights, write_atomic};
+use vaekit_objectives::{GenerativeModel, InferenceNetwork, Objective, ObjectiveConfig};
+use vaekit_train::{EmaSummary, LoadedCheckpointInfo, Trainer, Weights, write_atomic};
 
 /// `results.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,22 +72,6 @@ fn load_data(cfg: &RunConfig, device: &Device) -> Result<Data> {
     let test = limit(&mnist.test, cfg.limit_test)?;
     let test_x = binarize_fixed(&test.images_f32(device)?, cfg.test_binarization_seed)?;
     Ok(Data { train, test_x })
-}
-
-fn train_config(cfg: &RunConfig) -> TrainConfig {
-    TrainConfig {
-        batch_size: cfg.batch_size,
-        lr: cfg.lr,
-        schedule: cfg.schedule,
-        optimizer: cfg.optimizer,
-        objective: cfg.objective,
-        clip_norm: cfg.clip_norm,
-        ema_decay: cfg.ema_decay,
-        ema_warmup: cfg.ema_warmup,
-        seed: cfg.seed,
-        binarization: cfg.binarization,
-        ..TrainConfig::default()
-    }
 }
 
 /// Starts a new run in `out` (which must not hold one already).
@@ -150,16 +133,11 @@ fn read_config(dir: &Path) -> Result<RunConfig> {
 
 fn run(cfg: RunConfig, out: &Path, resuming: bool, device: &Device) -> Result<()> {
     let data = load_data(&cfg, device)?;
-    let Built { store, q, p } = build(&cfg, device)?;
-    let (q, p) = (q.as_ref(), p.as_ref());
-    let mut trainer = Trainer::new(
-        train_config(&cfg),
-        &store,
-        q,
-        p,
-        Some(&out.join("checkpoints")),
-        serde_json::to_value(&cfg)?,
-    )?;
+    let model = cfg.build(device)?;
+    let (store, q, p) = (&model.store, model.q.as_ref(), model.p.as_ref());
+    let mut trainer = Trainer::new(cfg.train_config(), store, q, p)?
+        .with_checkpoints(&out.join("checkpoints"))?
+        .with_run_config(serde_json::to_value(&cfg)?);
     // A fresh run never picks up checkpoints (`train` refuses a directory that holds some).
     let resumed = if resuming {
         let found = trainer.resume(device)?;
@@ -185,16 +163,9 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool, device: &Device) -> Result<()
         let mut noise = SeededNoise::new(cfg.seed ^ 0x5eed_1d17);
         let x = data.train.gather_f32(&(0..n).collect::<Vec<_>>(), device)?;
         let x = cfg.binarization.apply(&x, &mut noise)?;
-        evaluate(
-            &elbo_objective(),
-            q,
-            p,
-            &x,
-            0.0,
-            &mut noise,
-            Pass::DataInit(&store),
-        )
-        .context("data-dependent initialisation failed")?;
+        model
+            .data_init(&x, &mut noise)
+            .context("data-dependent initialisation failed")?;
     }
     let start = Instant::now();
     let total = cfg.epochs;
@@ -403,7 +374,7 @@ fn mean_images(p: &dyn GenerativeModel, z: &Tensor) -> Result<Vec<Vec<f32>>> {
 /// Pictures from the run's latest checkpoint.
 pub fn sample(dir: &Path, device: &Device) -> Result<PathBuf> {
     let (cfg, data, built) = open_run(dir, false, device)?;
-    let Built { store, q, p } = &built;
+    let Model { store, q, p } = &built;
     let (q, p) = (q.as_ref(), p.as_ref());
     let trainer = restore(&cfg, dir, store, q, p, "sample from", device)?;
     trainer.with_weights(trainer.evaluation_weights(), || {
@@ -419,7 +390,7 @@ pub(crate) fn open_run(
     dir: &Path,
     whole_test_set: bool,
     device: &Device,
-) -> Result<(RunConfig, Data, Built)> {
+) -> Result<(RunConfig, Data, Model)> {
     let cfg = read_config(dir)?;
     let data = if whole_test_set {
         load_data(
@@ -432,7 +403,7 @@ pub(crate) fn open_run(
     } else {
         load_data(&cfg, device)?
     };
-    let built = build(&cfg, device)?;
+    let built = cfg.build(device)?;
     Ok((cfg, data, built))
 }
 
@@ -446,14 +417,9 @@ pub(crate) fn restore<'a>(
     what: &str,
     device: &Device,
 ) -> Result<Trainer<'a>> {
-    let mut trainer = Trainer::new(
-        train_config(cfg),
-        store,
-        q,
-        p,
-        Some(&dir.join("checkpoints")),
-        serde_json::to_value(cfg)?,
-    )?;
+    let mut trainer = Trainer::new(cfg.train_config(), store, q, p)?
+        .with_checkpoints(&dir.join("checkpoints"))?
+        .with_run_config(serde_json::to_value(cfg)?);
     match trainer.resume(device)? {
         Some(info) => report_skipped(&info),
         None => bail!(

@@ -7,35 +7,28 @@ use vaekit_core::{NoiseSource, SeededNoise};
 use vaekit_eval::{
     AisStart, ImportanceConfig, PathPoint, VaePath, importance_sampled_log_likelihood, leapfrog,
 };
-use vaekit_flows::FlowChain;
-use vaekit_nets::{
-    DenseConfig, DenseDecoder, DenseEncoder, Likelihood, ParamStore, Pass, dense_decoder,
-    dense_encoder,
-};
+use vaekit_models::{Model, RunConfig, build, frozen};
+use vaekit_nets::{Decoder, Encoder, ParamStore, Pass};
 use vaekit_objectives::{
     DecoderModel, EncoderFlow, IwaeGradient, Loss, Objective, ObjectiveConfig,
 };
 use vaekit_train::{Optimizer, OptimizerConfig};
 
-type Q = EncoderFlow<DenseEncoder>;
-type P = DecoderModel<DenseDecoder>;
+type Q = EncoderFlow<Box<dyn Encoder>>;
+type P = DecoderModel<Box<dyn Decoder>>;
 
-/// The networks over `store`, trainable or frozen (plain tensors, as `train-iaf eval` uses;
-/// the store must hold the parameters already).
-fn networks(store: &ParamStore, frozen: bool, dev: &Device) -> anyhow::Result<(Q, P)> {
-    let cfg = DenseConfig::default();
-    let vb = if frozen {
-        store.frozen_var_builder(DType::F32, dev)
-    } else {
-        store.var_builder(DType::F32, dev)
-    };
-    let q = EncoderFlow::new(dense_encoder(&cfg, vb.pp("encoder"))?, FlowChain::default());
-    let p = DecoderModel::new(
-        dense_decoder(&cfg, Likelihood::Bernoulli, vb.pp("decoder"))?,
-        DType::F32,
+/// The `iwae-dense` preset's networks, as `train-iaf` builds them: over a new store (from
+/// `init_seed`), or frozen over `store`'s values (plain tensors, as `train-iaf eval` uses).
+fn trainable(init_seed: u64, dev: &Device) -> anyhow::Result<Model> {
+    Ok(build(
+        &RunConfig::preset("iwae-dense")?.model,
+        init_seed,
         dev,
-    )?;
-    Ok((q, p))
+    )?)
+}
+
+fn frozen_networks(store: &ParamStore, dev: &Device) -> anyhow::Result<(Q, P)> {
+    Ok(frozen(&RunConfig::preset("iwae-dense")?.model, store, dev)?)
 }
 
 /// `rows` binary images of 784 pixels, seeded.
@@ -47,8 +40,7 @@ fn binary_batch(rows: usize, noise: &mut SeededNoise, dev: &Device) -> anyhow::R
 }
 
 fn train_step(objective: Objective, dev: &Device) -> anyhow::Result<Step> {
-    let store = ParamStore::new(0);
-    let (q, p) = networks(&store, false, dev)?;
+    let Model { store, q, p } = trainable(0, dev)?;
     let named = store.trainable();
     let vars: Vec<Var> = named.iter().map(|(_, v)| v.clone()).collect();
     let mut noise = SeededNoise::new(1);
@@ -59,7 +51,7 @@ fn train_step(objective: Objective, dev: &Device) -> anyhow::Result<Step> {
     });
     let mut opt = Optimizer::new(OptimizerConfig::default());
     Ok(Box::new(move || {
-        let eval = loss.compute(&q, &p, &x, 0.0, &mut noise, Pass::Train)?;
+        let eval = loss.compute(q.as_ref(), p.as_ref(), &x, 0.0, &mut noise, Pass::Train)?;
         let grads = eval.gradients(&vars, &[])?;
         opt.step(&named, &grads, 1e-3)?;
         loss.clear_history();
@@ -91,9 +83,8 @@ pub fn iwae_step(dev: &Device) -> anyhow::Result<Step> {
 
 /// IS of 20 data points with 500 samples each (one chunk), as `train-iaf eval` runs it.
 pub fn importance(dev: &Device) -> anyhow::Result<Step> {
-    let store = ParamStore::new(0);
-    networks(&store, false, dev)?;
-    let (q, p) = networks(&store, true, dev)?;
+    let store = trainable(0, dev)?.store;
+    let (q, p) = frozen_networks(&store, dev)?;
     let mut noise = SeededNoise::new(1);
     let x = binary_batch(20, &mut noise, dev)?;
     let config = ImportanceConfig {
@@ -110,9 +101,8 @@ pub fn importance(dev: &Device) -> anyhow::Result<Step> {
 /// One leapfrog step of HAIS from the prior at β = 0.5: 100 data points × 16 chains.
 pub fn leapfrog_step(dev: &Device) -> anyhow::Result<Step> {
     let (batch, chains) = (100, 16);
-    let store = ParamStore::new(0);
-    networks(&store, false, dev)?;
-    let (q, p) = networks(&store, true, dev)?;
+    let store = trainable(0, dev)?.store;
+    let (q, p) = frozen_networks(&store, dev)?;
     let mut noise = SeededNoise::new(1);
     let x = binary_batch(batch, &mut noise, dev)?;
     let eps = noise.standard_normal(&(batch, chains, 50).into(), DType::F32, dev)?;

@@ -1,15 +1,22 @@
 //! # vaekit-alloc
 //!
-//! mimalloc as the global allocator of any binary that links this crate, and
-//! [`configure`], to be called first thing in `main`: mimalloc's options, candle's
-//! element-wise thread pool turned off ([`CANDLE_THREADS`]), and the thread count candle
-//! reads on every matrix product fixed once ([`RAYON_THREADS`]).
+//! mimalloc as the global allocator of any program that links this crate, and
+//! [`configure`]: mimalloc's options, candle's element-wise thread pool turned off
+//! ([`CANDLE_THREADS`]), and the thread count candle reads on every matrix product fixed
+//! once ([`RAYON_THREADS`]).
 //!
-//! Measured with `vaekit-bench` on the 2-core AMD EPYC (one thread, 2026-11-21): with
-//! mimalloc's default purge delay (10 ms), one IAF step (cMADE 1920) took 90 ms and 231,415
-//! page faults over the run, the kernel zeroing fresh transparent huge pages
-//! (`clear_page_erms`, 25 % of the profile); after [`configure`], 68 ms and 419 faults. An
-//! IWAE-50 step went from 122 to 99 ms.
+//! **Nothing to call.** On ELF platforms (Linux, Android, FreeBSD) and Apple's, [`configure`]
+//! runs by itself when the program is loaded, before `main` and before any thread exists.
+//! Every vaekit crate links this one through its default `fast-alloc` feature
+//! (`vaekit-core/fast-alloc`), so a program that depends on the crates runs at the binary's
+//! speed without ceremony. A program with its own `#[global_allocator]` turns the feature off
+//! (`default-features = false` on each vaekit crate it names). Elsewhere, call [`configure`]
+//! first thing in `main`; it is idempotent.
+//!
+//! Why: candle allocates and frees buffers of megabytes on every op. With mimalloc's default
+//! purge delay the kernel zeroes fresh pages on every reuse, and without the thread variables
+//! candle re-reads `/proc/cpuinfo` on every matrix product; docs/performance.md has the
+//! measured effect.
 
 // glibc malloc alone costs about 2x on candle's many small allocations.
 #[global_allocator]
@@ -30,7 +37,8 @@ const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 pub fn configure() {
     let set = |name: &str, option, value| {
         if std::env::var_os(name).is_none() {
-            // SAFETY: called at the start of `main`, before any other thread exists.
+            // SAFETY: runs at load time (or, where it is called by hand, first thing in
+            // `main`), before any other thread exists.
             unsafe { libmimalloc_sys::mi_option_set(option, value) };
         }
     };
@@ -54,12 +62,11 @@ pub fn configure() {
 }
 
 /// The variable candle 0.11 reads for its thread count on every matrix product. Unset, it
-/// counts the physical cores instead, by opening and parsing `/proc/cpuinfo` each time:
-/// 13,658 times in one 10,000-image epoch of `train-iaf --preset iwae-dense`, whose epochs
-/// took 4.6 s instead of 2.6–2.8 s with the variable set (2-core AMD EPYC, 2026-11-22).
-/// [`configure`] sets it, unless it holds a positive number, to the number candle would
-/// count, counted once. The variable also sizes rayon's global pool (to the physical cores,
-/// where rayon's own default is the logical ones), and child processes inherit it.
+/// counts the physical cores instead, by opening and parsing `/proc/cpuinfo` each time
+/// (thousands of times per epoch). [`configure`] sets it, unless it holds a positive number,
+/// to the number candle would count, counted once. The variable also sizes rayon's global
+/// pool (to the physical cores, where rayon's own default is the logical ones), and child
+/// processes inherit it.
 pub const RAYON_THREADS: &str = "RAYON_NUM_THREADS";
 
 /// The variable that sizes candle 0.11's own pool for large element-wise ops (a second
@@ -69,3 +76,54 @@ pub const RAYON_THREADS: &str = "RAYON_NUM_THREADS";
 /// workers took the cores from rayon's (the measured effect is in docs/performance.md).
 /// GEMM threading (rayon) is not affected.
 pub const CANDLE_THREADS: &str = "CANDLE_NUM_THREADS";
+
+/// Runs [`configure`] when the program is loaded, from the platform's constructor table, so
+/// that a library user gets the binary's settings without calling anything. The loader runs
+/// it on the main thread before `main`, when no other thread exists yet, which is what
+/// [`configure`]'s environment writes need. `#[used]` keeps the entry (rustc hands every
+/// linked crate's `#[used]` statics to the linker); the crate itself is always linked, as it
+/// provides the global allocator.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+#[used]
+#[allow(unsafe_code)]
+#[unsafe(link_section = ".init_array")]
+static CONFIGURE_AT_LOAD: extern "C" fn() = configure_at_load;
+
+/// [`CONFIGURE_AT_LOAD`] for Mach-O.
+#[cfg(target_vendor = "apple")]
+#[used]
+#[allow(unsafe_code)]
+#[unsafe(link_section = "__DATA,__mod_init_func")]
+static CONFIGURE_AT_LOAD: extern "C" fn() = configure_at_load;
+
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_vendor = "apple"
+))]
+extern "C" fn configure_at_load() {
+    // A panic must not unwind out of the loader's call.
+    let _ = std::panic::catch_unwind(configure);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The test harness's `main` never calls [`configure`]: the variables it sets can only
+    /// come from the load-time constructor (or from the environment the test ran in).
+    #[test]
+    #[cfg(any(target_os = "linux", target_vendor = "apple"))]
+    fn configure_ran_before_main() {
+        assert!(std::env::var_os(CANDLE_THREADS).is_some());
+        let n = std::env::var(RAYON_THREADS).expect("RAYON_NUM_THREADS set at load");
+        assert!(n.parse::<usize>().is_ok_and(|n| n > 0), "{n}");
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            // SAFETY: reading an option has no precondition.
+            #[allow(unsafe_code)]
+            let delay = unsafe { libmimalloc_sys::mi_option_get(PURGE_DELAY) };
+            assert_eq!(delay, -1, "mimalloc's purge delay is still its default");
+        }
+    }
+}

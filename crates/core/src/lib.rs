@@ -32,6 +32,10 @@
 //! # }
 //! ```
 
+// Links vaekit-alloc (mimalloc, configured at load time) into every program that uses vaekit.
+#[cfg(feature = "fast-alloc")]
+use vaekit_alloc as _;
+
 mod awake;
 mod box_muller;
 mod device;

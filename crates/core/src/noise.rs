@@ -16,7 +16,7 @@ use candle::{DType, Device, Result, Shape, Tensor};
 ///
 /// # Errors
 /// Non-float dtypes are rejected for `standard_normal` and `uniform`.
-pub trait NoiseSource {
+pub trait NoiseSource: Send {
     /// A tensor of independent N(0, 1) draws.
     fn standard_normal(&mut self, shape: &Shape, dtype: DType, device: &Device) -> Result<Tensor>;
 

@@ -210,6 +210,18 @@ pub fn ais_log_likelihood(
     config: &AisConfig,
     noise: &mut dyn NoiseSource,
 ) -> Result<AisReport> {
+    // On vaekit's pool, where parallel ops join cheaply (in place when already there).
+    vaekit_core::on_pool(|| ais_log_likelihood_here(inference, model, data, config, noise))
+}
+
+/// [`ais_log_likelihood`] on the calling thread.
+fn ais_log_likelihood_here(
+    inference: &dyn InferenceNetwork,
+    model: &dyn GenerativeModel,
+    data: &Tensor,
+    config: &AisConfig,
+    noise: &mut dyn NoiseSource,
+) -> Result<AisReport> {
     if config.chains == 0 || config.batch_size == 0 {
         candle::bail!("AIS: chains and batch_size must be > 0");
     }

@@ -53,6 +53,18 @@ pub fn bdmc(
     config: &AisConfig,
     noise: &mut dyn NoiseSource,
 ) -> Result<BdmcReport> {
+    // On vaekit's pool, where parallel ops join cheaply (in place when already there).
+    vaekit_core::on_pool(|| bdmc_here(inference, model, num_points, config, noise))
+}
+
+/// [`bdmc`] on the calling thread.
+fn bdmc_here(
+    inference: &dyn InferenceNetwork,
+    model: &dyn GenerativeModel,
+    num_points: usize,
+    config: &AisConfig,
+    noise: &mut dyn NoiseSource,
+) -> Result<BdmcReport> {
     if num_points == 0 || config.chains == 0 || config.batch_size == 0 {
         candle::bail!("BDMC: num_points, chains and batch_size must be > 0");
     }
@@ -66,6 +78,19 @@ pub fn bdmc(
 /// # Errors
 /// Those of [`bdmc`]; mismatched counts.
 pub fn bdmc_on_pairs(
+    inference: &dyn InferenceNetwork,
+    model: &dyn GenerativeModel,
+    x_all: &Tensor,
+    z_all: &Tensor,
+    config: &AisConfig,
+    noise: &mut dyn NoiseSource,
+) -> Result<BdmcReport> {
+    // On vaekit's pool, where parallel ops join cheaply (in place when already there).
+    vaekit_core::on_pool(|| bdmc_on_pairs_here(inference, model, x_all, z_all, config, noise))
+}
+
+/// [`bdmc_on_pairs`] on the calling thread.
+fn bdmc_on_pairs_here(
     inference: &dyn InferenceNetwork,
     model: &dyn GenerativeModel,
     x_all: &Tensor,

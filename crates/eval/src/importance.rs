@@ -59,6 +59,20 @@ pub fn importance_sampled_log_likelihood(
     config: &ImportanceConfig,
     noise: &mut dyn NoiseSource,
 ) -> Result<NllReport> {
+    // On vaekit's pool, where parallel ops join cheaply (in place when already there).
+    vaekit_core::on_pool(|| {
+        importance_sampled_log_likelihood_here(inference, model, data, config, noise)
+    })
+}
+
+/// [`importance_sampled_log_likelihood`] on the calling thread.
+fn importance_sampled_log_likelihood_here(
+    inference: &dyn InferenceNetwork,
+    model: &dyn GenerativeModel,
+    data: &Tensor,
+    config: &ImportanceConfig,
+    noise: &mut dyn NoiseSource,
+) -> Result<NllReport> {
     let ImportanceConfig {
         num_samples,
         chunk,

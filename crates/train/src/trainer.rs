@@ -177,18 +177,16 @@ impl std::fmt::Debug for Trainer<'_> {
 }
 
 impl<'a> Trainer<'a> {
-    /// A trainer; checkpoints go to `checkpoint_dir` when given. `run_config` is stored in
-    /// every checkpoint.
+    /// A trainer of `inference` and `model`, whose parameters live in `store`, without
+    /// checkpoints ([`Trainer::with_checkpoints`] adds them).
     ///
     /// # Errors
-    /// The checkpoint directory cannot be created.
+    /// An `ema_decay` outside `(0, 1)`.
     pub fn new(
         config: TrainConfig,
         store: &'a ParamStore,
         inference: &'a dyn InferenceNetwork,
         model: &'a dyn GenerativeModel,
-        checkpoint_dir: Option<&Path>,
-        run_config: serde_json::Value,
     ) -> Result<Self, TrainError> {
         let ema = config
             .ema_decay
@@ -202,7 +200,7 @@ impl<'a> Trainer<'a> {
             noise: noise.state(),
             best_validation: None,
             skipped_steps: 0,
-            config: run_config,
+            config: serde_json::Value::Null,
             estimator: Default::default(),
         };
         let separate = config
@@ -223,9 +221,7 @@ impl<'a> Trainer<'a> {
             optimizer: Optimizer::new(config.optimizer),
             inference_optimizer: separate,
             ema,
-            checkpoints: checkpoint_dir
-                .map(|d| CheckpointDir::new(d, config.keep_last))
-                .transpose()?,
+            checkpoints: None,
             config,
             store,
             inference,
@@ -234,6 +230,23 @@ impl<'a> Trainer<'a> {
             state,
             consecutive_nonfinite: 0,
         })
+    }
+
+    /// Writes a checkpoint to `dir` at every [`Trainer::checkpoint`] (keeping the last
+    /// `keep_last` epochs), and lets [`Trainer::resume`] read them.
+    ///
+    /// # Errors
+    /// The directory cannot be created.
+    pub fn with_checkpoints(mut self, dir: &Path) -> Result<Self, TrainError> {
+        self.checkpoints = Some(CheckpointDir::new(dir, self.config.keep_last)?);
+        Ok(self)
+    }
+
+    /// Stores `config` (the run's own description, e.g. `train-iaf`'s `config.json`) in every
+    /// later checkpoint.
+    pub fn with_run_config(mut self, config: serde_json::Value) -> Self {
+        self.state.config = config;
+        self
     }
 
     /// The trainer state (epoch, step, noise position, ...).
@@ -455,7 +468,18 @@ impl<'a> Trainer<'a> {
         &mut self,
         data: &ImageSet,
         device: &Device,
-        progress: &mut dyn FnMut(usize, usize),
+        progress: &mut (dyn FnMut(usize, usize) + Send),
+    ) -> Result<EpochReport, TrainError> {
+        // On vaekit's pool, where parallel ops join cheaply (in place when already there).
+        vaekit_core::on_pool(|| self.train_epoch_with_progress_here(data, device, progress))
+    }
+
+    /// [`Self::train_epoch_with_progress`] on the calling thread.
+    fn train_epoch_with_progress_here(
+        &mut self,
+        data: &ImageSet,
+        device: &Device,
+        progress: &mut (dyn FnMut(usize, usize) + Send),
     ) -> Result<EpochReport, TrainError> {
         let start = Instant::now();
         let batcher = Batcher::new(
@@ -623,6 +647,19 @@ impl<'a> Trainer<'a> {
     /// # Errors
     /// [`Weights::Averaged`] without an average; tensor errors.
     pub fn evaluate(
+        &self,
+        data: &Tensor,
+        objective: &ObjectiveConfig,
+        batch_size: usize,
+        seed: u64,
+        weights: Weights,
+    ) -> Result<f64, TrainError> {
+        // On vaekit's pool, where parallel ops join cheaply (in place when already there).
+        vaekit_core::on_pool(|| self.evaluate_here(data, objective, batch_size, seed, weights))
+    }
+
+    /// [`Self::evaluate`] on the calling thread.
+    fn evaluate_here(
         &self,
         data: &Tensor,
         objective: &ObjectiveConfig,

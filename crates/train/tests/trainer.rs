@@ -96,7 +96,7 @@ fn resume_continues_bit_identically() {
     let dev = Device::Cpu;
     // Two epochs in one go.
     let a = vae(1);
-    let mut ta = Trainer::new(config(), &a.store, &a.q, &a.p, None, serde_json::json!({})).unwrap();
+    let mut ta = Trainer::new(config(), &a.store, &a.q, &a.p).unwrap();
     ta.train_epoch(&train, &dev).unwrap();
     let second_a = ta.train_epoch(&train, &dev).unwrap();
     let after_a = params(&a.store);
@@ -104,28 +104,19 @@ fn resume_continues_bit_identically() {
     let ckpt = tempfile::tempdir().unwrap();
     {
         let b = vae(1);
-        let mut tb = Trainer::new(
-            config(),
-            &b.store,
-            &b.q,
-            &b.p,
-            Some(ckpt.path()),
-            serde_json::json!({"run": "b"}),
-        )
-        .unwrap();
+        let mut tb = Trainer::new(config(), &b.store, &b.q, &b.p)
+            .unwrap()
+            .with_checkpoints(ckpt.path())
+            .unwrap()
+            .with_run_config(serde_json::json!({"run": "b"}));
         tb.train_epoch(&train, &dev).unwrap();
         tb.checkpoint(None).unwrap();
     }
     let c = vae(999);
-    let mut tc = Trainer::new(
-        config(),
-        &c.store,
-        &c.q,
-        &c.p,
-        Some(ckpt.path()),
-        serde_json::json!({}),
-    )
-    .unwrap();
+    let mut tc = Trainer::new(config(), &c.store, &c.q, &c.p)
+        .unwrap()
+        .with_checkpoints(ckpt.path())
+        .unwrap();
     assert_eq!(tc.resume(&dev).unwrap().unwrap().name, "epoch-000001");
     assert_eq!(tc.state().epoch, 1);
     assert_eq!(tc.state().config, serde_json::json!({"run": "b"}));
@@ -164,15 +155,7 @@ fn a_short_run_is_evaluated_near_its_current_weights() {
             ema_warmup: warmup,
             ..config()
         };
-        let mut t = Trainer::new(
-            cfg.clone(),
-            &m.store,
-            &m.q,
-            &m.p,
-            None,
-            serde_json::json!({}),
-        )
-        .unwrap();
+        let mut t = Trainer::new(cfg.clone(), &m.store, &m.q, &m.p).unwrap();
         let initial = t
             .evaluate(&x, &cfg.objective, 30, 7, Weights::Current)
             .unwrap();
@@ -213,8 +196,6 @@ fn a_short_run_is_evaluated_near_its_current_weights() {
         &m.store,
         &m.q,
         &m.p,
-        None,
-        serde_json::json!({}),
     )
     .unwrap();
     assert_eq!(t.evaluation_weights(), Weights::Current);
@@ -232,8 +213,6 @@ fn a_short_run_is_evaluated_near_its_current_weights() {
             &m.store,
             &m.q,
             &m.p,
-            None,
-            serde_json::json!({}),
         )
         .unwrap_err()
         .to_string();
@@ -250,15 +229,7 @@ fn training_improves_the_bound_and_evaluation_uses_a_separate_stream() {
         lr: 3e-3,
         ..config()
     };
-    let mut t = Trainer::new(
-        cfg.clone(),
-        &m.store,
-        &m.q,
-        &m.p,
-        None,
-        serde_json::json!({}),
-    )
-    .unwrap();
+    let mut t = Trainer::new(cfg.clone(), &m.store, &m.q, &m.p).unwrap();
     let x = vaekit_datasets::binarize_fixed(&train.images_f32(&dev).unwrap(), 0).unwrap();
     let before = t
         .evaluate(&x, &cfg.objective, 30, 7, t.evaluation_weights())
@@ -299,15 +270,10 @@ fn non_finite_steps_are_skipped_counted_and_stop_the_run() {
         max_consecutive_nonfinite: 4,
         ..config()
     };
-    let mut t = Trainer::new(
-        cfg,
-        &m.store,
-        &m.q,
-        &m.p,
-        Some(ckpt.path()),
-        serde_json::json!({}),
-    )
-    .unwrap();
+    let mut t = Trainer::new(cfg, &m.store, &m.q, &m.p)
+        .unwrap()
+        .with_checkpoints(ckpt.path())
+        .unwrap();
     t.train_epoch(&train, &dev).unwrap();
     t.checkpoint(Some(-100.0)).unwrap();
     let good = params(&m.store);
@@ -474,14 +440,14 @@ fn dreg_trains_both_groups_with_their_own_losses() {
         inference_prefixes: vec!["inference_net.".into()],
         ..tc.clone()
     };
-    let mut t = Trainer::new(wrong, &store, &q, &p, None, serde_json::json!({})).unwrap();
+    let mut t = Trainer::new(wrong, &store, &q, &p).unwrap();
     let err = t.train_epoch(&train, &dev).unwrap_err().to_string();
     assert!(
         err.contains("Dreg") && err.contains("inference_net.") && err.contains("plain IWAE"),
         "{err}"
     );
     assert_eq!(params(&store), before, "nothing was trained");
-    let mut t = Trainer::new(tc, &store, &q, &p, None, serde_json::json!({})).unwrap();
+    let mut t = Trainer::new(tc, &store, &q, &p).unwrap();
     let r = t.train_epoch(&train, &dev).unwrap();
     assert!(r.bound.is_finite() && r.skipped == 0);
     let after = params(&store);
@@ -499,15 +465,10 @@ fn resume_refuses_a_changed_optimizer_split() {
     let (_tmp, train) = data();
     let dir = tempfile::tempdir().unwrap();
     let v = vae(1);
-    let mut t = Trainer::new(
-        config(),
-        &v.store,
-        &v.q,
-        &v.p,
-        Some(dir.path()),
-        serde_json::json!({}),
-    )
-    .unwrap();
+    let mut t = Trainer::new(config(), &v.store, &v.q, &v.p)
+        .unwrap()
+        .with_checkpoints(dir.path())
+        .unwrap();
     t.train_epoch(&train, &Device::Cpu).unwrap();
     t.checkpoint(None).unwrap();
     let separate = TrainConfig {
@@ -518,15 +479,10 @@ fn resume_refuses_a_changed_optimizer_split() {
         ..config()
     };
     let w = vae(1);
-    let mut resumed = Trainer::new(
-        separate,
-        &w.store,
-        &w.q,
-        &w.p,
-        Some(dir.path()),
-        serde_json::json!({}),
-    )
-    .unwrap();
+    let mut resumed = Trainer::new(separate, &w.store, &w.q, &w.p)
+        .unwrap()
+        .with_checkpoints(dir.path())
+        .unwrap();
     let err = resumed.resume(&Device::Cpu).unwrap_err().to_string();
     assert!(err.contains("optimizer"), "{err}");
 }

@@ -1,0 +1,37 @@
+//! Which encoder/decoder pair a VAE has.
+
+use serde::{Deserialize, Serialize};
+use vaekit_nets::{DenseConfig, GatedConfig, ResNetConfig};
+
+/// The encoder/decoder pair.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Networks {
+    /// Dense networks.
+    Dense(DenseConfig),
+    /// ResNet networks.
+    ResNet(ResNetConfig),
+    /// Gated-convolution networks.
+    Gated(GatedConfig),
+}
+
+impl Networks {
+    /// The latent dimension `D` of the Gaussian posterior.
+    pub fn latent_dim(&self) -> usize {
+        match self {
+            Networks::Dense(c) => c.latent_dim,
+            Networks::ResNet(c) => c.latent_dim,
+            Networks::Gated(c) => c.latent_dim,
+        }
+    }
+
+    /// The width of the encoder's context `h`, which a flow posterior is conditioned on
+    /// (`0`: no context).
+    pub fn context_dim(&self) -> usize {
+        match self {
+            Networks::Dense(c) => c.context_dim,
+            Networks::ResNet(c) => c.context_dim,
+            Networks::Gated(c) => c.context_dim,
+        }
+    }
+}

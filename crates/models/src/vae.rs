@@ -1,0 +1,188 @@
+//! The serializable description of a VAE: networks, posterior flow, latent kind and
+//! likelihood, and its checks before any tensor exists.
+
+use crate::error::{bail, check_count};
+use crate::{ConfigError, FlowConfig, LatentConfig, Networks};
+use serde::{Deserialize, Serialize};
+use vaekit_flows::{MadeConfig, SylvesterKind};
+use vaekit_nets::{Activation, Likelihood, Normalization};
+use vaekit_objectives::{IwaeGradient, Objective, ObjectiveConfig};
+
+/// A VAE: what [`crate::build`] turns into an inference network and a generative model.
+///
+/// The prior is the standard normal for Gaussian latents and the discrete model's own
+/// (hierarchical) prior for discrete ones. In a [`crate::RunConfig`] (and a run's
+/// `config.json`) these fields sit at the top level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VaeConfig {
+    /// Encoder and decoder of Gaussian latents (ignored by discrete ones).
+    pub networks: Networks,
+    /// The Gaussian posterior's flow.
+    pub flow: FlowConfig,
+    /// Gaussian (default) or discrete latents.
+    #[serde(default)]
+    pub latent: LatentConfig,
+    /// Pixel likelihood.
+    pub likelihood: Likelihood,
+}
+
+impl VaeConfig {
+    /// The latent dimension of the Gaussian networks.
+    pub fn latent_dim(&self) -> usize {
+        self.networks.latent_dim()
+    }
+
+    /// The encoder's context width.
+    pub fn context_dim(&self) -> usize {
+        self.networks.context_dim()
+    }
+
+    /// The MADE configuration of an IAF flow with these hidden widths: the latent dimension
+    /// and the encoder's context width are the networks', so they cannot disagree.
+    pub fn made(&self, hidden: &[usize], norm: Normalization) -> MadeConfig {
+        MadeConfig {
+            dim: self.latent_dim(),
+            hidden: hidden.to_vec(),
+            context_dim: self.context_dim(),
+            norm,
+            activation: Activation::Elu,
+            ..MadeConfig::default()
+        }
+    }
+
+    /// Checks the networks, the flow and the likelihood, before any tensor exists: every
+    /// count in its range, a context for a flow, IAF widths that are multiples of the latent
+    /// dimension, a valid discrete configuration, and no flow on discrete latents.
+    ///
+    /// # Errors
+    /// The first rule broken, naming the field and the value.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match &self.latent {
+            LatentConfig::Discrete(c) => {
+                c.validate().map_err(|e| ConfigError::new(e.to_string()))?;
+                if !matches!(self.flow, FlowConfig::None) {
+                    bail!("discrete latents take no flow");
+                }
+            }
+            LatentConfig::Gaussian => self.validate_gaussian()?,
+        }
+        if let Likelihood::DiscretizedLogistic { num_bins } = self.likelihood {
+            check_count("likelihood.num_bins", num_bins, 2)?;
+        }
+        Ok(())
+    }
+
+    fn validate_gaussian(&self) -> Result<(), ConfigError> {
+        check_count("networks.latent_dim", self.latent_dim(), 1)?;
+        match &self.networks {
+            Networks::Dense(c) => {
+                check_count("networks.input_dim", c.input_dim, 1)?;
+                if let Some(w) = c.hidden.iter().find(|&&w| w == 0) {
+                    bail!("networks.hidden: width {w} must be at least 1");
+                }
+            }
+            Networks::ResNet(c) => {
+                if c.kernel % 2 == 0 {
+                    bail!("networks.kernel = {}: must be odd", c.kernel);
+                }
+                if c.stages.iter().any(|s| s.channels == 0 || s.blocks == 0) {
+                    bail!("networks.stages: every stage needs channels >= 1 and blocks >= 1");
+                }
+            }
+            Networks::Gated(_) => {}
+        }
+        match &self.flow {
+            FlowConfig::None => return Ok(()),
+            FlowConfig::Iaf { steps, hidden, .. } => {
+                check_count("flow.steps", *steps, 1)?;
+                if hidden.is_empty() {
+                    bail!("flow.hidden: an IAF's MADE needs at least one hidden layer");
+                }
+            }
+            FlowConfig::Planar { steps } => check_count("flow.steps", *steps, 1)?,
+            FlowConfig::Sylvester { steps, sylvester } => {
+                check_count("flow.steps", *steps, 1)?;
+                if let SylvesterKind::Householder { reflections } = sylvester {
+                    check_count("flow.sylvester.reflections", *reflections, 1)?;
+                }
+            }
+        }
+        if self.context_dim() == 0 {
+            bail!("a flow posterior needs an encoder context (context_dim > 0)");
+        }
+        if let FlowConfig::Iaf { hidden, .. } = &self.flow
+            && let Some(w) = hidden.iter().find(|&&w| w % self.latent_dim() != 0)
+        {
+            bail!(
+                "IAF hidden width {w} must be a multiple of the latent dimension {}",
+                self.latent_dim()
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks that `objective` can train this model: pathwise bounds (ELBO, IWAE) need
+    /// Gaussian latents and the Concrete relaxation discrete ones; NVIL's learned baseline
+    /// needs a discrete model with a baseline network; VIMCO needs two draws or more; DReG a
+    /// posterior without a flow; free-bits groups at most the latent dimension.
+    ///
+    /// # Errors
+    /// The first rule broken.
+    pub fn check_objective(&self, objective: &ObjectiveConfig) -> Result<(), ConfigError> {
+        let o = objective.objective;
+        let pathwise = matches!(o, Objective::Elbo { .. } | Objective::Iwae { .. });
+        match &self.latent {
+            LatentConfig::Discrete(c) => {
+                if pathwise {
+                    bail!(
+                        "discrete latents cannot be trained by the ELBO or IWAE gradient: choose --estimator reinforce, nvil, vimco, rws, concrete or concrete-st"
+                    );
+                }
+                if let Objective::Reinforce { baseline, .. } = o
+                    && baseline.learned
+                    && c.baseline_hidden.is_none()
+                {
+                    bail!("NVIL's learned baseline needs baseline_hidden in the latent config");
+                }
+            }
+            LatentConfig::Gaussian => {
+                if matches!(o, Objective::Concrete { .. }) {
+                    bail!(
+                        "the Concrete relaxation needs discrete latents (--latent bernoulli:.. or categorical:..)"
+                    );
+                }
+                if let Objective::Reinforce { baseline, .. } = o
+                    && baseline.learned
+                {
+                    bail!(
+                        "NVIL's learned baseline exists for discrete latents only; use --estimator reinforce"
+                    );
+                }
+                if let Some(fb) = objective.free_bits
+                    && fb.groups > self.latent_dim()
+                {
+                    bail!(
+                        "objective.free_bits.groups = {}: must be at most the latent dimension {}",
+                        fb.groups,
+                        self.latent_dim()
+                    );
+                }
+            }
+        }
+        match o {
+            Objective::Vimco { num_samples } if num_samples < 2 => {
+                bail!("VIMCO needs --k 2 or more")
+            }
+            Objective::Concrete { temperature, .. } if !temperature.is_valid() => {
+                bail!("the Concrete temperatures must be finite and > 0")
+            }
+            Objective::Iwae {
+                gradient: IwaeGradient::Dreg,
+                ..
+            } if !matches!(self.flow, FlowConfig::None) => {
+                bail!("DReG needs a posterior without a flow")
+            }
+            _ => Ok(()),
+        }
+    }
+}
