@@ -10,7 +10,8 @@ dir=${1:?usage: scripts/library-speed.sh MNIST_DIR [ROUNDS] [EPOCHS]}
 rounds=${2:-3}
 epochs=${3:-2}
 cd "$(dirname "$0")/.."
-cargo build --release -q -p train-iaf -p vaekit-models --example vae_iaf
+cargo build --release -q -p train-iaf --bin train-iaf
+cargo build --release -q -p vaekit-models --example vae_iaf
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # The example's model and settings as a train-iaf configuration.
@@ -18,7 +19,7 @@ cat > "$tmp/cfg.json" <<JSON
 {"preset": "iwae-dense", "networks": {"context_dim": 50},
  "flow": {"kind": "iaf", "steps": 2, "hidden": [100, 100], "norm": "none",
           "variant": {"kind": "gated", "forget_bias": 1.0}},
- "batch_size": 100, "schedule": {"kind": "constant"}, "epochs": $epochs, "is_samples": 1,
+ "optimizer": {"eps": 1e-8}, "batch_size": 100, "schedule": {"kind": "constant"}, "epochs": $epochs, "is_samples": 1,
  "limit_test": 1}
 JSON
 lib=() bin=()

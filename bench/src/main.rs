@@ -75,6 +75,8 @@ pub struct Cli {
 }
 
 fn main() -> ExitCode {
+    // Applied at load time already where the platform allows; idempotent.
+    vaekit_core::configure_process();
     let cli = Cli::parse();
     if cli.list {
         for w in workloads::ALL {

@@ -5,13 +5,17 @@
 //! ([`CANDLE_THREADS`]), and the thread count candle reads on every matrix product fixed
 //! once ([`RAYON_THREADS`]).
 //!
-//! **Nothing to call.** On ELF platforms (Linux, Android, FreeBSD) and Apple's, [`configure`]
-//! runs by itself when the program is loaded, before `main` and before any thread exists.
+//! **Nothing to call.** On ELF platforms (Linux, Android, FreeBSD) and Apple's, the settings
+//! are applied when the program is loaded, before `main`: mimalloc's options always, and the
+//! environment variables when the process has a single thread then, which `/proc/self/task`
+//! tells on Linux and Android (a Rust executable's constructors run on its only thread; a
+//! library opened by `dlopen` into a running process leaves the environment alone).
 //! Every vaekit crate links this one through its default `fast-alloc` feature
 //! (`vaekit-core/fast-alloc`), so a program that depends on the crates runs at the binary's
 //! speed without ceremony. A program with its own `#[global_allocator]` turns the feature off
-//! (`default-features = false` on each vaekit crate it names). Elsewhere, call [`configure`]
-//! first thing in `main`; it is idempotent.
+//! (`default-features = false` on each vaekit crate it names) and loses the thread settings
+//! too: it can set the two variables below itself. Elsewhere (and in vaekit's own binaries,
+//! for every platform), [`configure`] is called first thing in `main`; it is idempotent.
 //!
 //! Why: candle allocates and frees buffers of megabytes on every op. With mimalloc's default
 //! purge delay the kernel zeroes fresh pages on every reuse, and without the thread variables
@@ -33,19 +37,42 @@ const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// of an importance-sampling profile). The environment variables `MIMALLOC_PURGE_DELAY`
 /// and `MIMALLOC_ARENA_EAGER_COMMIT` still take precedence. The option indices are the same
 /// in mimalloc v2 and v3.
-#[allow(unsafe_code)]
+///
+/// Call it first thing in `main`, before any other thread exists (it writes the process
+/// environment); the load-time constructor calls it for you where it can (see the crate
+/// docs). Idempotent.
 pub fn configure() {
+    configure_allocator();
+    // SAFETY: the caller runs it before any other thread exists (see above).
+    #[allow(unsafe_code)]
+    unsafe {
+        configure_environment()
+    };
+}
+
+/// mimalloc's options, unless their environment variables are set.
+#[allow(unsafe_code)]
+fn configure_allocator() {
     let set = |name: &str, option, value| {
         if std::env::var_os(name).is_none() {
-            // SAFETY: runs at load time (or, where it is called by hand, first thing in
-            // `main`), before any other thread exists.
+            // SAFETY: `mi_option_set` stores one word in mimalloc's option table, which
+            // mimalloc reads at its next purge or arena allocation; no other precondition.
             unsafe { libmimalloc_sys::mi_option_set(option, value) };
         }
     };
     set("MIMALLOC_PURGE_DELAY", PURGE_DELAY, -1);
     set("MIMALLOC_ARENA_EAGER_COMMIT", ARENA_EAGER_COMMIT, 1);
+}
+
+/// [`CANDLE_THREADS`] and [`RAYON_THREADS`], unless they are set.
+///
+/// # Safety
+/// No other thread may exist: `std::env::set_var` races any concurrent read of the
+/// environment.
+#[allow(unsafe_code)]
+unsafe fn configure_environment() {
     if std::env::var_os(CANDLE_THREADS).is_none() {
-        // SAFETY: as above; nothing has read the environment from another thread yet.
+        // SAFETY: the caller guarantees a single thread.
         unsafe { std::env::set_var(CANDLE_THREADS, "1") };
     }
     let valid = std::env::var(RAYON_THREADS)
@@ -104,7 +131,31 @@ static CONFIGURE_AT_LOAD: extern "C" fn() = configure_at_load;
 ))]
 extern "C" fn configure_at_load() {
     // A panic must not unwind out of the loader's call.
-    let _ = std::panic::catch_unwind(configure);
+    let _ = std::panic::catch_unwind(|| {
+        configure_allocator();
+        // A Rust executable's constructors run before `main`, on the only thread. A library
+        // opened later (`dlopen`, a Python extension) or constructors of libraries that start
+        // threads break that: the environment is then left alone.
+        if single_threaded() {
+            // SAFETY: exactly one thread exists.
+            #[allow(unsafe_code)]
+            unsafe {
+                configure_environment()
+            };
+        }
+    });
+}
+
+/// Whether the process has exactly one thread (`/proc/self/task`); `false` where that
+/// cannot be told.
+#[cfg(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "freebsd",
+    target_vendor = "apple"
+))]
+fn single_threaded() -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.count() == 1)
 }
 
 #[cfg(test)]
@@ -114,7 +165,7 @@ mod tests {
     /// The test harness's `main` never calls [`configure`]: the variables it sets can only
     /// come from the load-time constructor (or from the environment the test ran in).
     #[test]
-    #[cfg(any(target_os = "linux", target_vendor = "apple"))]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     fn configure_ran_before_main() {
         assert!(std::env::var_os(CANDLE_THREADS).is_some());
         let n = std::env::var(RAYON_THREADS).expect("RAYON_NUM_THREADS set at load");

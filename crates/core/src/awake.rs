@@ -4,10 +4,8 @@
 //! rayon parks an idle worker after 33 rounds of `sched_yield` (a few microseconds); the
 //! next fork then wakes it through a futex, tens of microseconds on a virtual machine before
 //! the worker takes its half. A dense VAE training step forks a few dozen times with serial
-//! work in between (the backward's bookkeeping, small element-wise ops); measured with
-//! `vaekit-bench --threads 2` on the 2-core AMD EPYC, its worker was parked and woken about
-//! ten times per step, and kept awake the step went from 1.58–1.89 ms to 1.27–1.43 ms (six
-//! interleaved runs each). OpenMP does the same for PyTorch: its workers spin for a while
+//! work in between (the backward's bookkeeping, small element-wise ops), and without this its
+//! worker is parked and woken about ten times per step. OpenMP does the same for PyTorch: its workers spin for a while
 //! after each parallel region before they sleep.
 //!
 //! # How

@@ -32,9 +32,11 @@
 //! # }
 //! ```
 
-// Links vaekit-alloc (mimalloc, configured at load time) into every program that uses vaekit.
+/// vaekit-alloc's settings (mimalloc's options, candle's thread variables), for `main` to
+/// call first on platforms without load-time constructors; linking this crate with its
+/// `fast-alloc` feature (the default) also installs mimalloc and applies them at load time.
 #[cfg(feature = "fast-alloc")]
-use vaekit_alloc as _;
+pub use vaekit_alloc::configure as configure_process;
 
 mod awake;
 mod box_muller;

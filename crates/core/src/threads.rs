@@ -7,10 +7,8 @@
 //! training step. Run from a pool worker, the same op pushes half its work onto the worker's
 //! own deque, where an idle worker steals it, and joins without sleeping.
 //!
-//! Measured with `vaekit-bench --threads 2` on the project's 2-core AMD EPYC (2026-11-21):
-//! the dense VAE step went from 3.43 ms (run from `main`) to 2.66 ms (run by [`on_pool`],
-//! with candle's own element-wise pool off, see `vaekit_alloc::configure`), importance
-//! sampling from 54 to 44 ms.
+//! The library's long-running entry points (training epochs, evaluation, IS, AIS, BDMC) call
+//! [`on_pool`] themselves; the measured effect is in CHANGELOG.md's history of measurements.
 
 use rayon::prelude::*;
 use std::sync::OnceLock;

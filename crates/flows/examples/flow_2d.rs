@@ -1,5 +1,6 @@
 //! A flow on its own: four IAF steps (a MADE each, no context) fitted to a 2-D banana
-//! density by minimising KL(q || p) over draws of q, as in Rezende and Mohamed (2015), §6.1.
+//! density by minimising KL(q || p) over draws of q, in the spirit of Rezende and Mohamed
+//! (2015), §6.1 (their targets are unnormalised energies fitted with planar flows).
 //! The target is normalised, so the printed KL is exact up to Monte Carlo error and falls
 //! towards 0 as the flow learns the curved shape a Gaussian cannot take.
 //! `cargo run --release --example flow_2d`

@@ -55,7 +55,7 @@ fn main() -> anyhow::Result<()> {
             "HAIS NLL {:.3} ± {:.3} (200 steps, 8 chains)",
             r.mean_nll, r.std_error
         );
-        // BDMC runs AIS backwards from exact posterior draws, so it starts from the encoder.
+        // BDMC's reverse runs need a start whose map can be inverted: the encoder (or prior).
         let ais = AisConfig {
             start: AisStart::Encoder,
             ..ais

@@ -81,7 +81,8 @@ pub type NetworkPair = (
 /// Builds `cfg`'s networks at the paths [`ENCODER_PATH`], [`FLOW_PATH`] and
 /// [`DECODER_PATH`], every parameter drawn from `init_seed`'s stream (the same seed gives the
 /// same weights, bit for bit). Call [`Model::data_init`] before training a model with weight
-/// norm.
+/// norm. The objective is not known here: check it with [`VaeConfig::check_objective`]
+/// before training ([`RunConfig::build`] checks both).
 ///
 /// # Errors
 /// [`VaeConfig::validate`]'s, before any tensor exists; candle's while creating tensors.

@@ -7,7 +7,8 @@
 //!   [`FlowConfig`] (IAF, planar, Sylvester), the [`LatentConfig`] (Gaussian or discrete) and
 //!   the likelihood. [`VaeConfig::validate`] and [`VaeConfig::check_objective`] refuse a bad
 //!   combination (a flow without an encoder context, IAF widths that are not multiples of
-//!   the latent dimension, DReG through a flow, ...) before any tensor exists.
+//!   the latent dimension; with `check_objective`, DReG through a flow, ...) before any
+//!   tensor exists.
 //! - [`RunConfig`]: a model with its objective, optimizer, schedule and data settings, the
 //!   format of `train-iaf`'s `config.json`; [`RunConfig::preset`] gives the named presets
 //!   ([`PRESETS`]).

@@ -245,7 +245,7 @@ impl<'a> Trainer<'a> {
     /// Stores `config` (the run's own description, e.g. `train-iaf`'s `config.json`) in every
     /// later checkpoint.
     pub fn with_run_config(mut self, config: serde_json::Value) -> Self {
-        self.state.config = config;
+        self.set_run_config(config);
         self
     }
 
@@ -461,6 +461,12 @@ impl<'a> Trainer<'a> {
 
     /// [`Trainer::train_epoch`], calling `progress(done, total)` after every minibatch (for a
     /// progress bar).
+    ///
+    /// The epoch runs on a worker of vaekit's thread pool ([`vaekit_core::on_pool`]) while
+    /// the calling thread waits, so `progress` runs on that worker: it must not wait for the
+    /// calling thread (a lock the caller holds, such as Python's GIL in a binding that calls
+    /// back into Python) nor for another vaekit call to finish, which would need a free
+    /// worker. Calls from several threads at once share the pool's workers.
     ///
     /// # Errors
     /// Those of [`Trainer::train_epoch`].
