@@ -14,13 +14,18 @@ fn from_manifests() -> BTreeMap<String, BTreeSet<String>> {
         &std::fs::read_to_string(root().join("Cargo.toml")).expect("workspace Cargo.toml"),
     )
     .expect("workspace Cargo.toml parses");
-    let members = workspace["workspace"]["members"].as_array().expect("members");
+    let members = workspace["workspace"]["members"]
+        .as_array()
+        .expect("members");
     let mut graph = BTreeMap::new();
     for member in members {
         let dir = root().join(member.as_str().expect("member path"));
         let text = std::fs::read_to_string(dir.join("Cargo.toml")).expect("member Cargo.toml");
         let manifest: toml::Table = toml::from_str(&text).expect("member Cargo.toml parses");
-        let name = manifest["package"]["name"].as_str().expect("name").to_string();
+        let name = manifest["package"]["name"]
+            .as_str()
+            .expect("name")
+            .to_string();
         let deps = manifest
             .get("dependencies")
             .and_then(|d| d.as_table())
@@ -39,7 +44,9 @@ fn from_manifests() -> BTreeMap<String, BTreeSet<String>> {
 /// The table between the `crate-graph` markers of docs/ARCHITECTURE.md.
 fn from_document() -> BTreeMap<String, BTreeSet<String>> {
     let text = std::fs::read_to_string(root().join("docs/ARCHITECTURE.md")).expect("document");
-    let begin = text.find("<!-- crate-graph: begin -->").expect("begin marker");
+    let begin = text
+        .find("<!-- crate-graph: begin -->")
+        .expect("begin marker");
     let end = text.find("<!-- crate-graph: end -->").expect("end marker");
     let mut graph = BTreeMap::new();
     for line in text[begin..end].lines().filter(|l| l.starts_with("| ")) {
@@ -62,7 +69,11 @@ fn from_document() -> BTreeMap<String, BTreeSet<String>> {
 fn the_document_shows_every_crate_and_its_dependencies() {
     let (actual, documented) = (from_manifests(), from_document());
     let names = |g: &BTreeMap<String, BTreeSet<String>>| g.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(names(&documented), names(&actual), "crates in the table vs the workspace");
+    assert_eq!(
+        names(&documented),
+        names(&actual),
+        "crates in the table vs the workspace"
+    );
     for (name, deps) in &actual {
         assert_eq!(
             &documented[name], deps,

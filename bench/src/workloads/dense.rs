@@ -10,7 +10,7 @@ use vaekit_eval::{
 use vaekit_models::{Model, RunConfig, build, frozen};
 use vaekit_nets::{Decoder, Encoder, ParamStore, Pass};
 use vaekit_objectives::{
-    DecoderModel, EncoderFlow, IwaeGradient, Loss, Objective, ObjectiveConfig,
+    DecoderModel, EncoderFlow, EvalContext, IwaeGradient, Loss, Objective, ObjectiveConfig,
 };
 use vaekit_train::{Optimizer, OptimizerConfig};
 
@@ -51,10 +51,10 @@ fn train_step(objective: Objective, dev: &Device) -> anyhow::Result<Step> {
     });
     let mut opt = Optimizer::new(OptimizerConfig::default());
     Ok(Box::new(move || {
-        let eval = loss.compute(q.as_ref(), p.as_ref(), &x, 0.0, &mut noise, Pass::Train)?;
+        let ctx = EvalContext::new(q.as_ref(), p.as_ref(), &x, &mut noise);
+        let eval = loss.compute(ctx.with_pass(Pass::Train))?.checked()?;
         let grads = eval.gradients(&vars, &[])?;
         opt.step(&named, &grads, 1e-3)?;
-        loss.clear_history();
         Ok(())
     }))
 }

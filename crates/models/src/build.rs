@@ -11,8 +11,8 @@ use vaekit_nets::{
     resnet_decoder, resnet_encoder,
 };
 use vaekit_objectives::{
-    DecoderModel, DiscreteDecoder, DiscreteEncoder, EncoderFlow, GenerativeModel, InferenceNetwork,
-    Objective, ObjectiveConfig, evaluate,
+    DecoderModel, DiscreteDecoder, DiscreteEncoder, EncoderFlow, EvalContext, Evaluation,
+    GenerativeModel, InferenceNetwork, Objective, ObjectiveConfig, evaluate,
 };
 
 /// The path of the encoder's parameters (`encoder.*`), in the inference group.
@@ -166,13 +166,10 @@ impl Model {
         };
         evaluate(
             &elbo,
-            self.q.as_ref(),
-            self.p.as_ref(),
-            x,
-            0.0,
-            noise,
-            Pass::DataInit(&self.store),
-        )?;
+            EvalContext::new(self.q.as_ref(), self.p.as_ref(), x, noise)
+                .with_pass(Pass::DataInit(&self.store)),
+        )
+        .and_then(Evaluation::checked)?;
         Ok(())
     }
 }

@@ -1,12 +1,31 @@
 //! Draws from the posterior scored by the model: the log-weights every objective and
 //! estimator starts from.
 
-use crate::model::{GenerativeModel, InferenceNetwork, LatentSample};
+use crate::model::{GenerativeModel, InferenceNetwork, LatentSample, Posterior};
 use crate::objective::Evaluation;
 use candle::{DType, Result, Tensor};
 use vaekit_core::NoiseSource;
 use vaekit_distributions::KlMethod;
 use vaekit_nets::Pass;
+
+/// The posterior of `x` for a pathwise objective (ELBO, IWAE), which a training pass can
+/// only differentiate through reparameterized draws.
+///
+/// # Errors
+/// A posterior that is not reparameterized in a training pass; the network's.
+pub(crate) fn reparameterized_posterior<'a>(
+    inference: &'a dyn InferenceNetwork,
+    x: &Tensor,
+    pass: Pass<'a>,
+) -> Result<Box<dyn Posterior + 'a>> {
+    let posterior = inference.forward(x, pass)?;
+    if matches!(pass, Pass::Train) && !posterior.is_reparameterized() {
+        candle::bail!(
+            "objective: the ELBO and IWAE gradients need reparameterized latents; train discrete latents with REINFORCE, NVIL, VIMCO, RWS or Concrete"
+        );
+    }
+    Ok(posterior)
+}
 
 /// `S` draws per data point with their log-densities, all `[B, S]`.
 pub(crate) struct Draw {

@@ -13,12 +13,18 @@
 //!   IWAE with the standard or the doubly reparameterized gradient; for latents that cannot
 //!   be reparameterized, REINFORCE with NVIL's baselines ([`ScoreBaseline`]), VIMCO,
 //!   reweighted wake-sleep (separate model and inference losses) and the Concrete relaxation
-//!   ([`TemperatureSchedule`], straight-through); [`KlWarmup`], [`FreeBits`]; [`Loss`]
-//!   evaluates, keeps a history and the estimator's running state ([`EstimatorState`]).
+//!   ([`TemperatureSchedule`], straight-through); [`KlWarmup`], [`FreeBits`].
+//! - One way to evaluate: [`evaluate`]`(config, `[`EvalContext`]`)`, or [`Loss::compute`]
+//!   with the estimator's running state ([`EstimatorState`]) and a bounded
+//!   [`LossSummary`] kept across calls.
 
+mod context;
 mod discrete;
 mod draw;
+mod elbo;
 mod estimator;
+mod free_bits;
+mod iwae;
 mod linear_gaussian;
 mod loss;
 mod model;
@@ -26,17 +32,17 @@ mod objective;
 mod relaxation;
 mod vae;
 
+pub use context::EvalContext;
 pub use discrete::{
     DiscreteConfig, DiscreteDecoder, DiscreteEncoder, DiscretePosterior, DiscretePrior,
     LatentUnits, split_layers,
 };
 pub use estimator::{EstimatorState, ScoreBaseline, vimco_leave_one_out, vimco_signals};
 pub use linear_gaussian::{LinearEncoder, LinearGaussian};
-pub use loss::{Loss, LossRecord};
+pub use loss::{Loss, LossSummary};
 pub use model::{GenerativeModel, InferenceNetwork, LatentSample, Posterior};
 pub use objective::{
     Evaluation, FreeBits, IwaeGradient, KlWarmup, Objective, ObjectiveConfig, evaluate,
-    evaluate_unchecked, evaluate_with_state,
 };
 pub use relaxation::{Relaxation, TemperatureSchedule};
 pub use vae::{DecoderModel, EncoderFlow, GaussianFlowPosterior};

@@ -1,21 +1,23 @@
-//! The loss object: an objective plus the history of its evaluations.
+//! The loss object: an objective, the estimator's running statistics and a bounded summary
+//! of its evaluations.
 
+use crate::context::EvalContext;
 use crate::estimator::EstimatorState;
-use crate::model::{GenerativeModel, InferenceNetwork};
-use crate::objective::{Evaluation, ObjectiveConfig, evaluate_with_state};
-use candle::{Result, Tensor};
+use crate::objective::{Evaluation, ObjectiveConfig, evaluate_with};
+use candle::Result;
 use serde::{Deserialize, Serialize};
-use vaekit_core::NoiseSource;
-use vaekit_nets::Pass;
 
-/// One evaluation, as recorded in a [`Loss`]'s history.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct LossRecord {
-    /// The (fractional) epoch it was evaluated at.
-    pub epoch: f64,
-    /// The minimised scalar.
+/// The means of the finite evaluations a [`Loss`] has made since its summary was last taken:
+/// a fixed-size record however long a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct LossSummary {
+    /// Finite evaluations summarised.
+    pub count: u64,
+    /// The first and the last (fractional) epoch evaluated at; `0` when `count` is `0`.
+    pub epochs: (f64, f64),
+    /// Mean minimised scalar.
     pub loss: f64,
-    /// The bound, nats per data point.
+    /// Mean bound, nats per data point.
     pub bound: f64,
     /// Mean `E_q[log p(x|z)]`.
     pub reconstruction: f64,
@@ -27,12 +29,32 @@ pub struct LossRecord {
     pub mean_log_q: f64,
 }
 
-/// Takes an inference network, a generative model and a batch, returns a scalar to
-/// differentiate, and keeps the history (loss, bound, mean log p, mean log q per call).
+impl LossSummary {
+    fn add(&mut self, loss: f64, eval: &Evaluation, epoch: f64) {
+        self.count += 1;
+        if self.count == 1 {
+            self.epochs.0 = epoch;
+        }
+        self.epochs.1 = epoch;
+        // Running means: the summary stays one record and keeps its precision.
+        let w = 1.0 / self.count as f64;
+        let mean = |m: &mut f64, v: f64| *m += (v - *m) * w;
+        mean(&mut self.loss, loss);
+        mean(&mut self.bound, eval.bound);
+        mean(&mut self.reconstruction, eval.reconstruction);
+        mean(&mut self.kl, eval.kl);
+        mean(&mut self.mean_log_p, eval.mean_log_p);
+        mean(&mut self.mean_log_q, eval.mean_log_q);
+    }
+}
+
+/// An objective with the estimator's running statistics (NVIL's moving averages, which a
+/// training pass updates and a checkpoint keeps) and a [`LossSummary`] of its finite
+/// evaluations.
 #[derive(Debug, Clone)]
 pub struct Loss {
     config: ObjectiveConfig,
-    history: Vec<LossRecord>,
+    summary: LossSummary,
     state: EstimatorState,
 }
 
@@ -41,7 +63,7 @@ impl Loss {
     pub fn new(config: ObjectiveConfig) -> Self {
         Self {
             config,
-            history: Vec::new(),
+            summary: LossSummary::default(),
             state: EstimatorState::default(),
         }
     }
@@ -51,69 +73,30 @@ impl Loss {
         &self.config
     }
 
-    /// Evaluates the objective on `x: [B, P]` and records it.
+    /// Evaluates the objective on `ctx`'s batch with this loss's running statistics, and adds
+    /// a finite evaluation to the summary. A non-finite one is returned (and not summarised)
+    /// so that the caller can skip it; [`Evaluation::checked`] makes it an error.
     ///
     /// # Errors
-    /// Those of [`evaluate`].
-    pub fn compute(
-        &mut self,
-        inference: &dyn InferenceNetwork,
-        model: &dyn GenerativeModel,
-        x: &Tensor,
-        epoch: f64,
-        noise: &mut dyn NoiseSource,
-        pass: Pass,
-    ) -> Result<Evaluation> {
-        self.compute_unchecked(inference, model, x, epoch, noise, pass)?
-            .checked()
-    }
-
-    /// [`Loss::compute`] without the finiteness check: non-finite evaluations are returned
-    /// (and not recorded) so that the caller can skip them; see [`Evaluation::is_finite`].
-    ///
-    /// # Errors
-    /// Those of [`evaluate_unchecked`].
-    pub fn compute_unchecked(
-        &mut self,
-        inference: &dyn InferenceNetwork,
-        model: &dyn GenerativeModel,
-        x: &Tensor,
-        epoch: f64,
-        noise: &mut dyn NoiseSource,
-        pass: Pass,
-    ) -> Result<Evaluation> {
-        let eval = evaluate_with_state(
-            &self.config,
-            &mut self.state,
-            inference,
-            model,
-            x,
-            epoch,
-            noise,
-            pass,
-        )?;
+    /// Those of [`crate::evaluate`].
+    pub fn compute(&mut self, ctx: EvalContext) -> Result<Evaluation> {
+        let epoch = ctx.epoch;
+        let eval = evaluate_with(&self.config, &mut self.state, ctx)?;
         if eval.is_finite() {
-            self.record(&eval, epoch)?;
+            let loss = eval.loss.to_dtype(candle::DType::F64)?.to_scalar::<f64>()?;
+            self.summary.add(loss, &eval, epoch);
         }
         Ok(eval)
     }
 
-    fn record(&mut self, eval: &Evaluation, epoch: f64) -> Result<()> {
-        self.history.push(LossRecord {
-            epoch,
-            loss: eval.loss.to_dtype(candle::DType::F64)?.to_scalar::<f64>()?,
-            bound: eval.bound,
-            reconstruction: eval.reconstruction,
-            kl: eval.kl,
-            mean_log_p: eval.mean_log_p,
-            mean_log_q: eval.mean_log_q,
-        });
-        Ok(())
+    /// The summary since it was last taken.
+    pub fn summary(&self) -> LossSummary {
+        self.summary
     }
 
-    /// Every recorded evaluation, oldest first.
-    pub fn history(&self) -> &[LossRecord] {
-        &self.history
+    /// The summary since it was last taken, starting a new one (e.g. at the end of an epoch).
+    pub fn take_summary(&mut self) -> LossSummary {
+        std::mem::take(&mut self.summary)
     }
 
     /// The estimator's running statistics (NVIL's moving averages), for checkpoints.
@@ -124,10 +107,5 @@ impl Loss {
     /// Restores the estimator's running statistics (from a checkpoint).
     pub fn set_state(&mut self, state: EstimatorState) {
         self.state = state;
-    }
-
-    /// Forgets the history (e.g. at the start of an epoch).
-    pub fn clear_history(&mut self) {
-        self.history.clear();
     }
 }

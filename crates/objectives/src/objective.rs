@@ -1,14 +1,15 @@
-//! Objectives on log-weights: ELBO, IWAE (standard and DReG gradients), KL warm-up, free bits.
+//! The objectives' configuration (ELBO, IWAE, the estimators; KL warm-up, free bits), the
+//! [`Evaluation`] they return, and [`evaluate`], which runs one (the ELBO in `elbo.rs`, IWAE
+//! in `iwae.rs`, the others in `estimator/`).
 
-use crate::draw::Draw;
+use crate::context::EvalContext;
+use crate::elbo::elbo;
 use crate::estimator::{self, EstimatorState, ScoreBaseline};
-use crate::model::{GenerativeModel, InferenceNetwork};
+use crate::iwae::iwae;
 use crate::relaxation::TemperatureSchedule;
-use candle::{D, DType, Result, Tensor, Var};
+use candle::{DType, Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
-use vaekit_core::{NoiseSource, log_mean_exp};
-use vaekit_distributions::{KlMethod, default_registry};
-use vaekit_nets::Pass;
+use vaekit_distributions::KlMethod;
 
 /// The gradient estimator of the IWAE bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -250,287 +251,91 @@ impl Evaluation {
     }
 }
 
-fn mean_f64(t: &Tensor) -> Result<f64> {
-    t.to_dtype(DType::F64)?.mean_all()?.to_scalar::<f64>()
-}
-
-/// Evaluates `config` on a batch `x: [B, P]` at a (fractional) `epoch` (for warm-up).
+/// Evaluates `config` on `ctx`'s batch, with fresh estimator statistics (NVIL's moving
+/// averages start afresh; [`crate::Loss::compute`] keeps them across calls). A NaN or
+/// infinite bound is returned, not an error: [`Evaluation::checked`] turns it into one, and
+/// the trainer skips and counts such batches.
 ///
 /// # Errors
-/// DReG with a flow posterior; a zero sample count; non-finite values (a NaN or infinite
-/// bound is reported as an error naming the objective, never returned silently).
-pub fn evaluate(
-    config: &ObjectiveConfig,
-    inference: &dyn InferenceNetwork,
-    model: &dyn GenerativeModel,
-    x: &Tensor,
-    epoch: f64,
-    noise: &mut dyn NoiseSource,
-    pass: Pass,
-) -> Result<Evaluation> {
-    evaluate_unchecked(config, inference, model, x, epoch, noise, pass)?.checked()
+/// A zero sample count; a pathwise objective (ELBO, IWAE) trained through a posterior that is
+/// not reparameterized (discrete latents); DReG with a flow posterior; the estimators' own.
+pub fn evaluate(config: &ObjectiveConfig, ctx: EvalContext) -> Result<Evaluation> {
+    evaluate_with(config, &mut EstimatorState::default(), ctx)
 }
 
-/// [`evaluate`] without the finiteness check, for callers that handle non-finite batches
-/// themselves (the trainer skips and counts them): check [`Evaluation::is_finite`]. Running
-/// estimator statistics start afresh; see [`evaluate_with_state`].
-///
-/// # Errors
-/// DReG with a flow posterior; a zero sample count.
-pub fn evaluate_unchecked(
-    config: &ObjectiveConfig,
-    inference: &dyn InferenceNetwork,
-    model: &dyn GenerativeModel,
-    x: &Tensor,
-    epoch: f64,
-    noise: &mut dyn NoiseSource,
-    pass: Pass,
-) -> Result<Evaluation> {
-    let mut state = EstimatorState::default();
-    evaluate_with_state(config, &mut state, inference, model, x, epoch, noise, pass)
-}
-
-/// [`evaluate_unchecked`] with the estimator's running statistics (NVIL's moving averages),
-/// which a training pass ([`Pass::Train`]) updates.
-///
-/// # Errors
-/// DReG with a flow posterior; a pathwise objective (ELBO, IWAE) trained through a posterior
-/// that is not reparameterized (discrete latents); a zero sample count; the estimators' own.
-#[allow(clippy::too_many_arguments)]
-pub fn evaluate_with_state(
+/// [`evaluate`] with the estimator's running statistics in `state`, which a training pass
+/// updates.
+pub(crate) fn evaluate_with(
     config: &ObjectiveConfig,
     state: &mut EstimatorState,
-    inference: &dyn InferenceNetwork,
-    model: &dyn GenerativeModel,
-    x: &Tensor,
-    epoch: f64,
-    noise: &mut dyn NoiseSource,
-    pass: Pass,
+    ctx: EvalContext,
 ) -> Result<Evaluation> {
     let num_samples = config.objective.num_samples();
     if num_samples == 0 {
         candle::bail!("objective: num_samples must be > 0");
     }
+    let EvalContext {
+        inference,
+        model,
+        x,
+        epoch,
+        noise,
+        pass,
+    } = ctx;
     match config.objective {
-        Objective::Elbo { .. } | Objective::Iwae { .. } => {}
-        Objective::Reinforce { baseline, .. } => {
-            return estimator::reinforce(
-                baseline,
-                state,
+        Objective::Elbo { analytic_kl, .. } => elbo(
+            config,
+            analytic_kl,
+            num_samples,
+            EvalContext {
                 inference,
                 model,
                 x,
-                num_samples,
+                epoch,
                 noise,
                 pass,
-            );
-        }
-        Objective::Vimco { .. } => {
-            return estimator::vimco(inference, model, x, num_samples, noise, pass);
-        }
+            },
+        ),
+        Objective::Iwae { gradient, .. } => iwae(
+            gradient,
+            num_samples,
+            EvalContext {
+                inference,
+                model,
+                x,
+                epoch,
+                noise,
+                pass,
+            },
+        ),
+        Objective::Reinforce { baseline, .. } => estimator::reinforce(
+            baseline,
+            state,
+            inference,
+            model,
+            x,
+            num_samples,
+            noise,
+            pass,
+        ),
+        Objective::Vimco { .. } => estimator::vimco(inference, model, x, num_samples, noise, pass),
         Objective::Rws { wake_fraction, .. } => {
-            return estimator::rws(wake_fraction, inference, model, x, num_samples, noise, pass);
+            estimator::rws(wake_fraction, inference, model, x, num_samples, noise, pass)
         }
         Objective::Concrete {
             temperature,
             straight_through,
             ..
-        } => {
-            return estimator::concrete(
-                temperature,
-                straight_through,
-                inference,
-                model,
-                x,
-                epoch,
-                num_samples,
-                noise,
-                pass,
-            );
-        }
-    }
-    let posterior = inference.forward(x, pass)?;
-    if matches!(pass, Pass::Train) && !posterior.is_reparameterized() {
-        candle::bail!(
-            "objective: the ELBO and IWAE gradients need reparameterized latents; train discrete latents with REINFORCE, NVIL, VIMCO, RWS or Concrete"
-        );
-    }
-    // Free bits in several groups need per-dimension KLs: in closed form for a plain
-    // Gaussian posterior with the analytic KL, otherwise through the flow (Monte Carlo, with
-    // `log q` split over the dimensions along the sampling path).
-    let grouped_free_bits = match (config.objective, config.free_bits) {
-        (Objective::Elbo { .. }, Some(fb)) if fb.groups > 1 => Some(fb.groups),
-        _ => None,
-    };
-    // The ELBO's KL in closed form: a posterior without a flow whose pair the registry has.
-    let analytic = match (config.objective, posterior.as_distribution()) {
-        (
-            Objective::Elbo {
-                analytic_kl: true, ..
-            },
-            Some(q),
-        ) if default_registry().has_analytic(q, model.prior()) => Some(q),
-        _ => None,
-    };
-    let per_dim_closed_form = analytic.is_some_and(|q| per_dim_pair(q, model.prior()).is_some());
-    let (sample, log_q_dims) = match grouped_free_bits {
-        Some(groups) if !per_dim_closed_form => {
-            match posterior.rsample_with_log_prob_per_dim(num_samples, noise)? {
-                Some((sample, dims)) => (sample, Some(dims)),
-                None => candle::bail!(
-                    "objective: free bits in {groups} groups need per-dimension KLs, which this posterior does not split (planar and Sylvester steps mix the dimensions): use free_bits.groups = 1"
-                ),
-            }
-        }
-        _ => (posterior.rsample_with_log_prob(num_samples, noise)?, None),
-    };
-    let (latent_dim, log_q_stopped) = (sample.z.dim(D::Minus1)?, sample.log_q_stopped.clone());
-    let z = sample.z.clone();
-    let draw = Draw::score(sample, model, x, pass)?;
-    // Differentiable log-weights (the draw's own `log_w64` is detached), [B, S].
-    let log_w64 = (&draw.log_p - &draw.log_q)?.to_dtype(DType::F64)?;
-    let eval = match config.objective {
-        Objective::Elbo { .. } => {
-            let (kl, method, per_dim) = match analytic {
-                Some(q) => {
-                    let per_dim = match per_dim_pair(q, model.prior()) {
-                        Some((bq, bp)) => Some(default_registry().analytic(bq, bp)?),
-                        None => None,
-                    };
-                    (
-                        default_registry().analytic(q, model.prior())?,
-                        KlMethod::Analytic,
-                        per_dim,
-                    )
-                }
-                None => {
-                    // `log q_d − log p_d` per dimension, averaged over the draws: [B, D].
-                    let per_dim = match (&log_q_dims, model.prior().reinterpreted()) {
-                        (Some(dims), Some((bp, 1))) => {
-                            Some((dims - bp.log_prob(&z)?)?.mean(D::Minus2)?)
-                        }
-                        (Some(_), _) => candle::bail!(
-                            "objective: grouped free bits need a prior that factorizes over the latent dimensions"
-                        ),
-                        (None, _) => None,
-                    };
-                    (
-                        (&draw.log_q - &draw.log_prior)?.mean(D::Minus1)?,
-                        KlMethod::MonteCarlo { num_samples },
-                        per_dim,
-                    )
-                }
-            };
-            if let (Some(groups), None) = (grouped_free_bits, &per_dim) {
-                candle::bail!(
-                    "objective: free bits in {groups} groups need per-dimension KLs, which this posterior and prior do not give: use free_bits.groups = 1"
-                );
-            }
-            let recon_b = draw.log_lik.mean(D::Minus1)?; // [B]
-            let beta = config.warmup.map_or(1.0, |w| w.beta(epoch));
-            let kl_term = match config.free_bits {
-                Some(fb) => free_bits_term(&kl, per_dim.as_ref(), fb, latent_dim)?,
-                None => kl.mean_all()?,
-            };
-            let objective = (recon_b.mean_all()? - (kl_term * beta)?)?;
-            let kl_mean = mean_f64(&kl)?;
-            let base = draw.evaluation(objective.neg()?, None, f64::NAN)?;
-            Evaluation {
-                bound: base.reconstruction - kl_mean,
-                kl: kl_mean,
-                kl_method: method,
-                ..base
-            }
-        }
-        Objective::Iwae { gradient, .. } => {
-            let bound_b = log_mean_exp(&log_w64, D::Minus1, false)?; // [B]
-            let bound = bound_b.mean_all()?;
-            let (loss, inference_loss) = match gradient {
-                IwaeGradient::Standard => (bound.neg()?.to_dtype(x.dtype())?, None),
-                IwaeGradient::Dreg => {
-                    let Some(log_q_stopped) = &log_q_stopped else {
-                        candle::bail!(
-                            "objective: DReG needs a posterior whose density can be evaluated with detached parameters; flow posteriors cannot"
-                        );
-                    };
-                    // Normalised weights w̃ (detached), [B, S].
-                    let w_tilde = log_w64
-                        .broadcast_sub(&bound_b.unsqueeze(1)?)?
-                        .exp()?
-                        .affine(1.0 / num_samples as f64, 0.0)?
-                        .detach();
-                    // A sample with log-weight −∞ has w̃ = 0 and contributes nothing, as in the
-                    // standard estimator; its 0 · (−∞) would be NaN, so it is masked out of
-                    // both surrogates (gradients reach only the kept samples).
-                    let kept = log_w64.detach().ne(f64::NEG_INFINITY)?;
-                    let zeros = log_w64.zeros_like()?;
-                    let masked = |t: Tensor| kept.where_cond(&t, &zeros);
-                    let model_sur = (&w_tilde * masked(log_w64.clone())?)?
-                        .sum(D::Minus1)?
-                        .mean_all()?;
-                    let log_w_stop_q = (&draw.log_p - log_q_stopped)?.to_dtype(DType::F64)?;
-                    let inf_sur = (w_tilde.sqr()? * masked(log_w_stop_q)?)?
-                        .sum(D::Minus1)?
-                        .mean_all()?;
-                    (
-                        model_sur.neg()?.to_dtype(x.dtype())?,
-                        Some(inf_sur.neg()?.to_dtype(x.dtype())?),
-                    )
-                }
-            };
-            draw.evaluation(loss, inference_loss, bound.to_scalar::<f64>()?)?
-        }
-        other => candle::bail!("objective: {other:?} is not a pathwise objective"),
-    };
-    Ok(eval)
-}
-
-/// The base distributions of a factorized posterior and prior whose per-dimension KL has a
-/// closed form.
-fn per_dim_pair<'a>(
-    q: &'a dyn vaekit_distributions::Distribution,
-    p: &'a dyn vaekit_distributions::Distribution,
-) -> Option<(
-    &'a dyn vaekit_distributions::Distribution,
-    &'a dyn vaekit_distributions::Distribution,
-)> {
-    match (q.reinterpreted(), p.reinterpreted()) {
-        (Some((bq, 1)), Some((bp, 1))) if default_registry().has_analytic(bq, bp) => Some((bq, bp)),
-        _ => None,
-    }
-}
-
-/// `Σ_j max(λ |g_j|, mean_batch KL_j)` with per-dimension KLs `[B, D]` when available, else
-/// one group over the per-datapoint KL `[B]` with floor `λ · latent_dim`.
-fn free_bits_term(
-    kl: &Tensor,
-    per_dim: Option<&Tensor>,
-    fb: FreeBits,
-    latent_dim: usize,
-) -> Result<Tensor> {
-    match per_dim {
-        Some(per_dim) => {
-            let d = per_dim.dim(D::Minus1)?;
-            let groups = fb.groups.clamp(1, d);
-            let mut total: Option<Tensor> = None;
-            for g in 0..groups {
-                let (start, end) = (g * d / groups, (g + 1) * d / groups);
-                let kl_g = per_dim
-                    .narrow(D::Minus1, start, end - start)?
-                    .sum(D::Minus1)?
-                    .mean_all()?;
-                let floor = fb.nats_per_dim * (end - start) as f64;
-                let term = kl_g.maximum(floor)?;
-                total = Some(match total {
-                    Some(t) => (t + term)?,
-                    None => term,
-                });
-            }
-            match total {
-                Some(t) => Ok(t),
-                None => kl.mean_all(),
-            }
-        }
-        None => kl.mean_all()?.maximum(fb.nats_per_dim * latent_dim as f64),
+        } => estimator::concrete(
+            temperature,
+            straight_through,
+            inference,
+            model,
+            x,
+            epoch,
+            num_samples,
+            noise,
+            pass,
+        ),
     }
 }

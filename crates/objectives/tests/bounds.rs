@@ -63,13 +63,9 @@ fn exact_posterior_gives_log_p_in_every_sample() {
     let q = EncoderFlow::new(encoder(&model, &x, 0.0), FlowChain::default());
     let eval = evaluate(
         &elbo_mc(3),
-        &q,
-        &model,
-        &x,
-        0.0,
-        &mut SeededNoise::new(2),
-        Pass::Train,
+        EvalContext::new(&q, &model, &x, &mut SeededNoise::new(2)).with_pass(Pass::Train),
     )
+    .and_then(Evaluation::checked)
     .unwrap();
     let exact = model.log_marginal(&x).unwrap().unsqueeze(1).unwrap();
     let diff = eval
@@ -100,13 +96,9 @@ fn bounds_are_ordered_and_importance_sampling_converges() {
     let s = 5000;
     let lw = evaluate(
         &elbo_mc(s),
-        &q,
-        &model,
-        &x,
-        0.0,
-        &mut SeededNoise::new(3),
-        Pass::Eval,
+        EvalContext::new(&q, &model, &x, &mut SeededNoise::new(3)),
     )
+    .and_then(Evaluation::checked)
     .unwrap()
     .log_weights;
     let iwae = |k: usize| -> f64 {
@@ -129,13 +121,9 @@ fn bounds_are_ordered_and_importance_sampling_converges() {
     let q = EncoderFlow::new(encoder(&model, &x, 0.15), FlowChain::default());
     let lw = evaluate(
         &elbo_mc(s),
-        &q,
-        &model,
-        &x,
-        0.0,
-        &mut SeededNoise::new(4),
-        Pass::Eval,
+        EvalContext::new(&q, &model, &x, &mut SeededNoise::new(4)),
     )
+    .and_then(Evaluation::checked)
     .unwrap()
     .log_weights;
     let is = log_mean_exp(&lw, D::Minus1, false)
@@ -160,24 +148,16 @@ fn analytic_and_monte_carlo_kl_agree_and_the_method_is_reported() {
     };
     let a = evaluate(
         &analytic,
-        &q,
-        &model,
-        &x,
-        0.0,
-        &mut SeededNoise::new(4),
-        Pass::Eval,
+        EvalContext::new(&q, &model, &x, &mut SeededNoise::new(4)),
     )
+    .and_then(Evaluation::checked)
     .unwrap();
     assert_eq!(a.kl_method, KlMethod::Analytic);
     let m = evaluate(
         &elbo_mc(20_000),
-        &q,
-        &model,
-        &x,
-        0.0,
-        &mut SeededNoise::new(5),
-        Pass::Eval,
+        EvalContext::new(&q, &model, &x, &mut SeededNoise::new(5)),
     )
+    .and_then(Evaluation::checked)
     .unwrap();
     assert_eq!(
         m.kl_method,
@@ -210,13 +190,9 @@ fn analytic_and_monte_carlo_kl_agree_and_the_method_is_reported() {
     let qf = EncoderFlow::new(encoder(&model, &x, 0.4), flow);
     let f = evaluate(
         &analytic,
-        &qf,
-        &model,
-        &x,
-        0.0,
-        &mut SeededNoise::new(6),
-        Pass::Eval,
+        EvalContext::new(&qf, &model, &x, &mut SeededNoise::new(6)),
     )
+    .and_then(Evaluation::checked)
     .unwrap();
     assert_eq!(f.kl_method, KlMethod::MonteCarlo { num_samples: 1 });
     let dreg = ObjectiveConfig {
@@ -228,13 +204,9 @@ fn analytic_and_monte_carlo_kl_agree_and_the_method_is_reported() {
     };
     let err = evaluate(
         &dreg,
-        &qf,
-        &model,
-        &x,
-        0.0,
-        &mut SeededNoise::new(6),
-        Pass::Eval,
+        EvalContext::new(&qf, &model, &x, &mut SeededNoise::new(6)),
     )
+    .and_then(Evaluation::checked)
     .unwrap_err();
     assert!(err.to_string().contains("DReG needs a posterior"), "{err}");
 }
@@ -287,23 +259,17 @@ fn dreg_and_standard_iwae_gradients_agree_in_expectation() {
     for r in 0..300u64 {
         let e_std = evaluate(
             &cfg(IwaeGradient::Standard),
-            &q,
-            &model_v,
-            &x,
-            0.0,
-            &mut SeededNoise::new(1000 + r),
-            Pass::Train,
+            EvalContext::new(&q, &model_v, &x, &mut SeededNoise::new(1000 + r))
+                .with_pass(Pass::Train),
         )
+        .and_then(Evaluation::checked)
         .unwrap();
         let e_dreg = evaluate(
             &cfg(IwaeGradient::Dreg),
-            &q,
-            &model_v,
-            &x,
-            0.0,
-            &mut SeededNoise::new(1000 + r),
-            Pass::Train,
+            EvalContext::new(&q, &model_v, &x, &mut SeededNoise::new(1000 + r))
+                .with_pass(Pass::Train),
         )
+        .and_then(Evaluation::checked)
         .unwrap();
         let g_std = e_std.gradients(&model_vars, &vars).unwrap();
         let g_dreg = e_dreg.gradients(&model_vars, &vars).unwrap();
@@ -344,7 +310,7 @@ fn dreg_and_standard_iwae_gradients_agree_in_expectation() {
 }
 
 #[test]
-fn warmup_free_bits_and_history() {
+fn warmup_free_bits_and_the_summary() {
     let (model, x) = model_and_data();
     let q = EncoderFlow::new(encoder(&model, &x, 0.4), FlowChain::default());
     let base = ObjectiveConfig {
@@ -356,23 +322,32 @@ fn warmup_free_bits_and_history() {
         free_bits: None,
     };
     let mut loss = Loss::new(base);
+    let mut bounds = Vec::new();
     // At epoch 0 the KL has weight 0; at 5 half; from 10 on, full.
     for (epoch, beta) in [(0.0, 0.0), (5.0, 0.5), (12.0, 1.0)] {
-        let e = loss
-            .compute(&q, &model, &x, epoch, &mut SeededNoise::new(7), Pass::Eval)
-            .unwrap();
+        let mut noise = SeededNoise::new(7);
+        let ctx = EvalContext::new(&q, &model, &x, &mut noise).at_epoch(epoch);
+        let e = loss.compute(ctx).and_then(Evaluation::checked).unwrap();
         let value = e.loss.to_scalar::<f64>().unwrap();
         assert!(
             (value - (-e.reconstruction + beta * e.kl)).abs() < 1e-9,
             "epoch {epoch}: loss {value}"
         );
+        bounds.push(e.bound);
     }
-    assert_eq!(loss.history().len(), 3);
-    assert_eq!(loss.history()[1].epoch, 5.0);
+    // The summary is one record of running means, whatever the number of calls.
+    let summary = loss.take_summary();
+    assert_eq!((summary.count, summary.epochs), (3, (0.0, 12.0)));
+    let mean = bounds.iter().sum::<f64>() / 3.0;
     assert!(
-        loss.history()
-            .iter()
-            .all(|r| r.bound.is_finite() && r.mean_log_p.is_finite() && r.mean_log_q.is_finite())
+        (summary.bound - mean).abs() < 1e-9 * mean.abs(),
+        "{summary:?}"
+    );
+    assert!(summary.mean_log_p.is_finite() && summary.mean_log_q.is_finite());
+    assert_eq!(
+        loss.summary().count,
+        0,
+        "taking the summary starts a new one"
     );
     // Free bits above every group's KL: the KL term is the floor, λ · D.
     let fb = ObjectiveConfig {
@@ -385,13 +360,9 @@ fn warmup_free_bits_and_history() {
     };
     let e = evaluate(
         &fb,
-        &q,
-        &model,
-        &x,
-        0.0,
-        &mut SeededNoise::new(7),
-        Pass::Eval,
+        EvalContext::new(&q, &model, &x, &mut SeededNoise::new(7)),
     )
+    .and_then(Evaluation::checked)
     .unwrap();
     assert!((e.loss.to_scalar::<f64>().unwrap() - (-e.reconstruction + 200.0)).abs() < 1e-9);
     // Free bits below every group's KL: no effect.
@@ -405,13 +376,9 @@ fn warmup_free_bits_and_history() {
     };
     let e = evaluate(
         &fb0,
-        &q,
-        &model,
-        &x,
-        0.0,
-        &mut SeededNoise::new(7),
-        Pass::Eval,
+        EvalContext::new(&q, &model, &x, &mut SeededNoise::new(7)),
     )
+    .and_then(Evaluation::checked)
     .unwrap();
     assert!((e.loss.to_scalar::<f64>().unwrap() - (-e.reconstruction + e.kl)).abs() < 1e-9);
 }
@@ -469,13 +436,9 @@ fn every_parameter_of_a_flow_vae_learns() {
                 warmup: None,
                 free_bits: None,
             },
-            &q,
-            &p,
-            &x,
-            0.0,
-            &mut SeededNoise::new(5),
-            Pass::Train,
+            EvalContext::new(&q, &p, &x, &mut SeededNoise::new(5)).with_pass(Pass::Train),
         )
+        .and_then(Evaluation::checked)
         .unwrap();
         let grads = e.loss.backward().unwrap();
         for (name, var) in store.trainable() {
@@ -543,13 +506,9 @@ fn dreg_ignores_a_sample_with_log_weight_minus_infinity() {
     let run = |gradient| {
         let e = evaluate(
             &cfg(gradient),
-            &q,
-            &impossible,
-            &x,
-            0.0,
-            &mut SeededNoise::new(8),
-            Pass::Train,
+            EvalContext::new(&q, &impossible, &x, &mut SeededNoise::new(8)).with_pass(Pass::Train),
         )
+        .and_then(Evaluation::checked)
         .unwrap();
         let lw = e.log_weights.to_vec2::<f64>().unwrap();
         assert_eq!(lw[0][0], f64::NEG_INFINITY);

@@ -13,9 +13,9 @@ use vaekit_core::{SeededNoise, log_sum_exp};
 use vaekit_distributions::{Distribution, RelaxedBernoulli, RelaxedOneHotCategorical};
 use vaekit_nets::{ParamStore, Pass};
 use vaekit_objectives::{
-    DiscreteConfig, DiscreteDecoder, DiscreteEncoder, EstimatorState, Evaluation, GenerativeModel,
-    InferenceNetwork, LatentUnits, Objective, ObjectiveConfig, ScoreBaseline, TemperatureSchedule,
-    evaluate_with_state,
+    DiscreteConfig, DiscreteDecoder, DiscreteEncoder, EstimatorState, EvalContext, Evaluation,
+    GenerativeModel, InferenceNetwork, LatentUnits, Loss, Objective, ObjectiveConfig,
+    ScoreBaseline, TemperatureSchedule,
 };
 
 const PIXELS: usize = 4;
@@ -69,16 +69,13 @@ impl Model {
         noise: &mut SeededNoise,
         pass: Pass,
     ) -> candle::Result<Evaluation> {
-        evaluate_with_state(
-            &objective.into(),
-            state,
-            &self.q,
-            &self.p,
-            x,
-            0.5,
-            noise,
-            pass,
-        )
+        // A loss carrying the caller's estimator statistics, returned to it afterwards.
+        let mut loss = Loss::new(objective.into());
+        loss.set_state(*state);
+        let ctx = EvalContext::new(&self.q, &self.p, x, noise);
+        let eval = loss.compute(ctx.with_pass(pass).at_epoch(0.5));
+        *state = loss.state();
+        eval
     }
 
     fn vars(&self) -> Vec<Var> {

@@ -136,13 +136,9 @@ fn grouped_free_bits_reach_through_an_iaf() {
     let run = |cfg: &ObjectiveConfig| {
         evaluate(
             cfg,
-            &q,
-            &model,
-            &x,
-            0.0,
-            &mut SeededNoise::new(6),
-            Pass::Eval,
+            EvalContext::new(&q, &model, &x, &mut SeededNoise::new(6)),
         )
+        .and_then(Evaluation::checked)
         .unwrap()
     };
     // λ at the mean per-dimension KL: one group of all 8 sits at about its floor, while 8
@@ -225,13 +221,9 @@ fn grouped_free_bits_with_a_mixing_flow_are_refused() {
     let run = |groups| {
         evaluate(
             &elbo_with_free_bits(0.1, groups),
-            &q,
-            &model,
-            &x,
-            0.0,
-            &mut SeededNoise::new(6),
-            Pass::Eval,
+            EvalContext::new(&q, &model, &x, &mut SeededNoise::new(6)),
         )
+        .and_then(Evaluation::checked)
     };
     let err = run(8).unwrap_err().to_string();
     assert!(

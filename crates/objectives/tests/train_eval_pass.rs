@@ -18,8 +18,8 @@ use vaekit_nets::{
     gated_encoder, resnet_decoder, resnet_encoder,
 };
 use vaekit_objectives::{
-    DecoderModel, EncoderFlow, GenerativeModel, InferenceNetwork, Objective, ObjectiveConfig,
-    evaluate,
+    DecoderModel, EncoderFlow, EvalContext, Evaluation, GenerativeModel, InferenceNetwork,
+    Objective, ObjectiveConfig, evaluate,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -179,9 +179,13 @@ fn elbo() -> ObjectiveConfig {
 fn bound(m: &Model, x: &candle::Tensor, pass: Pass) -> f64 {
     let q: &dyn InferenceNetwork = &m.q;
     let p: &dyn GenerativeModel = &m.p;
-    evaluate(&elbo(), q, p, x, 0.0, &mut SeededNoise::new(5), pass)
-        .unwrap()
-        .bound
+    evaluate(
+        &elbo(),
+        EvalContext::new(q, p, x, &mut SeededNoise::new(5)).with_pass(pass),
+    )
+    .and_then(Evaluation::checked)
+    .unwrap()
+    .bound
 }
 
 /// The training pass's and the evaluation pass's bounds on one batch; batch norm's running

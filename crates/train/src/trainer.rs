@@ -14,7 +14,8 @@ use vaekit_core::SeededNoise;
 use vaekit_datasets::{Batcher, BatcherConfig, Binarization, ImageSet};
 use vaekit_nets::{ParamStore, Pass};
 use vaekit_objectives::{
-    GenerativeModel, InferenceNetwork, IwaeGradient, Loss, Objective, ObjectiveConfig, evaluate,
+    EvalContext, Evaluation, GenerativeModel, InferenceNetwork, IwaeGradient, Loss, Objective,
+    ObjectiveConfig, evaluate,
 };
 
 /// Checkpoint prefix of the inference network's optimizer state.
@@ -254,7 +255,8 @@ impl<'a> Trainer<'a> {
         &self.state
     }
 
-    /// The loss object, with its history.
+    /// The loss object, with the estimator's running state and the summary of the last
+    /// epoch's finite evaluations.
     pub fn loss(&self) -> &Loss {
         &self.loss
     }
@@ -537,6 +539,8 @@ impl<'a> Trainer<'a> {
         let ordered: Vec<(String, Var)> =
             model_vars.iter().chain(&inference_vars).cloned().collect();
         let (mut sums, mut count, mut skipped) = ([0.0f64; 4], 0usize, 0u64);
+        // The loss summarises this epoch's evaluations only.
+        self.loss.take_summary();
         // Batch-norm running statistics are updated inside the forward pass: snapshot them so
         // that a skipped (non-finite) step cannot leave NaN in them.
         let state_vars: NamedVars = self
@@ -565,13 +569,10 @@ impl<'a> Trainer<'a> {
                     .map(|(_, v)| v.as_tensor().copy())
                     .collect::<candle::Result<_>>()?;
                 let estimator_snapshot = self.loss.state();
-                let eval = self.loss.compute_unchecked(
-                    self.inference,
-                    self.model,
-                    &x,
-                    epoch_frac,
-                    &mut self.noise,
-                    Pass::Train,
+                let eval = self.loss.compute(
+                    EvalContext::new(self.inference, self.model, &x, &mut self.noise)
+                        .with_pass(Pass::Train)
+                        .at_epoch(epoch_frac),
                 )?;
                 let step = match eval.is_finite().then_some(eval) {
                     Some(eval) => {
@@ -683,13 +684,10 @@ impl<'a> Trainer<'a> {
                 let x = data.narrow(0, start, b)?;
                 let e = evaluate(
                     objective,
-                    self.inference,
-                    self.model,
-                    &x,
-                    self.state.epoch as f64,
-                    &mut noise,
-                    Pass::Eval,
-                )?;
+                    EvalContext::new(self.inference, self.model, &x, &mut noise)
+                        .at_epoch(self.state.epoch as f64),
+                )
+                .and_then(Evaluation::checked)?;
                 total += e.bound * b as f64;
                 start += b;
             }
