@@ -24,6 +24,9 @@ pub enum Binarization {
         /// The cut-off.
         threshold: f64,
     },
+    /// The data as they are (already binary, or modelled by a likelihood for continuous
+    /// values).
+    None,
 }
 
 /// Bernoulli(x) draws: `1` where `u < x` for fresh `u ~ U[0, 1)` from `noise`, so
@@ -66,7 +69,8 @@ pub fn binarize_threshold(x: &Tensor, threshold: f64) -> Result<Tensor> {
 }
 
 impl Binarization {
-    /// Applies this binarization; `noise` is used by [`Binarization::Dynamic`] only.
+    /// Applies this binarization (the trainer's per-batch transform); `noise` is used by
+    /// [`Binarization::Dynamic`] only.
     ///
     /// # Shapes
     /// Same shape and dtype as `x`.
@@ -78,6 +82,7 @@ impl Binarization {
             Binarization::Dynamic => binarize_dynamic(x, noise),
             Binarization::Fixed { seed } => binarize_fixed(x, seed),
             Binarization::Threshold { threshold } => binarize_threshold(x, threshold),
+            Binarization::None => Ok(x.clone()),
         }
     }
 }

@@ -40,6 +40,7 @@ mod fixture;
 pub mod idx;
 mod image_set;
 mod mnist;
+mod source;
 
 pub use batcher::{Batcher, BatcherConfig};
 pub use binarize::{Binarization, binarize_dynamic, binarize_fixed, binarize_threshold};
@@ -50,3 +51,4 @@ pub use mnist::{
     CACHE_DIR_ENV, DATA_DIR_ENV, DataOrigin, Mnist, MnistFile, ResolvedDir, SourceFile,
     resolve_mnist_dir, vaekit_cache_dir,
 };
+pub use source::DataSource;

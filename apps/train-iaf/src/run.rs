@@ -13,8 +13,11 @@ use vaekit_datasets::{ImageSet, Mnist, binarize_fixed, resolve_mnist_dir};
 use vaekit_eval::{ImportanceConfig, NllReport, importance_sampled_log_likelihood};
 use vaekit_models::{Model, RunConfig};
 use vaekit_nets::Pass;
-use vaekit_objectives::{GenerativeModel, InferenceNetwork, Objective, ObjectiveConfig};
-use vaekit_train::{EmaSummary, LoadedCheckpointInfo, Trainer, Weights, write_atomic};
+use vaekit_objectives::{GenerativeModel, InferenceNetwork};
+use vaekit_train::{
+    EmaSummary, EpochRecord, FitConfig, FitHooks, LoadedCheckpointInfo, TestEvaluation, TrainError,
+    Trainer, Weights, write_atomic,
+};
 
 /// `results.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,17 +42,6 @@ pub struct Results {
     pub test_binarization_seed: u64,
     pub train_seconds: f64,
     pub eval_seconds: f64,
-}
-
-fn elbo_objective() -> ObjectiveConfig {
-    ObjectiveConfig {
-        objective: Objective::Elbo {
-            num_samples: 1,
-            analytic_kl: true,
-        },
-        warmup: None,
-        free_bits: None,
-    }
 }
 
 /// The data of a run: training intensities and the fixed binarized test set.
@@ -156,95 +148,39 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool, device: &Device) -> Result<()
         false
     };
     trainer.set_run_config(serde_json::to_value(&cfg)?);
-    if !resumed {
-        // Data-dependent initialisation (weight norm) on one dynamically binarized batch,
-        // from its own stream.
-        let n = cfg.batch_size.min(data.train.len()).max(1);
-        let mut noise = SeededNoise::new(cfg.seed ^ 0x5eed_1d17);
-        let x = data.train.gather_f32(&(0..n).collect::<Vec<_>>(), device)?;
-        let x = cfg.binarization.apply(&x, &mut noise)?;
-        model
-            .data_init(&x, &mut noise)
-            .context("data-dependent initialisation failed")?;
-    }
-    let start = Instant::now();
-    let total = cfg.epochs;
     println!(
-        "{} run in {}: {} training and {} test images, epochs {} -> {total}",
+        "{} run in {}: {} training and {} test images, epochs {} -> {}",
         cfg.preset,
         out.display(),
         data.train.len(),
         data.test_x.dim(0)?,
-        trainer.state().epoch
+        trainer.state().epoch,
+        cfg.epochs
     );
-    let budget = cfg.time_budget_minutes.map(|m| m * 60.0);
-    let mut last_epoch_seconds = 0.0;
-    while trainer.state().epoch < total {
-        if let Some(budget) = budget {
-            let elapsed = start.elapsed().as_secs_f64();
-            if elapsed + last_epoch_seconds > budget {
-                println!(
-                    "time budget of {:.2} min: stopping after epoch {} ({:.2} min trained; the next epoch would end past it)",
-                    budget / 60.0,
-                    trainer.state().epoch,
-                    elapsed / 60.0
-                );
-                break;
-            }
-        }
-        let epoch_start = Instant::now();
-        let mut bar = Progress::new(format!("epoch {:>5}/{total}", trainer.state().epoch + 1));
-        let report = trainer
-            .train_epoch_with_progress(&data.train, device, &mut |done, n| bar.update(done, n));
-        bar.finish();
-        let report = report?;
-        let test = |weights| {
-            trainer
-                .evaluate(
-                    &data.test_x,
-                    &elbo_objective(),
-                    500,
-                    vaekit_core::derive_seed(cfg.test_binarization_seed, 2),
-                    weights,
-                )
-                .map(|bound| -bound)
-        };
-        let weights = trainer.evaluation_weights();
-        let m = EpochMetrics {
-            epoch: report.epoch,
-            train_neg_elbo: -report.bound,
-            test_neg_elbo: test(weights)?,
-            weights: Some(weights),
-            test_neg_elbo_current: match weights {
-                Weights::Averaged => Some(test(Weights::Current)?),
-                Weights::Current => None,
-            },
-            ema: trainer.ema_summary(),
-            kl: report.kl,
-            reconstruction: report.reconstruction,
-            lr: report.lr,
-            seconds: report.seconds,
-            skipped_steps: report.skipped,
-        };
-        append_metrics(out, &m)?;
-        trainer.checkpoint(None)?;
-        println!(
-            "epoch {:>5}/{total}  train -ELBO {:8.3}  test -ELBO {}  KL {:7.3}  lr {:.2e}  {:.1} s{}",
-            m.epoch,
-            m.train_neg_elbo,
-            test_figures(&m),
-            m.kl,
-            m.lr,
-            m.seconds,
-            if m.skipped_steps > 0 {
-                format!("  ({} steps skipped: non-finite)", m.skipped_steps)
-            } else {
-                String::new()
-            }
-        );
-        last_epoch_seconds = epoch_start.elapsed().as_secs_f64();
-    }
-    let train_seconds = start.elapsed().as_secs_f64();
+    let fit = FitConfig {
+        epochs: cfg.epochs,
+        time_budget_seconds: cfg.time_budget_minutes.map(|m| m * 60.0),
+        test: Some(TestEvaluation::elbo(vaekit_core::derive_seed(
+            cfg.test_binarization_seed,
+            2,
+        ))),
+    };
+    let mut hooks = RunLog {
+        out,
+        total: cfg.epochs,
+        bar: None,
+    };
+    // A resumed run continues from its checkpoint; a fresh one starts with the
+    // data-dependent initialisation (`Trainer::fit` runs it before the first step).
+    let outcome = trainer
+        .fit(&data.train, Some(&data.test_x), &fit, device, &mut hooks)
+        .context(if resumed {
+            "resumed training failed"
+        } else {
+            "training failed"
+        })?;
+    let train_seconds = outcome.seconds;
+
     let weights = trainer.evaluation_weights();
     trainer.with_weights(weights, || pictures(&cfg, out, q, p, &data.test_x))?;
     let metrics = read_metrics(out)?;
@@ -301,6 +237,70 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool, device: &Device) -> Result<()
         out.join("results.json").display()
     );
     Ok(())
+}
+
+/// The run directory's side of [`Trainer::fit`]: the progress bar, a `metrics.jsonl` line
+/// and a printed line per epoch, and the budget's message.
+struct RunLog<'o> {
+    out: &'o Path,
+    total: u64,
+    bar: Option<Progress>,
+}
+
+impl FitHooks for RunLog<'_> {
+    fn epoch_started(&mut self, epoch: u64) {
+        self.bar = Some(Progress::new(format!("epoch {epoch:>5}/{}", self.total)));
+    }
+
+    fn batch_done(&mut self, done: usize, total: usize) {
+        if let Some(bar) = &mut self.bar {
+            bar.update(done, total);
+        }
+    }
+
+    fn epoch_done(&mut self, r: &EpochRecord) -> std::result::Result<(), TrainError> {
+        if let Some(mut bar) = self.bar.take() {
+            bar.finish();
+        }
+        let report = &r.report;
+        let m = EpochMetrics {
+            epoch: report.epoch,
+            train_neg_elbo: -report.bound,
+            test_neg_elbo: r.test_bound.map_or(f64::NAN, |b| -b),
+            weights: Some(r.weights),
+            test_neg_elbo_current: r.test_bound_current.map(|b| -b),
+            ema: r.ema,
+            kl: report.kl,
+            reconstruction: report.reconstruction,
+            lr: report.lr,
+            seconds: report.seconds,
+            skipped_steps: report.skipped,
+        };
+        append_metrics(self.out, &m).map_err(|e| TrainError::Hook(format!("{e:#}")))?;
+        println!(
+            "epoch {:>5}/{}  train -ELBO {:8.3}  test -ELBO {}  KL {:7.3}  lr {:.2e}  {:.1} s{}",
+            m.epoch,
+            self.total,
+            m.train_neg_elbo,
+            test_figures(&m),
+            m.kl,
+            m.lr,
+            m.seconds,
+            if m.skipped_steps > 0 {
+                format!("  ({} steps skipped: non-finite)", m.skipped_steps)
+            } else {
+                String::new()
+            }
+        );
+        Ok(())
+    }
+
+    fn budget_reached(&mut self, epoch: u64, elapsed: f64) {
+        println!(
+            "time budget reached: stopping after epoch {epoch} ({:.2} min trained; the next epoch would end past it)",
+            elapsed / 60.0
+        );
+    }
 }
 
 /// The per-epoch line's test figures: `123.456` with the current weights; with an average,

@@ -7,12 +7,12 @@ use candle_nn::VarBuilder;
 use vaekit_core::NoiseSource;
 use vaekit_flows::{Flow, FlowChain, iaf_chain, planar_step, sylvester_step};
 use vaekit_nets::{
-    Decoder, Encoder, ParamStore, Pass, dense_decoder, dense_encoder, gated_decoder, gated_encoder,
+    Decoder, Encoder, ParamStore, dense_decoder, dense_encoder, gated_decoder, gated_encoder,
     resnet_decoder, resnet_encoder,
 };
 use vaekit_objectives::{
-    DecoderModel, DiscreteDecoder, DiscreteEncoder, EncoderFlow, EvalContext, Evaluation,
-    GenerativeModel, InferenceNetwork, Objective, ObjectiveConfig, evaluate,
+    DecoderModel, DiscreteDecoder, DiscreteEncoder, EncoderFlow, GenerativeModel, InferenceNetwork,
+    data_dependent_init,
 };
 
 /// The path of the encoder's parameters (`encoder.*`), in the inference group.
@@ -156,21 +156,7 @@ impl Model {
     /// # Errors
     /// A batch of the wrong shape for the networks; candle's.
     pub fn data_init(&self, x: &Tensor, noise: &mut dyn NoiseSource) -> candle::Result<()> {
-        let elbo = ObjectiveConfig {
-            objective: Objective::Elbo {
-                num_samples: 1,
-                analytic_kl: true,
-            },
-            warmup: None,
-            free_bits: None,
-        };
-        evaluate(
-            &elbo,
-            EvalContext::new(self.q.as_ref(), self.p.as_ref(), x, noise)
-                .with_pass(Pass::DataInit(&self.store)),
-        )
-        .and_then(Evaluation::checked)?;
-        Ok(())
+        data_dependent_init(self.q.as_ref(), self.p.as_ref(), &self.store, x, noise)
     }
 }
 

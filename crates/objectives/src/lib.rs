@@ -42,7 +42,8 @@ pub use linear_gaussian::{LinearEncoder, LinearGaussian};
 pub use loss::{Loss, LossSummary};
 pub use model::{GenerativeModel, InferenceNetwork, LatentSample, Posterior};
 pub use objective::{
-    Evaluation, FreeBits, IwaeGradient, KlWarmup, Objective, ObjectiveConfig, evaluate,
+    Evaluation, FreeBits, IwaeGradient, KlWarmup, Objective, ObjectiveConfig, data_dependent_init,
+    evaluate,
 };
 pub use relaxation::{Relaxation, TemperatureSchedule};
 pub use vae::{DecoderModel, EncoderFlow, GaussianFlowPosterior};

@@ -6,10 +6,13 @@ use crate::context::EvalContext;
 use crate::elbo::elbo;
 use crate::estimator::{self, EstimatorState, ScoreBaseline};
 use crate::iwae::iwae;
+use crate::model::{GenerativeModel, InferenceNetwork};
 use crate::relaxation::TemperatureSchedule;
 use candle::{DType, Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
+use vaekit_core::NoiseSource;
 use vaekit_distributions::KlMethod;
+use vaekit_nets::{ParamStore, Pass};
 
 /// The gradient estimator of the IWAE bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -261,6 +264,27 @@ impl Evaluation {
 /// not reparameterized (discrete latents); DReG with a flow posterior; the estimators' own.
 pub fn evaluate(config: &ObjectiveConfig, ctx: EvalContext) -> Result<Evaluation> {
     evaluate_with(config, &mut EstimatorState::default(), ctx)
+}
+
+/// Data-dependent initialisation: one pass of the single-sample ELBO over the batch `x`
+/// (`[B, P]`, as training will see it) with [`Pass::DataInit`], which writes weight norm's
+/// gains and biases in `store` so that every pre-activation starts with zero mean and unit
+/// variance (Salimans and Kingma, arXiv 1602.07868). Layers without weight norm are left as
+/// they are.
+///
+/// # Errors
+/// A batch of the wrong shape; a non-finite bound; candle's.
+pub fn data_dependent_init(
+    inference: &dyn InferenceNetwork,
+    model: &dyn GenerativeModel,
+    store: &ParamStore,
+    x: &Tensor,
+    noise: &mut dyn NoiseSource,
+) -> Result<()> {
+    let elbo = ObjectiveConfig::default();
+    let ctx = EvalContext::new(inference, model, x, noise).with_pass(Pass::DataInit(store));
+    evaluate(&elbo, ctx)?.checked()?;
+    Ok(())
 }
 
 /// [`evaluate`] with the estimator's running statistics in `state`, which a training pass

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 use vaekit_core::SeededNoise;
-use vaekit_datasets::{Batcher, BatcherConfig, Binarization, ImageSet};
+use vaekit_datasets::{Batcher, BatcherConfig, Binarization, DataSource};
 use vaekit_nets::{ParamStore, Pass};
 use vaekit_objectives::{
     EvalContext, Evaluation, GenerativeModel, InferenceNetwork, IwaeGradient, Loss, Objective,
@@ -51,6 +51,9 @@ pub enum TrainError {
     /// Bad data or configuration.
     #[error("{0}")]
     Config(String),
+    /// A [`crate::FitHooks`] callback failed (writing a log, say).
+    #[error("{0}")]
+    Hook(String),
 }
 
 /// Everything the loop needs besides the networks.
@@ -248,6 +251,26 @@ impl<'a> Trainer<'a> {
     pub fn with_run_config(mut self, config: serde_json::Value) -> Self {
         self.set_run_config(config);
         self
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The parameters it trains.
+    pub fn store(&self) -> &'a ParamStore {
+        self.store
+    }
+
+    /// The inference network it trains.
+    pub fn inference(&self) -> &'a dyn InferenceNetwork {
+        self.inference
+    }
+
+    /// The generative model it trains.
+    pub fn model(&self) -> &'a dyn GenerativeModel {
+        self.model
     }
 
     /// The trainer state (epoch, step, noise position, ...).
@@ -455,7 +478,7 @@ impl<'a> Trainer<'a> {
     /// [`TrainError::NonFinite`] after too many consecutive non-finite steps; tensor errors.
     pub fn train_epoch(
         &mut self,
-        data: &ImageSet,
+        data: &dyn DataSource,
         device: &Device,
     ) -> Result<EpochReport, TrainError> {
         self.train_epoch_with_progress(data, device, &mut |_, _| {})
@@ -474,7 +497,7 @@ impl<'a> Trainer<'a> {
     /// Those of [`Trainer::train_epoch`].
     pub fn train_epoch_with_progress(
         &mut self,
-        data: &ImageSet,
+        data: &dyn DataSource,
         device: &Device,
         progress: &mut (dyn FnMut(usize, usize) + Send),
     ) -> Result<EpochReport, TrainError> {
@@ -485,7 +508,7 @@ impl<'a> Trainer<'a> {
     /// [`Self::train_epoch_with_progress`] on the calling thread.
     fn train_epoch_with_progress_here(
         &mut self,
-        data: &ImageSet,
+        data: &dyn DataSource,
         device: &Device,
         progress: &mut (dyn FnMut(usize, usize) + Send),
     ) -> Result<EpochReport, TrainError> {
@@ -556,7 +579,7 @@ impl<'a> Trainer<'a> {
         vaekit_core::keep_awake(|| -> Result<(), TrainError> {
             for (i, indices) in batches.iter().enumerate() {
                 let x = data
-                    .gather_f32(indices, device)
+                    .gather(indices, device)
                     .map_err(|e| TrainError::Config(e.to_string()))?;
                 let x = self
                     .config
@@ -646,16 +669,18 @@ impl<'a> Trainer<'a> {
         })
     }
 
-    /// The mean bound of `objective` over `data` (already binarized, `[N, P]`), in evaluation
-    /// mode with `weights` ([`Trainer::evaluation_weights`] for the run's default); draws
+    /// The mean bound of `objective` over `data` (rows as the model sees them, `[N, P]`: no
+    /// per-batch transform is applied, so binarize a test set once, e.g. with
+    /// `vaekit_datasets::binarize_fixed`, as the IWAE protocol does), in evaluation mode with
+    /// `weights` ([`Trainer::evaluation_weights`] for the run's default); draws
     /// from a separate stream seeded by `seed`, so evaluation does not disturb training's
     /// noise.
     ///
     /// # Errors
-    /// [`Weights::Averaged`] without an average; tensor errors.
+    /// A `batch_size` of 0; [`Weights::Averaged`] without an average; tensor errors.
     pub fn evaluate(
         &self,
-        data: &Tensor,
+        data: &dyn DataSource,
         objective: &ObjectiveConfig,
         batch_size: usize,
         seed: u64,
@@ -668,20 +693,33 @@ impl<'a> Trainer<'a> {
     /// [`Self::evaluate`] on the calling thread.
     fn evaluate_here(
         &self,
-        data: &Tensor,
+        data: &dyn DataSource,
         objective: &ObjectiveConfig,
         batch_size: usize,
         seed: u64,
         weights: Weights,
     ) -> Result<f64, TrainError> {
+        if batch_size == 0 {
+            return Err(TrainError::Config(
+                "evaluate: batch_size must be at least 1".into(),
+            ));
+        }
         let mut noise = SeededNoise::new(seed);
-        let n = data.dim(0)?;
+        let n = data.len();
+        // The parameters' device (CPU for a model without parameters).
+        let device = self
+            .store
+            .trainable()
+            .first()
+            .map_or(Device::Cpu, |(_, v)| v.device().clone());
         self.with_weights(weights, || -> Result<f64, TrainError> {
             let mut total = 0.0;
             let mut start = 0;
             while start < n {
                 let b = batch_size.min(n - start);
-                let x = data.narrow(0, start, b)?;
+                let x = data
+                    .rows(start, b, &device)
+                    .map_err(|e| TrainError::Config(e.to_string()))?;
                 let e = evaluate(
                     objective,
                     EvalContext::new(self.inference, self.model, &x, &mut noise)
