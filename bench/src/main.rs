@@ -9,7 +9,6 @@
 //!                                         [--device cpu|cuda[:N]|metal[:N]]
 //! ```
 
-mod peak;
 mod report;
 mod runner;
 mod timing;

@@ -72,7 +72,7 @@ impl Report {
             self.peak_gflops
                 .map_or("not measured".to_string(), |g| format!(
                     "{g:.1} GFLOP/s ({} FMAs)",
-                    crate::peak::fma_isa().unwrap_or("?")
+                    vaekit_ops::fma_isa().unwrap_or("?")
                 )),
             self.torch_note.as_deref().unwrap_or("")
         );

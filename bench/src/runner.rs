@@ -3,10 +3,10 @@
 //! same cores and both serving workloads by name, so that the runner interleaves them
 //! workload by workload (only one side works at a time).
 
+use crate::Cli;
 use crate::report::{Report, WorkerLine};
 use crate::timing::{Measurement, Protocol, measure};
 use crate::workloads::{ALL, Workload};
-use crate::{Cli, peak};
 use anyhow::{Context, Result, bail};
 use candle::Device;
 use std::io::{BufRead, BufReader, Write};
@@ -54,7 +54,7 @@ fn worker_on_pool(cli: &Cli) -> Result<()> {
     // The CPU's FMA peak means nothing for a GPU run.
     let line = WorkerLine::Peak {
         gflops: if device.is_cpu() {
-            peak::fma_peak_gflops(threads)
+            vaekit_ops::fma_peak_gflops(threads)
         } else {
             None
         },

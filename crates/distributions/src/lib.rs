@@ -51,7 +51,6 @@ pub mod kl;
 mod logistic;
 mod mixture;
 mod normal;
-mod normal_fused;
 mod relaxed_bernoulli;
 mod relaxed_categorical;
 mod shape;

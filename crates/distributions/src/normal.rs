@@ -2,14 +2,14 @@
 //! `StandardNormal`.
 
 use crate::accessors::distribution_accessors;
-use crate::normal_fused::{
-    HALF_LN_2PI, normal_log_prob_sum, normal_reparameterize, standard_normal_log_prob_sum,
-};
 use crate::shape::{check_event, check_same_shape, extend, sum_rightmost};
 use crate::traits::{Distribution, Entropy, Moments, Reparameterize};
 use crate::validate;
 use candle::{DType, Device, Result, Shape, Tensor};
 use vaekit_core::NoiseSource;
+use vaekit_ops::{
+    HALF_LN_2PI, normal_log_prob_sum, normal_reparameterize, standard_normal_log_prob_sum,
+};
 
 /// Independent Gaussians `N(loc, scale²)`, one per element of `loc`.
 ///

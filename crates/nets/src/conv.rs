@@ -1,14 +1,14 @@
 //! 2-D convolution and transposed convolution with none / batch / weight normalisation.
 
 use crate::activation::Activation;
-use crate::conv_bias::{conv_transpose2d_bias, conv2d_bias};
-use crate::conv_gemm::{conv_transpose2d_gemm, conv2d_gemm};
-use crate::im2col::ConvGeometry;
 use crate::norm::{Normalization, weight_norm_output};
 use crate::pass::Pass;
 use candle::{Result, Tensor};
 use candle_nn::{BatchNorm, Init, ModuleT, VarBuilder};
 use serde::{Deserialize, Serialize};
+use vaekit_ops::ConvGeometry;
+use vaekit_ops::{conv_transpose2d_bias, conv2d_bias};
+use vaekit_ops::{conv_transpose2d_gemm, conv2d_gemm};
 
 /// Configuration of a [`Conv2d`] or [`ConvTranspose2d`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -131,7 +131,7 @@ impl ConvParams {
         if out_axis == 0 {
             // Rows of the [out, in·k·k] matrix: one pass each way.
             let out = self.weight.dim(0)?;
-            crate::weight_ops::row_norm(&self.weight.reshape((out, ()))?)
+            vaekit_ops::row_norm(&self.weight.reshape((out, ()))?)
         } else {
             (self.weight.sqr()?.sum([0, 2, 3])? + 1e-12)?.sqrt()
         }
@@ -146,7 +146,7 @@ impl ConvParams {
                 weight_norm_output(&t, &v_norm, g, b, &self.path, self.config.init_scale, pass)
             }
             (None, Some(bn), _) => bn.forward_t(&t, pass.train()),
-            (_, _, Some(b)) => crate::channel_affine::bias_add(&t, b),
+            (_, _, Some(b)) => vaekit_ops::bias_add(&t, b),
             (_, _, None) => Ok(t),
         }
     }

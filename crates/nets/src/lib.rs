@@ -17,32 +17,19 @@
 //! Layers take a [`Pass`]: `Train`, `Eval` or `DataInit(&store)`.
 
 mod activation;
-mod channel_affine;
 mod conv;
-mod conv_bias;
-mod conv_direct;
-mod conv_gemm;
-mod conv_grads;
 mod decoder;
 mod encoder;
 mod gated;
-mod gemm;
-mod im2col;
-mod im2col_phase;
 mod linear;
 mod linear_act;
-mod linear_bernoulli;
-mod matmul;
-mod matmul_grads;
 mod norm;
 mod params;
 mod pass;
 mod resnet_block;
-mod weight_ops;
 
 pub use activation::Activation;
 pub use conv::{Conv2d, ConvConfig, ConvTranspose2d, conv_transpose2d, conv2d};
-pub use conv_gemm::{conv_transpose2d_gemm, conv2d_gemm};
 pub use decoder::{
     Decoder, DecoderOutput, DenseDecoder, GatedDecoder, Likelihood, ResNetDecoder, dense_decoder,
     gated_decoder, resnet_decoder,
@@ -52,9 +39,9 @@ pub use encoder::{
     ResNetConfig, ResNetEncoder, Stage, Upsample, dense_encoder, gated_encoder, resnet_encoder,
 };
 pub use gated::{GatedConv2d, GatedConvTranspose2d, gated_conv_transpose2d, gated_conv2d};
-pub use im2col::ConvGeometry;
 pub use linear::{Linear, LinearConfig, linear, masked_linear};
 pub use norm::Normalization;
 pub use params::{NON_TRAINABLE_SUFFIXES, ParamStore, is_trainable};
 pub use pass::Pass;
 pub use resnet_block::{ResBlock, ResBlockConfig, Resample, res_block};
+pub use vaekit_ops::{ConvGeometry, conv_transpose2d_gemm, conv2d_gemm};

@@ -4,10 +4,10 @@
 use crate::activation::Activation;
 use crate::norm::{Normalization, weight_norm_output};
 use crate::pass::Pass;
-use crate::weight_ops::row_norm;
 use candle::{D, Result, Tensor};
 use candle_nn::{BatchNorm, Init, ModuleT, VarBuilder};
 use serde::{Deserialize, Serialize};
+use vaekit_ops::row_norm;
 
 /// Configuration of a [`Linear`] layer.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -83,7 +83,7 @@ impl Linear {
 
     fn masked(&self) -> Result<Tensor> {
         match &self.mask {
-            Some(m) => crate::weight_ops::masked(&self.weight, m),
+            Some(m) => vaekit_ops::masked(&self.weight, m),
             None => Ok(self.weight.clone()),
         }
     }
@@ -108,9 +108,9 @@ impl Linear {
         let v = self.masked()?;
         if let (None, None, Some(b), 2) = (&self.g, &self.bn, &self.bias, x.rank()) {
             // The plain layer: the bias added inside the GEMM's output pass.
-            return crate::matmul::linear_t(x, &v, b);
+            return vaekit_ops::linear_t(x, &v, b);
         }
-        let t = crate::matmul::matmul_t(x, &v)?;
+        let t = vaekit_ops::matmul_t(x, &v)?;
         match (&self.g, &self.bn, &self.bias) {
             (Some(g), _, Some(b)) => {
                 let t2 = t.reshape(((), self.out_dim()))?;

@@ -6,11 +6,11 @@
 //! activation's own pass and output buffer. Here the activation is applied to the GEMM's
 //! output (itself started as the bias), and the backward forms `g f'(x)` from the saved
 //! output (the kernels of `vaekit_core::tanh` / `elu`) before the linear layer's three
-//! products: the same op as `linear_t` ([`crate::matmul::LinearT`]), with an activation.
+//! products: the same op as `linear_t` ([`vaekit_ops::LinearT`]), with an activation.
 
-use crate::matmul::{LinearT, linear_t};
 use candle::{DType, Result, Tensor};
 use vaekit_core::FusedActivation;
+use vaekit_ops::{LinearT, linear_t};
 
 /// `f(x · wᵀ + b)` for `x: [N, in]`, `w: [out, in]`, `b: [out]`, giving `[N, out]`: one
 /// fused op for f32 on CPU, else [`linear_t`] followed by `vaekit_core::tanh` / `elu`.

@@ -53,5 +53,5 @@ pub(crate) fn weight_norm_output(
         store.set(&format!("{path}.g"), &new_g)?;
         store.set(&format!("{path}.bias"), &new_b)?;
     }
-    crate::channel_affine::channel_affine(t, &(g / v_norm)?, b)
+    vaekit_ops::channel_affine(t, &(g / v_norm)?, b)
 }

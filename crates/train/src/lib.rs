@@ -12,7 +12,6 @@ mod checkpoint;
 mod clip;
 mod ema;
 mod fit;
-mod fused_update;
 mod optim;
 mod schedule;
 mod trainer;

@@ -4,7 +4,7 @@ use candle::{Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
-use crate::fused_update;
+use vaekit_ops::{AdamStep, adam_update, adam_update_applies};
 
 /// The update rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -33,6 +33,19 @@ pub struct OptimizerConfig {
     pub weight_decay: f64,
 }
 
+impl OptimizerConfig {
+    /// The update kernels' view of this configuration.
+    pub fn adam_step(&self) -> AdamStep {
+        AdamStep {
+            adamax: self.kind == OptimizerKind::Adamax,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+        }
+    }
+}
+
 impl Default for OptimizerConfig {
     fn default() -> Self {
         Self {
@@ -49,7 +62,7 @@ impl Default for OptimizerConfig {
 /// first moment `m` and the second moment `v` (Adam) or infinity norm `u` (Adamax).
 ///
 /// On the CPU, and on CUDA with the `cuda` feature, the update runs in place through fused
-/// kernels (`fused_update`; `vaekit-kernels` on CUDA); on other devices, and for other
+/// kernels (`vaekit_ops::adam_update`; `vaekit-kernels` on CUDA); on other devices, and for other
 /// dtypes, it is composed from candle ops. The state tensors are
 /// owned: [`Optimizer::state_tensors`] and [`Optimizer::load_state`] copy.
 #[derive(Debug)]
@@ -95,13 +108,13 @@ impl Optimizer {
                 Some(s) => s.clone(),
                 None => (var.zeros_like()?, var.zeros_like()?),
             };
-            let (m, v) =
-                if fused_update::applies(var.as_tensor()) && var.as_tensor().is_contiguous() {
-                    fused_update::update(&c, lr, t, var.as_tensor(), &g, &m, &v)?;
-                    (m, v)
-                } else {
-                    composed_update(&c, lr, t, var, &g, m, v)?
-                };
+            let (m, v) = if adam_update_applies(var.as_tensor()) && var.as_tensor().is_contiguous()
+            {
+                adam_update(&c.adam_step(), lr, t, var.as_tensor(), &g, &m, &v)?;
+                (m, v)
+            } else {
+                composed_update(&c, lr, t, var, &g, m, v)?
+            };
             self.state.insert(name.clone(), (m, v));
         }
         Ok(())
@@ -229,7 +242,7 @@ mod tests {
                 let (mut m2, mut v2) = (init.zeros_like()?, init.zeros_like()?);
                 for t in 1..=5 {
                     let g = fused.as_tensor().sin()?.affine(f64::from(t), 0.1)?;
-                    fused_update::update(&cfg, 0.01, t, fused.as_tensor(), &g, &m, &v)?;
+                    adam_update(&cfg.adam_step(), 0.01, t, fused.as_tensor(), &g, &m, &v)?;
                     (m2, v2) = composed_update(&cfg, 0.01, t, &composed, &g, m2, v2)?;
                     let tol = if dtype == candle::DType::F32 {
                         1e-6

@@ -1,5 +1,6 @@
 //! `Trainer::fit`: the loop's epochs, hooks, test bound, data-dependent initialisation and
 //! time budget, over an `ImageSet` for training and a binarized `Tensor` for the test bound.
+#![allow(clippy::unwrap_used)]
 
 use candle::{DType, Device};
 use vaekit_datasets::{DataSource, Mnist, binarize_fixed, write_synthetic_mnist};

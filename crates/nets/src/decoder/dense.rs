@@ -72,7 +72,7 @@ impl Decoder for DenseDecoder {
             && let Some((w, b)) = self.out.plain_parts()?
         {
             let h = self.stack.forward(z, pass)?;
-            return crate::linear_bernoulli::linear_bernoulli_sum(&h, &w, b, x);
+            return vaekit_ops::linear_bernoulli_sum(&h, &w, b, x);
         }
         self.forward(z, pass)?.log_likelihood_rows(x)
     }

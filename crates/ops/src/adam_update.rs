@@ -1,6 +1,6 @@
 //! The optimizer's CPU hot path: Adam / Adamax updated in place, without temporaries.
 //!
-//! The composed update (`Optimizer` on other devices) runs about fifteen candle ops per
+//! The composed update (`vaekit_train::Optimizer` on other devices) runs about fifteen candle ops per
 //! parameter, each allocating and streaming a full-size tensor. Here three in-place passes
 //! (first moment, second moment or infinity norm, parameter) touch each element once per
 //! pass and allocate nothing. Arithmetic is done in the storage type. With the `cuda`
@@ -8,7 +8,20 @@
 
 use candle::{CpuStorage, Layout, Result, Tensor, WithDType, bail};
 
-use crate::optim::{OptimizerConfig, OptimizerKind};
+/// Adam or Adamax, as the update kernels see them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamStep {
+    /// Adamax (the infinity norm `u ← max(β2 u, |g|)`) instead of Adam's second moment.
+    pub adamax: bool,
+    /// `β1`, in `[0, 1)`.
+    pub beta1: f64,
+    /// `β2`, in `[0, 1)`.
+    pub beta2: f64,
+    /// `ε`, `> 0`.
+    pub eps: f64,
+    /// Decoupled weight decay per unit of learning rate, `>= 0`.
+    pub weight_decay: f64,
+}
 
 /// Which state array a pass updates.
 #[derive(Debug, Clone, Copy)]
@@ -26,7 +39,7 @@ struct StatePass(Pass);
 
 /// The parameter pass: `dst` is the parameter, the sources `m` and `v` (or `u`).
 struct ParamPass {
-    kind: OptimizerKind,
+    adamax: bool,
     /// `lr / (1 − β1^t)`.
     step_m: f64,
     /// `1 / (1 − β2^t)` (Adam only).
@@ -101,16 +114,13 @@ fn state_kernel<T: Real>(dst: &mut [T], g: &[T], pass: Pass) {
 fn param_kernel<T: Real>(p: &mut [T], m: &[T], v: &[T], c: &ParamPass) {
     let (step_m, scale_v) = (T::from_f64(c.step_m), T::from_f64(c.scale_v));
     let (eps, keep) = (T::from_f64(c.eps), T::from_f64(1.0 - c.decay));
-    match c.kind {
-        OptimizerKind::Adam => {
-            for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
-                *p = keep * *p - step_m * m / ((v * scale_v).sqrt() + eps);
-            }
+    if c.adamax {
+        for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
+            *p = keep * *p - step_m * m / (v + eps);
         }
-        OptimizerKind::Adamax => {
-            for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
-                *p = keep * *p - step_m * m / (v + eps);
-            }
+    } else {
+        for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
+            *p = keep * *p - step_m * m / ((v * scale_v).sqrt() + eps);
         }
     }
 }
@@ -237,7 +247,7 @@ impl candle::InplaceOp3 for ParamPass {
         vl: &Layout,
     ) -> Result<()> {
         let c = vaekit_kernels::ParamUpdate {
-            adamax: matches!(self.kind, OptimizerKind::Adamax),
+            adamax: self.adamax,
             step_m: self.step_m,
             scale_v: self.scale_v,
             eps: self.eps,
@@ -249,7 +259,7 @@ impl candle::InplaceOp3 for ParamPass {
 
 /// Whether the fused path applies: a CPU parameter (or, with the `cuda` feature, a CUDA one)
 /// of a float type the kernels cover.
-pub(crate) fn applies(param: &Tensor) -> bool {
+pub fn adam_update_applies(param: &Tensor) -> bool {
     use candle::DType::{F32, F64};
     vaekit_core::has_kernel(param, &[F32, F64])
 }
@@ -260,8 +270,8 @@ pub(crate) fn applies(param: &Tensor) -> bool {
 ///
 /// # Errors
 /// Shape mismatches, non-contiguous tensors, or an unsupported dtype.
-pub(crate) fn update(
-    c: &OptimizerConfig,
+pub fn adam_update(
+    c: &AdamStep,
     lr: f64,
     t: i32,
     param: &Tensor,
@@ -280,13 +290,14 @@ pub(crate) fn update(
     }
     let g = g.contiguous()?;
     m.inplace_op2(&g, &StatePass(Pass::FirstMoment { beta1: c.beta1 }))?;
-    let second = match c.kind {
-        OptimizerKind::Adam => Pass::SecondMoment { beta2: c.beta2 },
-        OptimizerKind::Adamax => Pass::InfinityNorm { beta2: c.beta2 },
+    let second = if c.adamax {
+        Pass::InfinityNorm { beta2: c.beta2 }
+    } else {
+        Pass::SecondMoment { beta2: c.beta2 }
     };
     v.inplace_op2(&g, &StatePass(second))?;
     let pass = ParamPass {
-        kind: c.kind,
+        adamax: c.adamax,
         step_m: lr / (1.0 - c.beta1.powi(t)),
         scale_v: 1.0 / (1.0 - c.beta2.powi(t)),
         eps: c.eps,

@@ -115,7 +115,7 @@ impl CustomOp2 for StandardLogProbSumGrad {
 ///
 /// # Errors
 /// `n` above the value's rank; tensor errors.
-pub(crate) fn standard_normal_log_prob_sum(value: &Tensor, n: usize) -> Result<Option<Tensor>> {
+pub fn standard_normal_log_prob_sum(value: &Tensor, n: usize) -> Result<Option<Tensor>> {
     let dims = value.dims();
     if n > dims.len() {
         candle::bail!("standard_normal_log_prob_sum: {n} event dims of a {dims:?} value");

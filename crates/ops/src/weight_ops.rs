@@ -191,7 +191,7 @@ impl CustomOp3 for RowNormGrad {
 ///
 /// # Errors
 /// Different shapes or dtypes.
-pub(crate) fn masked(v: &Tensor, mask: &Tensor) -> Result<Tensor> {
+pub fn masked(v: &Tensor, mask: &Tensor) -> Result<Tensor> {
     if vaekit_core::has_cpu_kernel(v) {
         v.contiguous()?
             .apply_op2(&mask.to_dtype(v.dtype())?.contiguous()?, Mask)
@@ -207,7 +207,7 @@ pub(crate) fn masked(v: &Tensor, mask: &Tensor) -> Result<Tensor> {
 ///
 /// # Errors
 /// A rank other than 2.
-pub(crate) fn row_norm(w: &Tensor) -> Result<Tensor> {
+pub fn row_norm(w: &Tensor) -> Result<Tensor> {
     if vaekit_core::has_cpu_kernel(w) {
         w.contiguous()?.apply_op1(RowNorm)
     } else {

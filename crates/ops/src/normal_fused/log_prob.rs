@@ -132,7 +132,7 @@ impl CustomOp3 for LogProbSum {
 ///
 /// # Errors
 /// Tensor errors.
-pub(crate) fn normal_log_prob_sum(
+pub fn normal_log_prob_sum(
     value: &Tensor,
     loc: &Tensor,
     log_scale: &Tensor,

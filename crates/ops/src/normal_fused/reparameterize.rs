@@ -112,11 +112,7 @@ impl CustomOp3 for Reparameterize {
 ///
 /// # Errors
 /// Tensor errors.
-pub(crate) fn normal_reparameterize(
-    eps: &Tensor,
-    loc: &Tensor,
-    scale: &Tensor,
-) -> Result<Option<Tensor>> {
+pub fn normal_reparameterize(eps: &Tensor, loc: &Tensor, scale: &Tensor) -> Result<Option<Tensor>> {
     let Some(plan) = fused_plan(eps, [loc, scale], 0) else {
         return Ok(None);
     };

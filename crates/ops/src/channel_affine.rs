@@ -358,7 +358,7 @@ impl CustomOp2 for BiasAdd {
 ///
 /// # Errors
 /// A channel-count mismatch, a rank below 2, non-float or mixed dtypes.
-pub(crate) fn bias_add(t: &Tensor, bias: &Tensor) -> Result<Tensor> {
+pub fn bias_add(t: &Tensor, bias: &Tensor) -> Result<Tensor> {
     let c = t.dim(1)?;
     let bias = bias.flatten_all()?;
     if bias.elem_count() != c {
@@ -379,7 +379,7 @@ pub(crate) fn bias_add(t: &Tensor, bias: &Tensor) -> Result<Tensor> {
 ///
 /// # Errors
 /// Mismatched channel counts, a rank below 2, non-float or mixed dtypes.
-pub(crate) fn channel_affine(t: &Tensor, scale: &Tensor, bias: &Tensor) -> Result<Tensor> {
+pub fn channel_affine(t: &Tensor, scale: &Tensor, bias: &Tensor) -> Result<Tensor> {
     let c = t.dim(1)?;
     let (scale, bias) = (scale.flatten_all()?, bias.flatten_all()?);
     if scale.elem_count() != c || bias.elem_count() != c {

@@ -39,12 +39,12 @@ mod standard;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use log_prob::normal_log_prob_sum;
-pub(crate) use reparameterize::normal_reparameterize;
-pub(crate) use standard::standard_normal_log_prob_sum;
+pub use log_prob::normal_log_prob_sum;
+pub use reparameterize::normal_reparameterize;
+pub use standard::standard_normal_log_prob_sum;
 
 /// `½ ln 2π`.
-pub(crate) const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
+pub const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
 
 /// Elements of input per parallel block.
 const BLOCK: usize = 1 << 14;

@@ -81,7 +81,7 @@ fn matmul_t_grads(
 /// pass), then `f` is applied to it in place of a second op. The backward forms `g f'(x)`
 /// from the saved output (when there is an `f`) and computes only the gradients autograd
 /// tracks. With an activation, f32 only (the kernels of `vaekit_core::tanh` / `elu`).
-pub(crate) struct LinearT(pub Option<FusedActivation>);
+pub struct LinearT(pub Option<FusedActivation>);
 
 /// Elements per parallel task of the bias fill ([`vaekit_core::for_chunks`]).
 const FILL_CHUNK: usize = 1 << 15;
@@ -202,7 +202,7 @@ impl CustomOp3 for LinearT {
 ///
 /// # Errors
 /// Shapes other than `[N, in]`, `[out, in]` and `[out]`.
-pub(crate) fn linear_t(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+pub fn linear_t(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     if vaekit_core::has_cpu_kernel(x) && x.rank() == 2 {
         x.contiguous()?
             .apply_op3(&w.contiguous()?, &b.contiguous()?, LinearT(None))
@@ -217,7 +217,7 @@ pub(crate) fn linear_t(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
 ///
 /// # Errors
 /// Shapes other than `[N, in]` and `[out, in]`.
-pub(crate) fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+pub fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     if vaekit_core::has_cpu_kernel(x) && x.rank() == 2 {
         x.contiguous()?.apply_op2(&w.contiguous()?, MatmulT)
     } else {

@@ -244,12 +244,7 @@ impl CustomOp3 for LinearBernoulliGrad {
 ///
 /// # Errors
 /// Mismatched shapes.
-pub(crate) fn linear_bernoulli_sum(
-    h: &Tensor,
-    w: &Tensor,
-    b: &Tensor,
-    x: &Tensor,
-) -> Result<Tensor> {
+pub fn linear_bernoulli_sum(h: &Tensor, w: &Tensor, b: &Tensor, x: &Tensor) -> Result<Tensor> {
     let f32_cpu = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
     let fused = [h, w, b].iter().all(|t| f32_cpu(t))
         && h.rank() == 2

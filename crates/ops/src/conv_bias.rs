@@ -59,7 +59,7 @@ impl CustomOp3 for ConvBias {
 ///
 /// # Errors
 /// As [`crate::conv2d_gemm`], and a bias of another length.
-pub(crate) fn conv2d_bias(
+pub fn conv2d_bias(
     x: &Tensor,
     w: &Tensor,
     bias: &Tensor,
@@ -88,7 +88,7 @@ pub(crate) fn conv2d_bias(
 ///
 /// # Errors
 /// As [`crate::conv_transpose2d_gemm`], and a bias of another length.
-pub(crate) fn conv_transpose2d_bias(
+pub fn conv_transpose2d_bias(
     x: &Tensor,
     w: &Tensor,
     bias: &Tensor,
