@@ -75,6 +75,7 @@ pub struct Cli {
 
 fn main() -> ExitCode {
     // Applied at load time already where the platform allows; idempotent.
+    #[cfg(feature = "fast-alloc")]
     vaekit_core::configure_process();
     let cli = Cli::parse();
     if cli.list {

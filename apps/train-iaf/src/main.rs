@@ -204,6 +204,7 @@ fn train(args: &TrainArgs, device: &candle::Device) -> Result<()> {
 
 fn main() -> ExitCode {
     // Applied at load time already where the platform allows; idempotent.
+    #[cfg(feature = "fast-alloc")]
     vaekit_core::configure_process();
     let cli = Cli::parse();
     let device = match vaekit_core::parse_device(&cli.device) {

@@ -164,10 +164,12 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool, device: &Device) -> Result<()
             cfg.test_binarization_seed,
             2,
         ))),
+        data_init: true,
     };
     let mut hooks = RunLog {
         out,
         total: cfg.epochs,
+        budget_minutes: cfg.time_budget_minutes,
         bar: None,
     };
     // A resumed run continues from its checkpoint; a fresh one starts with the
@@ -244,7 +246,17 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool, device: &Device) -> Result<()
 struct RunLog<'o> {
     out: &'o Path,
     total: u64,
+    budget_minutes: Option<f64>,
     bar: Option<Progress>,
+}
+
+impl Drop for RunLog<'_> {
+    /// Clears a bar left by an epoch that failed.
+    fn drop(&mut self) {
+        if let Some(mut bar) = self.bar.take() {
+            bar.finish();
+        }
+    }
 }
 
 impl FitHooks for RunLog<'_> {
@@ -297,7 +309,8 @@ impl FitHooks for RunLog<'_> {
 
     fn budget_reached(&mut self, epoch: u64, elapsed: f64) {
         println!(
-            "time budget reached: stopping after epoch {epoch} ({:.2} min trained; the next epoch would end past it)",
+            "time budget of {:.2} min: stopping after epoch {epoch} ({:.2} min trained; the next epoch would end past it)",
+            self.budget_minutes.unwrap_or(f64::NAN),
             elapsed / 60.0
         );
     }

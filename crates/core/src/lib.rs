@@ -8,7 +8,8 @@
 //!   its stream position ([`NoiseState`]) can be checkpointed and resumed.
 //! - [`softplus`], [`log_sigmoid`], [`log1mexp`], [`log_mean_exp`], [`log_sum_exp`],
 //!   [`log_softmax`] and [`clamp_preserve_gradients`] are differentiable and stable at `±1e4` and `-inf`.
-//! - [`on_pool`] runs a binary's work on vaekit's thread pool, where parallel ops join cheaply;
+//! - Re-exported from `vaekit-ops` (where they are implemented, with the kernels):
+//!   [`on_pool`] runs a binary's work on vaekit's thread pool, where parallel ops join cheaply;
 //!   [`keep_awake`] keeps the pool's workers polling through a stretch of forking work.
 //! - [`expand_leading`] broadcasts parameters over leading sample dimensions with a fast
 //!   backward (contiguous block sums instead of candle's strided `sum_keepdim`).
@@ -32,36 +33,23 @@
 //! # }
 //! ```
 
-/// vaekit-alloc's settings (mimalloc's options, candle's thread variables), for `main` to
-/// call first on platforms without load-time constructors; linking this crate with its
-/// `fast-alloc` feature (the default) also installs mimalloc and applies them at load time.
-#[cfg(feature = "fast-alloc")]
-pub use vaekit_alloc::configure as configure_process;
-
-mod awake;
-mod box_muller;
 mod device;
-mod expand;
-mod grad_mode;
 mod noise;
-mod numerics;
-mod philox;
 mod seeded;
-mod storage;
-pub mod testing;
-mod threads;
 
-pub use awake::{IDLE_LIMIT, START_LIMIT, keep_awake};
 pub use device::parse_device;
-pub use expand::expand_leading;
-pub use grad_mode::second_order_gradients;
 pub use noise::{NoiseSource, permutation};
-pub use numerics::{
-    FusedActivation, bernoulli_log_prob, bernoulli_log_prob_sum, bernoulli_sum_and_score,
-    clamp_preserve_gradients, elu, is_finite, log_mean_exp, log_sigmoid, log_softmax, log_sum_exp,
-    log1mexp, map_elementwise, softplus, tanh,
-};
-pub use philox::philox4x32_10;
 pub use seeded::{NoiseState, SeededNoise, derive_seed};
-pub use storage::{contiguous_part, contiguous_slice, has_cpu_kernel, has_kernel};
-pub use threads::{PAR_MIN_ELEMS, POOL_STACK_BYTES, for_chunks, for_chunks_above, on_pool, pool};
+
+// The kernels and the thread pool live in vaekit-ops; the crates above use them through here.
+#[cfg(feature = "fast-alloc")]
+pub use vaekit_ops::configure_process;
+pub use vaekit_ops::testing;
+pub use vaekit_ops::{
+    FusedActivation, IDLE_LIMIT, PAR_MIN_ELEMS, POOL_STACK_BYTES, START_LIMIT, avx2_dispatch,
+    bernoulli_log_prob, bernoulli_log_prob_sum, bernoulli_sum_and_score, clamp_preserve_gradients,
+    contiguous_part, contiguous_slice, elu, expand_leading, for_chunks, for_chunks_above,
+    has_cpu_kernel, has_kernel, is_finite, keep_awake, log_mean_exp, log_sigmoid, log_softmax,
+    log_sum_exp, log1mexp, map_elementwise, on_pool, philox4x32_10, pool, second_order_gradients,
+    softplus, tanh,
+};

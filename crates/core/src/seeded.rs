@@ -1,10 +1,10 @@
 //! `SeededNoise`: a seeded, checkpointable noise source on Philox4x32-10.
 
-use crate::box_muller::{TWO_POW_M53, box_muller, box_muller_f32};
 use crate::noise::NoiseSource;
-use crate::philox::{LANES, philox_blocks, philox4x32_10, words64};
 use candle::{DType, Device, Result, Shape, Tensor};
 use serde::{Deserialize, Serialize};
+use vaekit_ops::{LANES, philox_blocks, philox4x32_10, words64};
+use vaekit_ops::{TWO_POW_M53, box_muller, box_muller_f32};
 
 /// The whole state of a [`SeededNoise`]: the seed and the number of 128-bit blocks consumed.
 ///

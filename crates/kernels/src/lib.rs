@@ -1,8 +1,8 @@
 //! # vaekit-kernels
 //!
 //! CUDA kernels for vaekit's fused hot-path ops, launched on candle's CUDA storage. The ops
-//! themselves (their shapes, backward passes and CPU kernels) live in `vaekit-core` and
-//! `vaekit-train`; their `cuda_fwd` call the launchers here, and their CUDA tests
+//! themselves (their shapes, backward passes and CPU kernels) live in `vaekit-ops`; their
+//! `cuda_fwd` call the launchers here, and their CUDA tests
 //! (`tests/tests/cuda_ops.rs`, run with `--features cuda`) check every kernel against the
 //! CPU op, values and gradients.
 //!

@@ -21,7 +21,7 @@ pub enum Activation {
 }
 
 impl Activation {
-    /// Applies the activation: tanh and ELU through vaekit-core's fused ops (one vectorized
+    /// Applies the activation: tanh and ELU through vaekit-ops' fused ops (one vectorized
     /// pass each way on CPU in f32, candle's ops elsewhere).
     ///
     /// # Shapes

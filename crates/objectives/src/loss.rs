@@ -94,6 +94,11 @@ impl Loss {
         self.summary
     }
 
+    /// Replaces the summary (a caller that undoes a step restores the one from before it).
+    pub fn set_summary(&mut self, summary: LossSummary) {
+        self.summary = summary;
+    }
+
     /// The summary since it was last taken, starting a new one (e.g. at the end of an epoch).
     pub fn take_summary(&mut self) -> LossSummary {
         std::mem::take(&mut self.summary)

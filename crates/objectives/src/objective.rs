@@ -161,6 +161,18 @@ impl Default for ObjectiveConfig {
     }
 }
 
+impl ObjectiveConfig {
+    /// The single-sample ELBO with the KL in closed form where the registry has it, without
+    /// warm-up or free bits: the bound vaekit reports per epoch and initialises with.
+    pub fn elbo() -> Self {
+        Objective::Elbo {
+            num_samples: 1,
+            analytic_kl: true,
+        }
+        .into()
+    }
+}
+
 impl From<Objective> for ObjectiveConfig {
     /// The objective without warm-up or free bits.
     fn from(objective: Objective) -> Self {
@@ -281,9 +293,8 @@ pub fn data_dependent_init(
     x: &Tensor,
     noise: &mut dyn NoiseSource,
 ) -> Result<()> {
-    let elbo = ObjectiveConfig::default();
     let ctx = EvalContext::new(inference, model, x, noise).with_pass(Pass::DataInit(store));
-    evaluate(&elbo, ctx)?.checked()?;
+    evaluate(&ObjectiveConfig::elbo(), ctx)?.checked()?;
     Ok(())
 }
 

@@ -49,7 +49,7 @@ struct ParamPass {
     decay: f64,
 }
 
-/// Elements per parallel task of the passes ([`vaekit_core::for_chunks`]); every element's
+/// Elements per parallel task of the passes ([`crate::for_chunks`]); every element's
 /// update is independent, so the result does not depend on the split.
 const PAR_CHUNK: usize = 1 << 14;
 
@@ -127,13 +127,13 @@ fn param_kernel<T: Real>(p: &mut [T], m: &[T], v: &[T], c: &ParamPass) {
 
 // The f32 kernels, 8 lanes wide where the CPU has AVX2 (the crate is built for baseline
 // x86-64): the square root and division of Adam dominate the update.
-vaekit_core::avx2_dispatch! {
+crate::avx2_dispatch! {
     fn state_f32(dst: &mut [f32], g: &[f32], pass: Pass) -> () {
         state_kernel(dst, g, pass)
     }
 }
 
-vaekit_core::avx2_dispatch! {
+crate::avx2_dispatch! {
     fn param_f32(p: &mut [f32], m: &[f32], v: &[f32], c: &ParamPass) -> () {
         param_kernel(p, m, v, c)
     }
@@ -158,13 +158,13 @@ impl candle::InplaceOp2 for StatePass {
         match s {
             CpuStorage::F32(d) => {
                 let g = &g.as_slice::<f32>()?[ga..gb];
-                vaekit_core::for_chunks(&mut d[a..b], PAR_CHUNK, |o, d| {
+                crate::for_chunks(&mut d[a..b], PAR_CHUNK, |o, d| {
                     state_f32(d, &g[o..o + d.len()], pass)
                 })
             }
             CpuStorage::F64(d) => {
                 let g = &g.as_slice::<f64>()?[ga..gb];
-                vaekit_core::for_chunks(&mut d[a..b], PAR_CHUNK, |o, d| {
+                crate::for_chunks(&mut d[a..b], PAR_CHUNK, |o, d| {
                     state_kernel(d, &g[o..o + d.len()], pass)
                 })
             }
@@ -219,14 +219,14 @@ impl candle::InplaceOp3 for ParamPass {
         match p {
             CpuStorage::F32(d) => {
                 let (m, v) = (&m.as_slice::<f32>()?[ma..mb], &v.as_slice::<f32>()?[va..vb]);
-                vaekit_core::for_chunks(&mut d[a..b], PAR_CHUNK, |o, d| {
+                crate::for_chunks(&mut d[a..b], PAR_CHUNK, |o, d| {
                     let r = o..o + d.len();
                     param_f32(d, &m[r.clone()], &v[r], self)
                 })
             }
             CpuStorage::F64(d) => {
                 let (m, v) = (&m.as_slice::<f64>()?[ma..mb], &v.as_slice::<f64>()?[va..vb]);
-                vaekit_core::for_chunks(&mut d[a..b], PAR_CHUNK, |o, d| {
+                crate::for_chunks(&mut d[a..b], PAR_CHUNK, |o, d| {
                     let r = o..o + d.len();
                     param_kernel(d, &m[r.clone()], &v[r], self)
                 })
@@ -261,7 +261,7 @@ impl candle::InplaceOp3 for ParamPass {
 /// of a float type the kernels cover.
 pub fn adam_update_applies(param: &Tensor) -> bool {
     use candle::DType::{F32, F64};
-    vaekit_core::has_kernel(param, &[F32, F64])
+    crate::has_kernel(param, &[F32, F64])
 }
 
 /// One fused update of `param` with gradient `g` (same dtype and shape) at step `t`,

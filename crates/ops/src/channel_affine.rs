@@ -20,7 +20,7 @@ fn rows<'a, T: WithDType>(
     l: &Layout,
     what: &str,
 ) -> Result<(&'a [T], usize, usize, usize)> {
-    let v = vaekit_core::contiguous_part(v, l, what)?;
+    let v = crate::contiguous_part(v, l, what)?;
     let dims = l.shape().dims();
     if dims.len() < 2 {
         candle::bail!(
@@ -364,7 +364,7 @@ pub fn bias_add(t: &Tensor, bias: &Tensor) -> Result<Tensor> {
     if bias.elem_count() != c {
         candle::bail!("bias_add: {c} channels but bias {:?}", bias.dims());
     }
-    if vaekit_core::has_cpu_kernel(t) {
+    if crate::has_cpu_kernel(t) {
         return t.contiguous()?.apply_op2(&bias.contiguous()?, BiasAdd);
     }
     let mut dims = vec![1usize; t.rank()];
@@ -389,7 +389,7 @@ pub fn channel_affine(t: &Tensor, scale: &Tensor, bias: &Tensor) -> Result<Tenso
             bias.dims()
         );
     }
-    if vaekit_core::has_cpu_kernel(t) {
+    if crate::has_cpu_kernel(t) {
         return t
             .contiguous()?
             .apply_op3(&scale.contiguous()?, &bias.contiguous()?, Affine);
@@ -412,8 +412,8 @@ mod tests {
             assert_eq!(lane_sum(n, |i| (i * i) as f64), want, "n = {n}");
         }
     }
+    use crate::testing::assert_all_close;
     use candle::{DType, Device, Var};
-    use vaekit_core::testing::assert_all_close;
     use vaekit_core::{NoiseSource, SeededNoise};
 
     /// Values and all three gradients against the broadcast composition, for ranks 2 and 4
@@ -449,7 +449,7 @@ mod tests {
                         .broadcast_add(&bv.as_tensor().reshape(shape.as_slice())?)?
                 };
                 let g = (&y * &w)?.sum_all()?.backward()?;
-                let get = |v: &Var| vaekit_core::testing::gradient_of(&g, v.as_tensor());
+                let get = |v: &Var| crate::testing::gradient_of(&g, v.as_tensor());
                 Ok(vec![y, get(&tv)?, get(&sv)?, get(&bv)?])
             };
             for (a, e) in run(true)?.iter().zip(run(false)?.iter()) {
@@ -485,7 +485,7 @@ mod tests {
                         .broadcast_add(&bv.as_tensor().reshape(shape.as_slice())?)?
                 };
                 let g = (&y * &w)?.sum_all()?.backward()?;
-                let get = |v: &Var| vaekit_core::testing::gradient_of(&g, v.as_tensor());
+                let get = |v: &Var| crate::testing::gradient_of(&g, v.as_tensor());
                 Ok(vec![y, get(&tv)?, get(&bv)?])
             };
             for (a, e) in run(true)?.iter().zip(run(false)?.iter()) {

@@ -11,10 +11,10 @@
 //! path), never a tensor of its own. The ResNet block's `conv(elu(h))` is then one node
 //! instead of two; the backward forms `f'(x)` from `f(x)` recomputed.
 
+use crate::FusedActivation;
 use crate::conv_gemm::{ConvOp, conv_transpose2d_op, conv2d_op};
 use crate::im2col::ConvGeometry;
 use candle::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Tensor};
-use vaekit_core::FusedActivation;
 
 /// `(x, w, bias)` to the map of `(x, w)` plus `bias[c]` on output channel `c`.
 struct ConvBias(ConvOp);
@@ -66,7 +66,7 @@ pub fn conv2d_bias(
     geometry: ConvGeometry,
     pre: Option<FusedActivation>,
 ) -> Result<Tensor> {
-    let fused = vaekit_core::has_cpu_kernel(x) && (pre.is_none() || x.dtype() == DType::F32);
+    let fused = crate::has_cpu_kernel(x) && (pre.is_none() || x.dtype() == DType::F32);
     if !fused {
         let x = match pre {
             Some(f) => f.apply(x)?,
@@ -94,7 +94,7 @@ pub fn conv_transpose2d_bias(
     bias: &Tensor,
     (padding, stride, output_padding): (usize, usize, usize),
 ) -> Result<Tensor> {
-    if !vaekit_core::has_cpu_kernel(x) {
+    if !crate::has_cpu_kernel(x) {
         let y = crate::conv_transpose2d_gemm(x, w, padding, stride, output_padding)?;
         return crate::channel_affine::bias_add(&y, bias);
     }
@@ -106,8 +106,8 @@ pub fn conv_transpose2d_bias(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{assert_all_close, gradient_of};
     use candle::{DType, Device, Var};
-    use vaekit_core::testing::{assert_all_close, gradient_of};
     use vaekit_core::{NoiseSource, SeededNoise};
 
     /// Values and the gradients of all three arguments against the unfused pair (the

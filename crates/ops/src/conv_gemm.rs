@@ -21,12 +21,12 @@
 //! zero-bordered phase planes (`conv_direct/`). That covers the ResNet blocks, their
 //! downsampling and the stride-2 transposed convolutions.
 
+use crate::FusedActivation;
 use crate::conv_direct::DirectConv;
 use crate::gemm::{Accumulate, MatRef, gemm_into};
 use crate::im2col::{ConvGeometry, Grid};
 use candle::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
-use vaekit_core::FusedActivation;
 
 /// Images per partial sum of the weight gradient.
 pub(crate) const IMAGE_BLOCK: usize = 4;
@@ -128,7 +128,7 @@ impl ConvOp {
         {
             candle::bail!("{name}: bias {:?} for {out:?}", l.shape());
         }
-        use vaekit_core::contiguous_part as part;
+        use crate::contiguous_part as part;
         let result = match (s1, s2, bias) {
             (CpuStorage::F32(a), CpuStorage::F32(b), bias) => {
                 let bias = match bias {
@@ -384,7 +384,7 @@ impl ConvOp {
             && a.track_op()
             && b.track_op()
             && [a, b, &grad].into_iter().all(f32_cpu)
-            && !vaekit_core::second_order_gradients()
+            && !crate::second_order_gradients()
             && let Some(conv) = self.direct()
         {
             // All gradients in one pass over the images (`conv_grads.rs`). A pre-activation
@@ -459,7 +459,7 @@ impl ConvOp {
 /// # Errors
 /// Mismatched channels, a non-square kernel, a kernel larger than the padded image.
 pub fn conv2d_gemm(x: &Tensor, w: &Tensor, geometry: ConvGeometry) -> Result<Tensor> {
-    if !vaekit_core::has_cpu_kernel(x) {
+    if !crate::has_cpu_kernel(x) {
         return x.conv2d(w, geometry.padding, geometry.stride, geometry.dilation, 1);
     }
     x.contiguous()?
@@ -505,7 +505,7 @@ pub fn conv_transpose2d_gemm(
     stride: usize,
     output_padding: usize,
 ) -> Result<Tensor> {
-    if !vaekit_core::has_cpu_kernel(x) {
+    if !crate::has_cpu_kernel(x) {
         return x.conv_transpose2d(w, padding, output_padding, stride, 1);
     }
     let op = conv_transpose2d_op(x, w, padding, stride, output_padding)?;
@@ -561,8 +561,8 @@ pub(crate) fn conv_transpose2d_op(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::assert_all_close;
     use candle::{DType, Device, Var};
-    use vaekit_core::testing::assert_all_close;
     use vaekit_core::{NoiseSource, SeededNoise};
 
     /// Values and the gradients of input and kernel (of a weighted sum of the output)
@@ -595,8 +595,8 @@ mod tests {
                 .reshape(y.shape())?
                 .to_dtype(y.dtype())?;
             let g = (&y * &weights)?.sum_all()?.backward()?;
-            let gx = vaekit_core::testing::gradient_of(&g, xv.as_tensor())?;
-            let gw = vaekit_core::testing::gradient_of(&g, wv.as_tensor())?;
+            let gx = crate::testing::gradient_of(&g, xv.as_tensor())?;
+            let gw = crate::testing::gradient_of(&g, wv.as_tensor())?;
             [y, gx, gw]
                 .map(|t| t.to_dtype(DType::F64))
                 .into_iter()
@@ -759,7 +759,7 @@ mod tests {
             let got = x.as_tensor().apply_op2(dy.as_tensor(), op)?;
             assert_all_close(
                 &got,
-                &vaekit_core::testing::gradient_of(&reference, wv.as_tensor())?,
+                &crate::testing::gradient_of(&reference, wv.as_tensor())?,
                 1e-10,
                 1e-10,
             )?;
@@ -770,8 +770,8 @@ mod tests {
                 .backward()?;
             for v in [&x, &dy] {
                 assert_all_close(
-                    &vaekit_core::testing::gradient_of(&ours, v.as_tensor())?,
-                    &vaekit_core::testing::gradient_of(&theirs, v.as_tensor())?,
+                    &crate::testing::gradient_of(&ours, v.as_tensor())?,
+                    &crate::testing::gradient_of(&theirs, v.as_tensor())?,
                     1e-10,
                     1e-10,
                 )?;
@@ -788,7 +788,7 @@ mod tests {
         let x = noise.standard_normal(&(10, 8, 12, 12).into(), DType::F32, dev)?;
         let w = noise.standard_normal(&(8, 8, 3, 3).into(), DType::F32, dev)?;
         let run = |threads: usize| -> Result<Vec<Vec<f32>>> {
-            let pool = vaekit_core::testing::thread_pool(threads)?;
+            let pool = crate::testing::thread_pool(threads)?;
             pool.install(|| {
                 let (xv, wv) = (Var::from_tensor(&x)?, Var::from_tensor(&w)?);
                 let y = conv2d_gemm(
@@ -800,8 +800,8 @@ mod tests {
                     },
                 )?;
                 let g = y.sqr()?.sum_all()?.backward()?;
-                let gx = vaekit_core::testing::gradient_of(&g, xv.as_tensor())?;
-                let gw = vaekit_core::testing::gradient_of(&g, wv.as_tensor())?;
+                let gx = crate::testing::gradient_of(&g, xv.as_tensor())?;
+                let gw = crate::testing::gradient_of(&g, wv.as_tensor())?;
                 [y, gx, gw]
                     .iter()
                     .map(|t| t.flatten_all()?.to_vec1::<f32>())

@@ -16,15 +16,15 @@
 //! the kernel's gradient summed in the same image blocks, the bias's in image order.
 //!
 //! The op is not differentiable; with candle's `CANDLE_GRAD_DO_NOT_DETACH`
-//! ([`vaekit_core::second_order_gradients`]) the maps run as their own ops instead.
+//! ([`crate::second_order_gradients`]) the maps run as their own ops instead.
 
 use crate::channel_affine::lane_sum;
+use crate::contiguous_slice;
 use crate::conv_direct::DirectConv;
 use crate::conv_gemm::IMAGE_BLOCK;
 use crate::im2col::Grid;
 use candle::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
-use vaekit_core::contiguous_slice;
 
 /// `(g, x, w)` to `[dx | dw]`, flat, or `[dx | dw | db]` with `bias`: the gradients of `x`,
 /// `w` and a per-channel bias on the output, for the output gradient `g`, of the

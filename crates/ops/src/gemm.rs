@@ -329,7 +329,7 @@ mod tests {
         }
         let b: Vec<f64> = (0..k * n).map(|i| bt[(i % n) * k + i / n]).collect();
         for threads in [1, 2, 3] {
-            let pool = vaekit_core::testing::thread_pool(threads)?;
+            let pool = crate::testing::thread_pool(threads)?;
             for transposed in [true, false] {
                 let bm = match transposed {
                     true => MatRef::row_major(&bt, n, k).t(),
@@ -377,7 +377,7 @@ mod tests {
                 .to_vec1::<f32>()?;
             let mut results = Vec::new();
             for threads in [1, 2, 3] {
-                let pool = vaekit_core::testing::thread_pool(threads)?;
+                let pool = crate::testing::thread_pool(threads)?;
                 for threaded in [true, false] {
                     let mut dst = vec![0f32; m * n];
                     pool.install(|| {

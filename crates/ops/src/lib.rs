@@ -1,7 +1,8 @@
 //! # vaekit-ops
 //!
-//! vaekit's CPU kernels, each a candle op with its own backward, called by the layers of
-//! `vaekit-nets`. Each public function takes tensors on any device and chooses inside itself
+//! vaekit's kernels, at the bottom of its crate graph: each a candle op with its own
+//! backward, called by the modelling crates (which hold no `unsafe` and no storage matches),
+//! and the thread pool they run on. Each public function takes tensors on any device and chooses inside itself
 //! between the CPU kernel and the equivalent composition of candle primitives (other
 //! devices, other dtypes), so a layer has one code path.
 //!
@@ -24,37 +25,78 @@
 //!   [`standard_normal_log_prob_sum`] and [`normal_reparameterize`] (`μ + σ ε` with
 //!   `log q` in the same pass).
 //!
+//! - Element-wise numerics: [`softplus`], [`log_sigmoid`], [`log1mexp`], [`tanh`], [`elu`],
+//!   [`clamp_preserve_gradients`], the Bernoulli log-likelihoods ([`bernoulli_log_prob_sum`],
+//!   [`bernoulli_sum_and_score`]) on branch-free f32 math dispatched to AVX-512 or AVX2 at run
+//!   time ([`avx2_dispatch!`]); [`log_mean_exp`], [`log_sum_exp`], [`log_softmax`];
+//!   [`expand_leading`] with a block-sum backward.
+//! - Randomness's kernels: [`philox4x32_10`] and its blocks, [`box_muller`] (the seeded noise
+//!   source itself is `vaekit_core::SeededNoise`).
+//! - Threads: [`pool`], [`on_pool`], [`for_chunks`], [`keep_awake`].
+//! - [`testing`]: finite differences, autograd gradients, moment checks, closeness.
+//!
 //! Every kernel is tested against its candle composition (values and gradients), and the
-//! SIMD paths against the portable ones. CPU kernels and `unsafe` live here (and, until they
-//! move, in `vaekit-core`'s numerics); the modelling crates call these functions.
+//! SIMD paths against the portable ones. CUDA versions of the fused ops launch
+//! `vaekit-kernels` (feature `cuda`). With the default `fast-alloc` feature this crate links
+//! `vaekit-alloc`, so every program that uses vaekit gets mimalloc and candle's thread settings
+//! at load time.
+
+// Links vaekit-alloc (mimalloc, configured at load time) into every program that uses vaekit.
+#[cfg(feature = "fast-alloc")]
+pub use vaekit_alloc::configure as configure_process;
 
 mod adam_update;
+mod awake;
+mod box_muller;
 mod channel_affine;
 mod conv_bias;
 mod conv_direct;
 mod conv_gemm;
 mod conv_grads;
+mod expand;
 mod gemm;
+mod grad_mode;
 mod im2col;
 mod im2col_phase;
 mod linear_bernoulli;
 mod matmul;
 mod matmul_grads;
 mod normal_fused;
+mod numerics;
 mod peak;
+mod philox;
 mod squared_norm;
+mod storage;
+pub mod testing;
+mod threads;
 mod weight_ops;
 
 pub use adam_update::{AdamStep, adam_update, adam_update_applies};
+pub use awake::{IDLE_LIMIT, START_LIMIT, keep_awake};
+// Philox's and Box–Muller's building blocks, for vaekit-core's `SeededNoise` only.
+#[doc(hidden)]
+pub use box_muller::{TWO_POW_M53, box_muller, box_muller_f32};
 pub use channel_affine::{bias_add, channel_affine};
 pub use conv_bias::{conv_transpose2d_bias, conv2d_bias};
 pub use conv_gemm::{conv_transpose2d_gemm, conv2d_gemm};
+pub use expand::expand_leading;
+pub use grad_mode::second_order_gradients;
 pub use im2col::ConvGeometry;
 pub use linear_bernoulli::linear_bernoulli_sum;
 pub use matmul::{LinearT, linear_t, matmul_t};
 pub use normal_fused::{
     HALF_LN_2PI, normal_log_prob_sum, normal_reparameterize, standard_normal_log_prob_sum,
 };
+pub use numerics::{
+    FusedActivation, bernoulli_log_prob, bernoulli_log_prob_sum, bernoulli_sum_and_score,
+    clamp_preserve_gradients, elu, is_finite, log_mean_exp, log_sigmoid, log_softmax, log_sum_exp,
+    log1mexp, map_elementwise, softplus, tanh,
+};
 pub use peak::{fma_isa, fma_peak_gflops};
+pub use philox::philox4x32_10;
+#[doc(hidden)]
+pub use philox::{LANES, philox_blocks, words64};
 pub use squared_norm::squared_norm;
+pub use storage::{contiguous_part, contiguous_slice, has_cpu_kernel, has_kernel};
+pub use threads::{PAR_MIN_ELEMS, POOL_STACK_BYTES, for_chunks, for_chunks_above, on_pool, pool};
 pub use weight_ops::{masked, row_norm};

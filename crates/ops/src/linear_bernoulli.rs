@@ -2,7 +2,7 @@
 //! `log p(x|h) = Σ_p log Bernoulli(x_bp; l_rp)` with logits `l = h · Wᵀ + b`, rows
 //! `r = b·S + s`.
 //!
-//! Composed ([`crate::matmul::linear_t`], then [`vaekit_core::bernoulli_log_prob_sum`]), the
+//! Composed ([`crate::matmul::linear_t`], then [`crate::bernoulli_log_prob_sum`]), the
 //! logits are a tensor of candle's graph, and their gradient `g_r (x - σ(l))` is a second one
 //! of the same size, which candle's backward adds into a zero-filled copy before the layer's
 //! backward reads it. At IWAE's `B·S = 5000` rows of 784 pixels that is three passes over
@@ -13,15 +13,15 @@
 //! `[B·S, P]` enters the graph.
 //!
 //! The backward is not differentiable; with candle's `CANDLE_GRAD_DO_NOT_DETACH`
-//! ([`vaekit_core::second_order_gradients`]) the composition is used instead.
+//! ([`crate::second_order_gradients`]) the composition is used instead.
 
 use crate::gemm::{Accumulate, MatRef, gemm_into};
 use crate::matmul::{linear_dims, linear_t, linear_t_cpu};
 use crate::matmul_grads::grads_cpu;
+use crate::{PAR_MIN_ELEMS, contiguous_slice};
 use candle::{CpuStorage, CustomOp3, DType, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 use std::sync::Mutex;
-use vaekit_core::{PAR_MIN_ELEMS, contiguous_slice};
 
 /// The forward op: `(h [N, K], w [P, K], b [P])` with the values `x [B, P]` held, giving
 /// `[B, N/B]`. Keeps the local gradient `x - σ(l)` (`[N, P]`) for its backward.
@@ -77,7 +77,7 @@ impl CustomOp3 for LinearBernoulli {
                 candle::bail!("{name}: values {:?} for {n} rows of {m}", self.x.dims());
             }
             let mut logits = linear_t_cpu(h, w, bias, (n, k, m))?;
-            let sums = vaekit_core::bernoulli_sum_and_score(&mut logits, x, m)?;
+            let sums = crate::bernoulli_sum_and_score(&mut logits, x, m)?;
             *self.score.lock().map_err(|_| poisoned())? = Some(logits);
             Ok((CpuStorage::F32(sums), Shape::from((b, n / b))))
         })
@@ -234,7 +234,7 @@ impl CustomOp3 for LinearBernoulliGrad {
 /// One op on CPU in f32 when `h` or a parameter is tracked by autograd (module docs): it
 /// then also forms `x - σ(l)` and keeps it (`[B·S, P]`) until the backward or until the
 /// graph is dropped. The composition ([`linear_t`] then
-/// [`vaekit_core::bernoulli_log_prob_sum`], the same values bit for bit) otherwise: on
+/// [`crate::bernoulli_log_prob_sum`], the same values bit for bit) otherwise: on
 /// other devices and dtypes, with nothing tracked (evaluation with detached parameters),
 /// with `x` differentiated, and under `CANDLE_GRAD_DO_NOT_DETACH`. Both convert `x` to
 /// the logits' dtype.
@@ -253,9 +253,9 @@ pub fn linear_bernoulli_sum(h: &Tensor, w: &Tensor, b: &Tensor, x: &Tensor) -> R
         && x.device().is_cpu()
         && !x.track_op()
         && (h.track_op() || w.track_op() || b.track_op())
-        && !vaekit_core::second_order_gradients();
+        && !crate::second_order_gradients();
     if !fused {
-        return vaekit_core::bernoulli_log_prob_sum(&linear_t(h, w, b)?, x);
+        return crate::bernoulli_log_prob_sum(&linear_t(h, w, b)?, x);
     }
     let op = LinearBernoulli {
         x: x.to_dtype(DType::F32)?.contiguous()?,

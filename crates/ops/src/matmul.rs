@@ -6,11 +6,11 @@
 //! decoder (the weights need none; a third of a leapfrog step's GEMMs). This op checks
 //! `track_op` on each operand first.
 
+use crate::FusedActivation;
 use crate::gemm::{MatRef, gemm_acc};
 use crate::matmul_grads::matmul_t_grad_pair;
 use candle::backend::BackendStorage;
 use candle::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
-use vaekit_core::FusedActivation;
 
 /// `x: [N, in]`, `w: [out, in]` give `[N, out]`.
 struct MatmulT;
@@ -80,10 +80,10 @@ fn matmul_t_grads(
 /// as `b` in every row and the GEMM accumulates into it (no zeroed output, no separate bias
 /// pass), then `f` is applied to it in place of a second op. The backward forms `g f'(x)`
 /// from the saved output (when there is an `f`) and computes only the gradients autograd
-/// tracks. With an activation, f32 only (the kernels of `vaekit_core::tanh` / `elu`).
+/// tracks. With an activation, f32 only (the kernels of `crate::tanh` / `elu`).
 pub struct LinearT(pub Option<FusedActivation>);
 
-/// Elements per parallel task of the bias fill ([`vaekit_core::for_chunks`]).
+/// Elements per parallel task of the bias fill ([`crate::for_chunks`]).
 const FILL_CHUNK: usize = 1 << 15;
 
 /// `(N, in, out)` of `x: [N, in]`, `w: [out, in]`, `b: [out]`.
@@ -121,7 +121,7 @@ pub(crate) fn linear_t_cpu<T: WithDType>(
 ) -> Result<Vec<T>> {
     let mut out = vec![T::zero(); n * m];
     let m1 = m.max(1);
-    vaekit_core::for_chunks(&mut out, FILL_CHUNK.div_ceil(m1) * m1, |_, block| {
+    crate::for_chunks(&mut out, FILL_CHUNK.div_ceil(m1) * m1, |_, block| {
         block.chunks_mut(m1).for_each(|row| row.copy_from_slice(b))
     });
     gemm_acc(
@@ -152,7 +152,7 @@ impl CustomOp3 for LinearT {
     ) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
         let (n, k, m) = linear_dims(l1, l2, l3, name)?;
-        use vaekit_core::contiguous_part as part;
+        use crate::contiguous_part as part;
         let out = match (s1, s2, s3, self.0) {
             (CpuStorage::F32(x), CpuStorage::F32(w), CpuStorage::F32(b), act) => {
                 let (x, w, b) = (part(x, l1, name)?, part(w, l2, name)?, part(b, l3, name)?);
@@ -203,7 +203,7 @@ impl CustomOp3 for LinearT {
 /// # Errors
 /// Shapes other than `[N, in]`, `[out, in]` and `[out]`.
 pub fn linear_t(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
-    if vaekit_core::has_cpu_kernel(x) && x.rank() == 2 {
+    if crate::has_cpu_kernel(x) && x.rank() == 2 {
         x.contiguous()?
             .apply_op3(&w.contiguous()?, &b.contiguous()?, LinearT(None))
     } else {
@@ -218,7 +218,7 @@ pub fn linear_t(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
 /// # Errors
 /// Shapes other than `[N, in]` and `[out, in]`.
 pub fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    if vaekit_core::has_cpu_kernel(x) && x.rank() == 2 {
+    if crate::has_cpu_kernel(x) && x.rank() == 2 {
         x.contiguous()?.apply_op2(&w.contiguous()?, MatmulT)
     } else {
         x.broadcast_matmul(&w.t()?)
@@ -228,8 +228,8 @@ pub fn matmul_t(x: &Tensor, w: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::assert_all_close;
     use candle::{DType, Device, Var};
-    use vaekit_core::testing::assert_all_close;
     use vaekit_core::{NoiseSource, SeededNoise};
 
     /// Values and gradients against candle's matmul with every combination of tracked

@@ -77,7 +77,7 @@ impl CustomOp3 for MatmulGrads {
     ) -> Result<(CpuStorage, Shape)> {
         let d = dims(l1, l2, l3)?;
         let name = self.name();
-        use vaekit_core::contiguous_part as part;
+        use crate::contiguous_part as part;
         let out = match (s1, s2, s3) {
             (CpuStorage::F32(g), CpuStorage::F32(x), CpuStorage::F32(w)) => {
                 let (g, x, w) = (part(g, l1, name)?, part(x, l2, name)?, part(w, l3, name)?);
@@ -126,7 +126,7 @@ fn split(flat: &Tensor, x: &[usize], w: &[usize]) -> Result<(Tensor, Tensor)> {
 /// # Errors
 /// Mismatched shapes.
 pub(crate) fn matmul_t_grad_pair(g: &Tensor, x: &Tensor, w: &Tensor) -> Result<(Tensor, Tensor)> {
-    if vaekit_core::has_cpu_kernel(g) && g.rank() == 2 {
+    if crate::has_cpu_kernel(g) && g.rank() == 2 {
         let flat = g
             .contiguous()?
             .apply_op3(&x.contiguous()?, &w.contiguous()?, MatmulGrads)?;
@@ -139,8 +139,8 @@ pub(crate) fn matmul_t_grad_pair(g: &Tensor, x: &Tensor, w: &Tensor) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{assert_all_close, gradient_of};
     use candle::{DType, Device, Var};
-    use vaekit_core::testing::{assert_all_close, gradient_of};
     use vaekit_core::{NoiseSource, SeededNoise};
 
     /// Values against the two matmuls, and the gradients of a weighted sum of both results
@@ -186,7 +186,7 @@ mod tests {
             normal((100, 784))?,
             normal((200, 784))?,
         );
-        let pool = vaekit_core::testing::thread_pool(2)?;
+        let pool = crate::testing::thread_pool(2)?;
         let (dx, dw) = pool.install(|| matmul_t_grad_pair(&g, &x, &w))?;
         assert_all_close(&dx, &g.matmul(&w)?, 1e-5, 1e-4)?;
         assert_all_close(&dw, &g.t()?.matmul(&x)?, 1e-5, 1e-4)?;

@@ -24,7 +24,7 @@ fn sum_squares<T: WithDType>(x: &[T]) -> f64 {
     acc.iter().sum::<f64>() + tail
 }
 
-vaekit_core::avx2_dispatch! {
+crate::avx2_dispatch! {
     fn sum_squares_f32(x: &[f32]) -> f64 {
         sum_squares(x)
     }
@@ -63,7 +63,7 @@ impl candle::CustomOp1 for SumSquares {
 /// # Errors
 /// Tensor errors.
 pub fn squared_norm(g: &Tensor) -> Result<f64> {
-    if vaekit_core::has_kernel(g, &[DType::F32, DType::F64]) {
+    if crate::has_kernel(g, &[DType::F32, DType::F64]) {
         return g
             .contiguous()?
             .apply_op1_no_bwd(&SumSquares)?

@@ -5,19 +5,19 @@
 //! `mul` backward also computes the mask's gradient; `sqr` and `sum` each add passes), on
 //! weights of 1920 x 1920. These two ops take one pass each way.
 
+use crate::contiguous_part;
 use candle::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use candle::{WithDType, backend::BackendStorage};
 use rayon::prelude::*;
-use vaekit_core::contiguous_part;
 
 /// Elements per parallel task (a MADE layer of 1920 x 1920 has 3.7 M).
 const PAR_CHUNK: usize = 1 << 15;
 
 /// `out` (`cols` wide, row-major) filled by `f(first_row, block)` over blocks of whole rows,
-/// on rayon's threads for large outputs ([`vaekit_core::for_chunks`]).
+/// on rayon's threads for large outputs ([`crate::for_chunks`]).
 fn for_row_blocks<T: Send>(out: &mut [T], cols: usize, f: impl Fn(usize, &mut [T]) + Sync) {
     let cols = cols.max(1);
-    vaekit_core::for_chunks(out, PAR_CHUNK.div_ceil(cols) * cols, |off, block| {
+    crate::for_chunks(out, PAR_CHUNK.div_ceil(cols) * cols, |off, block| {
         f(off / cols, block)
     });
 }
@@ -90,7 +90,7 @@ fn row_norms<T: WithDType>(w: &[T], cols: usize) -> Vec<T> {
         let s: f64 = row.iter().map(|&x| x.to_f64() * x.to_f64()).sum();
         T::from_f64((s + FLOOR).sqrt())
     };
-    if w.len() >= vaekit_core::PAR_MIN_ELEMS {
+    if w.len() >= crate::PAR_MIN_ELEMS {
         w.par_chunks(cols.max(1)).map(norm).collect()
     } else {
         w.chunks(cols.max(1)).map(norm).collect()
@@ -192,7 +192,7 @@ impl CustomOp3 for RowNormGrad {
 /// # Errors
 /// Different shapes or dtypes.
 pub fn masked(v: &Tensor, mask: &Tensor) -> Result<Tensor> {
-    if vaekit_core::has_cpu_kernel(v) {
+    if crate::has_cpu_kernel(v) {
         v.contiguous()?
             .apply_op2(&mask.to_dtype(v.dtype())?.contiguous()?, Mask)
     } else {
@@ -208,7 +208,7 @@ pub fn masked(v: &Tensor, mask: &Tensor) -> Result<Tensor> {
 /// # Errors
 /// A rank other than 2.
 pub fn row_norm(w: &Tensor) -> Result<Tensor> {
-    if vaekit_core::has_cpu_kernel(w) {
+    if crate::has_cpu_kernel(w) {
         w.contiguous()?.apply_op1(RowNorm)
     } else {
         (w.sqr()?.sum(1)? + FLOOR)?.sqrt()
@@ -218,8 +218,8 @@ pub fn row_norm(w: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::assert_all_close;
     use candle::{DType, Device, Var};
-    use vaekit_core::testing::assert_all_close;
     use vaekit_core::{NoiseSource, SeededNoise};
 
     /// `g · (v ⊙ m) / |v ⊙ m|`-style use: values and the gradient of `v` against the candle
@@ -257,7 +257,7 @@ mod tests {
             };
             let y = wm.broadcast_div(&n.unsqueeze(1)?)?;
             let g = (&y * &w)?.sum_all()?.backward()?;
-            let dv = vaekit_core::testing::gradient_of(&g, vv.as_tensor())?;
+            let dv = crate::testing::gradient_of(&g, vv.as_tensor())?;
             Ok(vec![wm, n, dv])
         };
         for (a, e) in run(true)?.iter().zip(run(false)?.iter()) {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use vaekit_core::SeededNoise;
 use vaekit_datasets::DataSource;
-use vaekit_objectives::{Objective, ObjectiveConfig, data_dependent_init};
+use vaekit_objectives::{ObjectiveConfig, data_dependent_init};
 
 /// What [`Trainer::fit`] does besides the training steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -22,6 +22,11 @@ pub struct FitConfig {
     /// The test bound after every epoch: the objective, the batch size (`>= 1`) and the
     /// seed of its own noise stream (the training stream is not touched).
     pub test: Option<TestEvaluation>,
+    /// Run the data-dependent initialisation ([`Trainer::data_init`]) before the first step
+    /// of a trainer that has taken none. `false` for a store whose values are already
+    /// final (loaded, or initialised by the caller): weight norm's gains and biases would
+    /// be overwritten.
+    pub data_init: bool,
 }
 
 /// The per-epoch test evaluation of [`FitConfig::test`].
@@ -39,10 +44,7 @@ impl TestEvaluation {
     /// The single-sample ELBO with analytic KL, in batches of 500, with noise from `seed`.
     pub fn elbo(seed: u64) -> Self {
         Self {
-            objective: ObjectiveConfig::from(Objective::Elbo {
-                num_samples: 1,
-                analytic_kl: true,
-            }),
+            objective: ObjectiveConfig::elbo(),
             batch_size: 500,
             seed,
         }
@@ -116,15 +118,17 @@ impl Trainer<'_> {
     /// after every epoch when the trainer has a checkpoint directory
     /// ([`Trainer::with_checkpoints`]).
     ///
-    /// A trainer that has taken no step yet first runs the data-dependent initialisation
-    /// (weight norm's gains and biases; nothing for other layers) on the first
-    /// `batch_size` rows of `train`, transformed, with noise of its own
+    /// With [`FitConfig::data_init`], a trainer that has taken no step yet first runs the
+    /// data-dependent initialisation (weight norm's gains and biases; nothing for other
+    /// layers) on the first `batch_size` rows of `train`, transformed, with noise of its own
     /// (`seed ^ 0x5eed_1d17`), so the training stream is not touched. Resume first
-    /// ([`Trainer::resume`]) to continue a run: it is then skipped.
+    /// ([`Trainer::resume`]) to continue a run: it is then skipped. The time budget counts
+    /// from after it.
     ///
     /// # Errors
-    /// An empty training set; a `time_budget_seconds` that is not `> 0`; a test batch size
-    /// of 0; those of [`Trainer::train_epoch`] and [`Trainer::evaluate`]; a hook's.
+    /// Before any step: an empty training set; a `time_budget_seconds` that is not `> 0`; a
+    /// test set without [`FitConfig::test`] or a test batch size of 0. Then those of
+    /// [`Trainer::train_epoch`] and [`Trainer::evaluate`], and a hook's.
     pub fn fit(
         &mut self,
         train: &dyn DataSource,
@@ -156,11 +160,26 @@ impl Trainer<'_> {
                 "fit: time_budget_seconds = {b}: must be > 0"
             )));
         }
-        let start = Instant::now();
-        let data_init = self.state().step == 0;
-        if data_init {
-            self.data_init(train, device)?;
+        match (test, &config.test) {
+            (Some(_), None) => {
+                return Err(TrainError::Config(
+                    "fit: a test set was given without FitConfig::test".into(),
+                ));
+            }
+            (_, Some(t)) if t.batch_size == 0 => {
+                return Err(TrainError::Config(
+                    "fit: test.batch_size = 0: must be at least 1".into(),
+                ));
+            }
+            _ => {}
         }
+        let data_init = config.data_init && self.state().step == 0;
+        if data_init {
+            self.data_init(train, device).map_err(|e| {
+                TrainError::Config(format!("data-dependent initialisation failed: {e}"))
+            })?;
+        }
+        let start = Instant::now();
         let first_epoch = self.state().epoch;
         let mut stopped_by_budget = false;
         let mut last_epoch_seconds = 0.0;

@@ -591,7 +591,8 @@ impl<'a> Trainer<'a> {
                     .iter()
                     .map(|(_, v)| v.as_tensor().copy())
                     .collect::<candle::Result<_>>()?;
-                let estimator_snapshot = self.loss.state();
+                let (estimator_snapshot, summary_snapshot) =
+                    (self.loss.state(), self.loss.summary());
                 let eval = self.loss.compute(
                     EvalContext::new(self.inference, self.model, &x, &mut self.noise)
                         .with_pass(Pass::Train)
@@ -637,6 +638,7 @@ impl<'a> Trainer<'a> {
                             var.set(saved)?;
                         }
                         self.loss.set_state(estimator_snapshot);
+                        self.loss.set_summary(summary_snapshot);
                         skipped += 1;
                         self.consecutive_nonfinite += 1;
                         self.state.skipped_steps += 1;

@@ -113,7 +113,23 @@ fn fit_runs_epochs_hooks_test_bound_init_and_budget() {
         epochs: 2,
         time_budget_seconds: None,
         test: Some(TestEvaluation::elbo(5)),
+        data_init: true,
     };
+    // A bad test setup is refused before any step.
+    let no_test = FitConfig {
+        test: None,
+        ..fit.clone()
+    };
+    assert!(t.fit(&train, Some(&test), &no_test, &dev, &mut ()).is_err());
+    let zero = FitConfig {
+        test: Some(TestEvaluation {
+            batch_size: 0,
+            ..TestEvaluation::elbo(5)
+        }),
+        ..fit.clone()
+    };
+    assert!(t.fit(&train, Some(&test), &zero, &dev, &mut ()).is_err());
+    assert_eq!((t.state().epoch, gain(&m.store)), (0, before.clone()));
     let mut log = Log::default();
     let out = t.fit(&train, Some(&test), &fit, &dev, &mut log).unwrap();
     assert_eq!(
@@ -126,6 +142,20 @@ fn fit_runs_epochs_hooks_test_bound_init_and_budget() {
         before.is_some() && gain(&m.store) != before,
         "weight norm's gains were initialised"
     );
+    // Without `data_init`, a fresh trainer's store is left as it is before the first step.
+    let m2 = vae();
+    let mut t2 = Trainer::new(TrainConfig::default(), &m2.store, &m2.q, &m2.p).unwrap();
+    t2.data_init(&train, &dev).unwrap();
+    let initialised = gain(&m2.store);
+    let no_init = FitConfig {
+        epochs: 0,
+        test: None,
+        data_init: false,
+        ..fit.clone()
+    };
+    let out = t2.fit(&train, None, &no_init, &dev, &mut ()).unwrap();
+    assert!(!out.data_init);
+    assert_eq!(gain(&m2.store), initialised);
     // The record's test bound is the trainer's own evaluation of the test rows.
     let last = log.records.last().unwrap();
     let again = t

@@ -35,9 +35,9 @@
 mod kernel;
 mod plan;
 
+use crate::FusedActivation;
 use crate::im2col::Grid;
 use plan::{Plan, PlanShape};
-use vaekit_core::FusedActivation;
 
 /// Output channels per register tile (the weights broadcast per column step).
 const MR: usize = 8;
@@ -501,7 +501,7 @@ impl DirectConv {
         let mut total = vec![0f32; if parts > 0 { size } else { 0 }];
         // Each element's parts added in order (the first copied), in blocks on rayon's
         // threads: the same sums as one pass, part by part.
-        vaekit_core::for_chunks(&mut total, 1 << 12, |first, block| {
+        crate::for_chunks(&mut total, 1 << 12, |first, block| {
             let len = block.len();
             block.copy_from_slice(&partials[first..][..len]);
             for p in 1..parts {

@@ -83,7 +83,7 @@ impl Plan {
             let mut packed = vec![0f32; offs.len() * c_in * ldw];
             // Blocks of 64 rows on rayon's threads for large kernels (a serial stretch the
             // other workers waited through).
-            vaekit_core::for_chunks(&mut packed, 64 * ldw, |first, rows| {
+            crate::for_chunks(&mut packed, 64 * ldw, |first, rows| {
                 for (r, row) in rows.chunks_exact_mut(ldw).enumerate() {
                     let i = first / ldw + r;
                     let (j, ci) = (i / c_in, i % c_in);

@@ -1,7 +1,7 @@
 use super::*;
 use crate::im2col::ConvGeometry;
+use crate::testing::{assert_all_close, gradient_of};
 use candle::{DType, Device, Result, Tensor, Var};
-use vaekit_core::testing::{assert_all_close, gradient_of};
 use vaekit_core::{NoiseSource, SeededNoise};
 
 fn geometry(k: usize, s: usize) -> ConvGeometry {

@@ -1,8 +1,8 @@
 use super::*;
 use crate::conv_gemm::{conv_transpose2d_gemm, conv2d_gemm};
 use crate::im2col::ConvGeometry;
+use crate::testing::assert_all_close;
 use candle::{DType, Device, Var};
-use vaekit_core::testing::assert_all_close;
 use vaekit_core::{NoiseSource, SeededNoise};
 
 /// `(dx, dw)` of `Σ conv_transpose2d(x, w) ⊙ g` through autograd (the combined op, where
@@ -125,7 +125,7 @@ fn results_do_not_depend_on_the_thread_count() -> Result<()> {
     let g2 = noise.standard_normal(&(9, 32, 14, 14).into(), DType::F32, &dev)?;
     let w2 = w.clone();
     let on = |threads: usize| -> Result<Vec<Vec<f32>>> {
-        let pool = vaekit_core::testing::thread_pool(threads)?;
+        let pool = crate::testing::thread_pool(threads)?;
         pool.install(|| {
             let [[dx, dw], _] = both_ways(&x, &w, &g)?;
             let [xv, wv, bv] = [&x2, &w2, &b2].map(Var::from_tensor);
@@ -135,7 +135,7 @@ fn results_do_not_depend_on_the_thread_count() -> Result<()> {
                 stride: 1,
                 dilation: 1,
             };
-            let pre = Some(vaekit_core::FusedActivation::Elu);
+            let pre = Some(crate::FusedActivation::Elu);
             let y = crate::conv_bias::conv2d_bias(
                 xv.as_tensor(),
                 wv.as_tensor(),

@@ -1,6 +1,6 @@
 use super::*;
+use crate::testing::assert_all_close;
 use candle::{Device, Var};
-use vaekit_core::testing::assert_all_close;
 use vaekit_core::{NoiseSource, SeededNoise};
 
 /// Inputs of `[B·S, K]`, `[P, K]`, `[P]` and binary values `[B, P]` (a few fractional).
@@ -44,7 +44,7 @@ fn case(seed: u64, (b, s, k, p): (usize, usize, usize, usize)) -> Result<Case> {
 
 /// The composition the op replaces, in `dtype`.
 fn composed(h: &Tensor, w: &Tensor, b: &Tensor, x: &Tensor) -> Result<Tensor> {
-    vaekit_core::bernoulli_log_prob_sum(&linear_t(h, w, b)?, x)
+    crate::bernoulli_log_prob_sum(&linear_t(h, w, b)?, x)
 }
 
 /// `(value, [dh, dw, db])` of `Σ g · f(h, w, b)` with the operands `tracked`, untracked
@@ -132,9 +132,9 @@ fn gradients_match_finite_differences() -> Result<()> {
         (composed(h, w, b, &x64)? * &g64)?.sum_all()
     };
     let fd = [
-        vaekit_core::testing::finite_difference_gradient(|t| objective(t, &w, &b), &h, 1e-5)?,
-        vaekit_core::testing::finite_difference_gradient(|t| objective(&h, t, &b), &w, 1e-5)?,
-        vaekit_core::testing::finite_difference_gradient(|t| objective(&h, &w, t), &b, 1e-5)?,
+        crate::testing::finite_difference_gradient(|t| objective(t, &w, &b), &h, 1e-5)?,
+        crate::testing::finite_difference_gradient(|t| objective(&h, t, &b), &w, 1e-5)?,
+        crate::testing::finite_difference_gradient(|t| objective(&h, &w, t), &b, 1e-5)?,
     ];
     for (ours, want) in d.iter().zip(&fd) {
         let ours = ours.as_ref().expect("tracked").to_dtype(DType::F64)?;
@@ -168,7 +168,7 @@ fn a_second_backward_gives_the_same_gradients() -> Result<()> {
 fn results_do_not_depend_on_the_thread_count() -> Result<()> {
     let c = case(11, (10, 50, 20, 784))?;
     let on = |threads: usize| -> Result<Vec<Vec<f32>>> {
-        let pool = vaekit_core::testing::thread_pool(threads)?;
+        let pool = crate::testing::thread_pool(threads)?;
         pool.install(|| {
             let (y, d) = run(&c, DType::F32, [true; 3], linear_bernoulli_sum)?;
             let mut all = vec![y.flatten_all()?.to_vec1::<f32>()?];

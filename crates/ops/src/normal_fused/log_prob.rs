@@ -3,8 +3,8 @@
 use super::{
     GradOp, HALF_LN_2PI, Needs, Plan, Storages, check_lens, fused_plan, split_grads, three,
 };
+use crate::{PAR_MIN_ELEMS, for_chunks_above};
 use candle::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
-use vaekit_core::{PAR_MIN_ELEMS, for_chunks_above};
 
 /// `Σ_event log N(value; loc, exp(log_scale))`: inputs `(value, loc, log_scale)`.
 struct LogProbSum {

@@ -20,8 +20,8 @@
 //! candle's `CANDLE_GRAD_DO_NOT_DETACH` set (candle's switch for gradients of gradients) the
 //! callers compose from candle primitives instead.
 
+use crate::{PAR_MIN_ELEMS, contiguous_slice, for_chunks_above, has_cpu_kernel};
 use candle::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
-use vaekit_core::{PAR_MIN_ELEMS, contiguous_slice, for_chunks_above, has_cpu_kernel};
 
 /// Runs `f` on the f32 or f64 contents of three CPU storages.
 macro_rules! typed3 {
@@ -285,13 +285,13 @@ impl CustomOp3 for GradOp {
 }
 
 /// The plan when every tensor is on the CPU in one float dtype and the parameters share a
-/// shape (and gradients are first-order, see [`vaekit_core::second_order_gradients`]).
+/// shape (and gradients are first-order, see [`crate::second_order_gradients`]).
 fn fused_plan(value: &Tensor, params: [&Tensor; 2], n: usize) -> Option<Plan> {
     let same = params
         .iter()
         .all(|p| p.dtype() == value.dtype() && p.dims() == params[0].dims());
     if !(has_cpu_kernel(value) && params.iter().all(|p| has_cpu_kernel(p)) && same)
-        || vaekit_core::second_order_gradients()
+        || crate::second_order_gradients()
     {
         return None;
     }

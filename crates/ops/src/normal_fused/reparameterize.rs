@@ -1,8 +1,8 @@
 //! `loc + scale · eps` with the parameters broadcast over samples, fused.
 
 use super::{GradOp, Needs, Plan, Storages, check_lens, fused_plan, split_grads, three};
+use crate::{PAR_MIN_ELEMS, for_chunks_above};
 use candle::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, WithDType};
-use vaekit_core::{PAR_MIN_ELEMS, for_chunks_above};
 
 /// `loc + scale · eps`: inputs `(eps, loc, scale)`.
 struct Reparameterize {

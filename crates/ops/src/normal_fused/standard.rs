@@ -1,8 +1,8 @@
 //! `Σ log N(x; 0, 1)` over event dimensions, fused.
 
 use super::{BLOCK, HALF_LN_2PI};
+use crate::{PAR_MIN_ELEMS, contiguous_slice, for_chunks_above, has_cpu_kernel};
 use candle::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
-use vaekit_core::{PAR_MIN_ELEMS, contiguous_slice, for_chunks_above, has_cpu_kernel};
 
 /// `Σ_w (-x²/2 - ½ ln 2π)` over the last `w` elements: one input, the output `out`.
 struct StandardLogProbSum {
@@ -124,7 +124,7 @@ pub fn standard_normal_log_prob_sum(value: &Tensor, n: usize) -> Result<Option<T
     if !has_cpu_kernel(value)
         || w == 0
         || value.elem_count() == 0
-        || vaekit_core::second_order_gradients()
+        || crate::second_order_gradients()
     {
         return Ok(None);
     }

@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::testing::{finite_difference_gradient, max_abs_diff};
 use candle::{D, DType, Device, Var};
-use vaekit_core::testing::{finite_difference_gradient, max_abs_diff};
 
 /// Deterministic values in `[lo, hi)`.
 fn filled(shape: &[usize], seed: u64, lo: f64, hi: f64) -> Tensor {
@@ -156,7 +156,7 @@ fn log_prob_sum_gradients_match_finite_differences() {
     );
     let f = fused_log_prob(1);
     let check = |auto: &Tensor, fd: Tensor| {
-        vaekit_core::testing::assert_all_close(auto, &fd, 1e-6, 1e-8).unwrap();
+        crate::testing::assert_all_close(auto, &fd, 1e-6, 1e-8).unwrap();
     };
     let (_, g) = value_and_grads(
         |v, l, s| (f(v, l, s) * 1.0).unwrap(),
@@ -283,11 +283,7 @@ fn results_do_not_depend_on_the_thread_count() {
         all.extend(z.1);
         all
     };
-    let on = |threads: usize| {
-        vaekit_core::testing::thread_pool(threads)
-            .unwrap()
-            .install(run)
-    };
+    let on = |threads: usize| crate::testing::thread_pool(threads).unwrap().install(run);
     for (a, b) in on(1).iter().zip(&on(3)) {
         assert_eq!(max_abs_diff(a, b).unwrap(), 0.0);
     }

@@ -27,7 +27,7 @@ pub fn contiguous_slice<'a, T: WithDType>(
 }
 
 /// Whether a CPU-only fused op covers `t`: a CPU tensor of f32 or f64. For the ops that have
-/// no CUDA kernel because candle's own CUDA ops serve (vaekit-nets'); elsewhere they fall back
+/// no CUDA kernel because candle's own CUDA ops serve (the layers' kernels); elsewhere they fall back
 /// to their composition of candle primitives.
 pub fn has_cpu_kernel(t: &Tensor) -> bool {
     t.device().is_cpu() && matches!(t.dtype(), DType::F32 | DType::F64)

@@ -128,8 +128,8 @@ pub fn expand_leading(t: &Tensor, shape: &Shape) -> Result<Tensor> {
 mod tests {
     use super::*;
     use crate::testing::{assert_all_close, gradient_of};
-    use crate::{NoiseSource, SeededNoise};
     use candle::{DType, Device, Var};
+    use vaekit_core::{NoiseSource, SeededNoise};
 
     /// Values and gradients against candle's `broadcast_as` (f64), leading-only shapes and
     /// shapes that fall back, a size-1 leading parameter axis, and a large input on rayon's

@@ -1,4 +1,4 @@
-//! Box–Muller normals from Philox words (see [`crate::SeededNoise`]'s stream layout):
+//! Box–Muller normals from Philox words (see `vaekit_core::SeededNoise`'s stream layout):
 //! element `2k` is `r cos(2π u2)`, element `2k + 1` is `r sin(2π u2)`, with
 //! `r = sqrt(-2 ln u1)`, all in f64.
 //!
@@ -14,7 +14,7 @@ use crate::philox::{LANES, words64};
 use std::f64::consts::{FRAC_PI_2, TAU};
 
 /// `2^-53`.
-pub(crate) const TWO_POW_M53: f64 = 1.0 / (1u64 << 53) as f64;
+pub const TWO_POW_M53: f64 = 1.0 / (1u64 << 53) as f64;
 
 /// `u1 ∈ (0, 1]` (never `ln 0`) and `u2 ∈ [0, 1)` of one block's two words.
 #[inline]
@@ -27,7 +27,7 @@ fn uniforms([w0, w1]: [u64; 2]) -> (f64, f64) {
 
 /// Box–Muller on the two words of one block, in f64, libm's `ln` and `sin_cos`.
 #[inline]
-pub(crate) fn box_muller(words: [u64; 2]) -> [f64; 2] {
+pub fn box_muller(words: [u64; 2]) -> [f64; 2] {
     let (u1, u2) = uniforms(words);
     let r = (-2.0 * u1.ln()).sqrt();
     let (sin, cos) = (TAU * u2).sin_cos();
@@ -37,7 +37,7 @@ pub(crate) fn box_muller(words: [u64; 2]) -> [f64; 2] {
 /// Box–Muller in f32 for up to `LANES` blocks: `out[2i], out[2i + 1]` from block `i`
 /// (`out` may end on an odd element). See the module docs for how they relate to
 /// [`box_muller`]'s values.
-pub(crate) fn box_muller_f32(words: &[[u32; 4]; LANES], out: &mut [f32]) {
+pub fn box_muller_f32(words: &[[u32; 4]; LANES], out: &mut [f32]) {
     let mut r = [0f64; LANES];
     let mut u2 = [0f64; LANES];
     for ((r, u2), w) in r.iter_mut().zip(&mut u2).zip(words) {

@@ -14,7 +14,7 @@
 /// way).
 ///
 /// ```
-/// vaekit_core::avx2_dispatch! {
+/// vaekit_ops::avx2_dispatch! {
 ///     /// `out[i] = 2 x[i]`.
 ///     fn double(out: &mut [f32], x: &[f32]) -> () {
 ///         for (o, &x) in out.iter_mut().zip(x) {

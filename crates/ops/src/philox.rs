@@ -46,11 +46,11 @@ pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
 }
 
 /// Blocks per call of [`philox_blocks`].
-pub(crate) const LANES: usize = 16;
+pub const LANES: usize = 16;
 
 /// A block's four 32-bit words as two 64-bit words, low word first.
 #[inline]
-pub(crate) fn words64(w: &[u32; 4]) -> [u64; 2] {
+pub fn words64(w: &[u32; 4]) -> [u64; 2] {
     [
         u64::from(w[0]) | (u64::from(w[1]) << 32),
         u64::from(w[2]) | (u64::from(w[3]) << 32),
@@ -61,7 +61,7 @@ crate::avx2_dispatch! {
 /// [`philox4x32_10`] of the counters `[lo(first + i), hi(first + i), 0, 0]` for
 /// `i < LANES`, one key: the same values, computed lane-parallel (structure of arrays, so
 /// that the 32 × 32 → 64-bit products of each round run 8 or 16 at once).
-pub(crate) fn philox_blocks(first: u64, key: [u32; 2], out: &mut [[u32; 4]; LANES]) -> () {
+pub fn philox_blocks(first: u64, key: [u32; 2], out: &mut [[u32; 4]; LANES]) -> () {
     let mut c = [[0u32; LANES]; 4];
     let [lo, hi, _, _] = &mut c;
     for (i, (lo, hi)) in lo.iter_mut().zip(hi.iter_mut()).enumerate() {
