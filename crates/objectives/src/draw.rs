@@ -1,8 +1,8 @@
 //! Draws from the posterior scored by the model: the log-weights every objective and
 //! estimator starts from.
 
+use crate::evaluation::Evaluation;
 use crate::model::{GenerativeModel, InferenceNetwork, LatentSample, Posterior};
-use crate::objective::Evaluation;
 use candle::{DType, Result, Tensor};
 use vaekit_core::NoiseSource;
 use vaekit_distributions::KlMethod;

@@ -3,8 +3,9 @@
 
 use crate::context::EvalContext;
 use crate::draw::{Draw, reparameterized_posterior};
+use crate::evaluation::Evaluation;
 use crate::free_bits::{free_bits_term, per_dim_pair};
-use crate::objective::{Evaluation, ObjectiveConfig};
+use crate::objective::ObjectiveConfig;
 use candle::{D, DType, Result, Tensor};
 use vaekit_distributions::{KlMethod, default_registry};
 

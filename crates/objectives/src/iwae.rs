@@ -3,7 +3,8 @@
 
 use crate::context::EvalContext;
 use crate::draw::{Draw, reparameterized_posterior};
-use crate::objective::{Evaluation, IwaeGradient};
+use crate::evaluation::Evaluation;
+use crate::objective::IwaeGradient;
 use candle::{D, DType, Result, Tensor};
 use vaekit_core::log_mean_exp;
 

@@ -23,6 +23,8 @@ mod discrete;
 mod draw;
 mod elbo;
 mod estimator;
+mod evaluate;
+mod evaluation;
 mod free_bits;
 mod iwae;
 mod linear_gaussian;
@@ -38,12 +40,11 @@ pub use discrete::{
     LatentUnits, split_layers,
 };
 pub use estimator::{EstimatorState, ScoreBaseline, vimco_leave_one_out, vimco_signals};
+pub use evaluate::{data_dependent_init, evaluate};
+pub use evaluation::Evaluation;
 pub use linear_gaussian::{LinearEncoder, LinearGaussian};
 pub use loss::{Loss, LossSummary};
 pub use model::{GenerativeModel, InferenceNetwork, LatentSample, Posterior};
-pub use objective::{
-    Evaluation, FreeBits, IwaeGradient, KlWarmup, Objective, ObjectiveConfig, data_dependent_init,
-    evaluate,
-};
+pub use objective::{FreeBits, IwaeGradient, KlWarmup, Objective, ObjectiveConfig};
 pub use relaxation::{Relaxation, TemperatureSchedule};
 pub use vae::{DecoderModel, EncoderFlow, GaussianFlowPosterior};

@@ -3,7 +3,9 @@
 
 use crate::context::EvalContext;
 use crate::estimator::EstimatorState;
-use crate::objective::{Evaluation, ObjectiveConfig, evaluate_with};
+use crate::evaluate::evaluate_with;
+use crate::evaluation::Evaluation;
+use crate::objective::ObjectiveConfig;
 use candle::Result;
 use serde::{Deserialize, Serialize};
 

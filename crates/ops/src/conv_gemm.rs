@@ -24,12 +24,10 @@
 use crate::FusedActivation;
 use crate::conv_direct::DirectConv;
 use crate::gemm::{Accumulate, MatRef, gemm_into};
+use crate::im2col::IMAGE_BLOCK;
 use crate::im2col::{ConvGeometry, Grid};
 use candle::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, WithDType};
 use rayon::prelude::*;
-
-/// Images per partial sum of the weight gradient.
-pub(crate) const IMAGE_BLOCK: usize = 4;
 
 /// Multiply-adds below which images run in order, with threaded GEMMs.
 const PARALLEL_MIN_MACS: usize = 1 << 18;

@@ -21,8 +21,8 @@
 use crate::channel_affine::lane_sum;
 use crate::contiguous_slice;
 use crate::conv_direct::DirectConv;
-use crate::conv_gemm::IMAGE_BLOCK;
 use crate::im2col::Grid;
+use crate::im2col::IMAGE_BLOCK;
 use candle::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 

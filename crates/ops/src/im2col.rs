@@ -11,6 +11,10 @@
 
 use candle::{Result, WithDType};
 
+/// Images per partial sum of a convolution's weight gradient (`conv_gemm`, `conv_grads`):
+/// fixed blocks, summed in order, so the result does not depend on the thread count.
+pub(crate) const IMAGE_BLOCK: usize = 4;
+
 /// The geometry of a 2-D convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvGeometry {

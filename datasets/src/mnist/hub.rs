@@ -2,7 +2,7 @@
 //! once into the four canonical IDX files in vaekit's cache.
 
 use super::file::MnistFile;
-use super::resolve::{DataOrigin, ResolvedDir};
+use super::origin::{DataOrigin, ResolvedDir};
 use crate::error::{DataError, Result};
 use crate::idx::encode_idx;
 use parquet::file::reader::{FileReader, SerializedFileReader};

@@ -5,10 +5,10 @@ mod file;
 #[cfg(feature = "hub")]
 mod hub;
 mod load;
+mod origin;
 mod resolve;
 
 pub use file::{MnistFile, SourceFile};
 pub use load::Mnist;
-pub use resolve::{
-    CACHE_DIR_ENV, DATA_DIR_ENV, DataOrigin, ResolvedDir, resolve_mnist_dir, vaekit_cache_dir,
-};
+pub use origin::{DataOrigin, ResolvedDir};
+pub use resolve::{CACHE_DIR_ENV, DATA_DIR_ENV, resolve_mnist_dir, vaekit_cache_dir};

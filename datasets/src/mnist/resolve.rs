@@ -2,8 +2,8 @@
 
 use super::file::MnistFile;
 use super::load::{find_file, has_all_files};
+use super::origin::{DataOrigin, ResolvedDir};
 use crate::error::{DataError, Result};
-use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// Environment variable naming a directory that holds the four MNIST IDX files (or holds
@@ -13,32 +13,6 @@ pub const DATA_DIR_ENV: &str = "VAEKIT_DATA_DIR";
 /// Environment variable overriding vaekit's cache directory (default
 /// `$XDG_CACHE_HOME/vaekit`, else `$HOME/.cache/vaekit`).
 pub const CACHE_DIR_ENV: &str = "VAEKIT_CACHE_DIR";
-
-/// Which step of the resolution order found the data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum DataOrigin {
-    /// The directory the caller named.
-    Explicit,
-    /// The directory in `$VAEKIT_DATA_DIR`.
-    Environment,
-    /// IDX files already in vaekit's cache (converted from an earlier Hub download).
-    Cache,
-    /// Parquet files already in the Hugging Face Hub cache, converted now.
-    HubCache,
-    /// Downloaded from the Hugging Face Hub now.
-    Download,
-}
-
-/// A directory holding the four MNIST files, and how it was found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ResolvedDir {
-    /// The directory.
-    pub dir: PathBuf,
-    /// The step that found it.
-    pub origin: DataOrigin,
-}
 
 /// vaekit's cache directory: `$VAEKIT_CACHE_DIR`, else `$XDG_CACHE_HOME/vaekit`, else
 /// `$HOME/.cache/vaekit`; `None` when none of these is set.

@@ -1,8 +1,8 @@
 //! Training through the Concrete (Gumbel-softmax) relaxation.
 
 use crate::draw::Draw;
+use crate::evaluation::Evaluation;
 use crate::model::{GenerativeModel, InferenceNetwork};
-use crate::objective::Evaluation;
 use crate::relaxation::{Relaxation, TemperatureSchedule};
 use candle::{Result, Tensor};
 use vaekit_core::NoiseSource;

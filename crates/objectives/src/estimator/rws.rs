@@ -1,8 +1,8 @@
 //! Reweighted wake-sleep: separate losses for the generative model and the inference network.
 
 use crate::draw::Draw;
+use crate::evaluation::Evaluation;
 use crate::model::{GenerativeModel, InferenceNetwork};
-use crate::objective::Evaluation;
 use candle::{D, Result, Tensor};
 use candle_nn::ops::softmax_last_dim;
 use vaekit_core::{NoiseSource, log_mean_exp};

@@ -2,8 +2,8 @@
 
 use super::state::EstimatorState;
 use crate::draw::Draw;
+use crate::evaluation::Evaluation;
 use crate::model::{GenerativeModel, InferenceNetwork};
-use crate::objective::Evaluation;
 use candle::{DType, Result, Tensor};
 use serde::{Deserialize, Serialize};
 use vaekit_core::NoiseSource;

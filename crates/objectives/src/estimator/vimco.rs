@@ -1,8 +1,8 @@
 //! VIMCO: the multi-sample score-function estimator with leave-one-out baselines.
 
 use crate::draw::Draw;
+use crate::evaluation::Evaluation;
 use crate::model::{GenerativeModel, InferenceNetwork};
-use crate::objective::Evaluation;
 use candle::{D, DType, Result, Tensor};
 use vaekit_core::{NoiseSource, log_mean_exp};
 use vaekit_nets::Pass;
