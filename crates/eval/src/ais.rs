@@ -211,60 +211,52 @@ pub fn ais_log_likelihood(
     noise: &mut dyn NoiseSource,
 ) -> Result<AisReport> {
     // On vaekit's pool, where parallel ops join cheaply (in place when already there).
-    vaekit_core::on_pool(|| ais_log_likelihood_here(inference, model, data, config, noise))
-}
-
-/// [`ais_log_likelihood`] on the calling thread.
-fn ais_log_likelihood_here(
-    inference: &dyn InferenceNetwork,
-    model: &dyn GenerativeModel,
-    data: &Tensor,
-    config: &AisConfig,
-    noise: &mut dyn NoiseSource,
-) -> Result<AisReport> {
-    if config.chains == 0 || config.batch_size == 0 {
-        candle::bail!("AIS: chains and batch_size must be > 0");
-    }
-    config.tuning.validate()?;
-    let betas = config.schedule.betas(config.num_steps)?;
-    let d = latent_dim(model)?;
-    let n = data.dim(0)?;
-    let (mut lls, mut errs) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let (mut acceptance, mut step_size, mut batches, mut grads) = (0.0, 0.0, 0usize, 0usize);
-    let mut begin = 0;
-    while begin < n {
-        let b = config.batch_size.min(n - begin);
-        let x = data.narrow(0, begin, b)?;
-        let path = VaePath::new(inference, model, &x, config.start)?;
-        let frozen = tune_step_sizes(&path, b, d, &x, &betas, config, noise)?;
-        let plan = frozen
-            .as_ref()
-            .map_or(StepSizePlan::Online, StepSizePlan::Frozen);
-        let start = noise.standard_normal(&(b, config.chains, d).into(), x.dtype(), x.device())?;
-        let out = anneal(&path, &start, &betas, &config.hmc, plan, noise)?;
-        let (ll, err) = log_mean_weights(&out.log_weights)?;
-        if let Some(i) = ll.iter().position(|v| !v.is_finite()) {
-            candle::bail!("AIS: log p(x) of data point {} is {}", begin + i, ll[i]);
+    vaekit_core::on_pool(|| -> Result<AisReport> {
+        if config.chains == 0 || config.batch_size == 0 {
+            candle::bail!("AIS: chains and batch_size must be > 0");
         }
-        lls.extend(ll);
-        errs.extend(err);
-        acceptance += out.mean_acceptance;
-        step_size += out.step_sizes.iter().sum::<f64>() / b as f64;
-        grads = out.gradient_evaluations;
-        batches += 1;
-        begin += b;
-    }
-    let (mean_ll, std_error) = mean_and_error(&lls);
-    Ok(AisReport {
-        mean_nll: -mean_ll,
-        std_error,
-        log_likelihoods: lls,
-        chain_std_errors: errs,
-        mean_acceptance: acceptance / batches.max(1) as f64,
-        mean_step_size: step_size / batches.max(1) as f64,
-        gradient_evaluations: grads,
-        step_size_tuning: config.tuning.describe(),
-        config: *config,
+        config.tuning.validate()?;
+        let betas = config.schedule.betas(config.num_steps)?;
+        let d = latent_dim(model)?;
+        let n = data.dim(0)?;
+        let (mut lls, mut errs) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut acceptance, mut step_size, mut batches, mut grads) = (0.0, 0.0, 0usize, 0usize);
+        let mut begin = 0;
+        while begin < n {
+            let b = config.batch_size.min(n - begin);
+            let x = data.narrow(0, begin, b)?;
+            let path = VaePath::new(inference, model, &x, config.start)?;
+            let frozen = tune_step_sizes(&path, b, d, &x, &betas, config, noise)?;
+            let plan = frozen
+                .as_ref()
+                .map_or(StepSizePlan::Online, StepSizePlan::Frozen);
+            let start =
+                noise.standard_normal(&(b, config.chains, d).into(), x.dtype(), x.device())?;
+            let out = anneal(&path, &start, &betas, &config.hmc, plan, noise)?;
+            let (ll, err) = log_mean_weights(&out.log_weights)?;
+            if let Some(i) = ll.iter().position(|v| !v.is_finite()) {
+                candle::bail!("AIS: log p(x) of data point {} is {}", begin + i, ll[i]);
+            }
+            lls.extend(ll);
+            errs.extend(err);
+            acceptance += out.mean_acceptance;
+            step_size += out.step_sizes.iter().sum::<f64>() / b as f64;
+            grads = out.gradient_evaluations;
+            batches += 1;
+            begin += b;
+        }
+        let (mean_ll, std_error) = mean_and_error(&lls);
+        Ok(AisReport {
+            mean_nll: -mean_ll,
+            std_error,
+            log_likelihoods: lls,
+            chain_std_errors: errs,
+            mean_acceptance: acceptance / batches.max(1) as f64,
+            mean_step_size: step_size / batches.max(1) as f64,
+            gradient_evaluations: grads,
+            step_size_tuning: config.tuning.describe(),
+            config: *config,
+        })
     })
 }
 

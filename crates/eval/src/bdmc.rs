@@ -54,22 +54,13 @@ pub fn bdmc(
     noise: &mut dyn NoiseSource,
 ) -> Result<BdmcReport> {
     // On vaekit's pool, where parallel ops join cheaply (in place when already there).
-    vaekit_core::on_pool(|| bdmc_here(inference, model, num_points, config, noise))
-}
-
-/// [`bdmc`] on the calling thread.
-fn bdmc_here(
-    inference: &dyn InferenceNetwork,
-    model: &dyn GenerativeModel,
-    num_points: usize,
-    config: &AisConfig,
-    noise: &mut dyn NoiseSource,
-) -> Result<BdmcReport> {
-    if num_points == 0 || config.chains == 0 || config.batch_size == 0 {
-        candle::bail!("BDMC: num_points, chains and batch_size must be > 0");
-    }
-    let (x, z) = model.sample(num_points, noise, Pass::Eval)?;
-    bdmc_on_pairs(inference, model, &x, &z, config, noise)
+    vaekit_core::on_pool(|| -> Result<BdmcReport> {
+        if num_points == 0 || config.chains == 0 || config.batch_size == 0 {
+            candle::bail!("BDMC: num_points, chains and batch_size must be > 0");
+        }
+        let (x, z) = model.sample(num_points, noise, Pass::Eval)?;
+        bdmc_on_pairs(inference, model, &x, &z, config, noise)
+    })
 }
 
 /// [`bdmc`] on given simulated pairs: `x_all: [N, P]` drawn from `p(x|z)` with
@@ -86,73 +77,64 @@ pub fn bdmc_on_pairs(
     noise: &mut dyn NoiseSource,
 ) -> Result<BdmcReport> {
     // On vaekit's pool, where parallel ops join cheaply (in place when already there).
-    vaekit_core::on_pool(|| bdmc_on_pairs_here(inference, model, x_all, z_all, config, noise))
-}
-
-/// [`bdmc_on_pairs`] on the calling thread.
-fn bdmc_on_pairs_here(
-    inference: &dyn InferenceNetwork,
-    model: &dyn GenerativeModel,
-    x_all: &Tensor,
-    z_all: &Tensor,
-    config: &AisConfig,
-    noise: &mut dyn NoiseSource,
-) -> Result<BdmcReport> {
-    let num_points = x_all.dim(0)?;
-    if z_all.dim(0)? != num_points || num_points == 0 {
-        candle::bail!("BDMC: need as many latents as data points, and at least one");
-    }
-    config.tuning.validate()?;
-    let forward_betas = config.schedule.betas(config.num_steps)?;
-    let reverse_betas: Vec<f64> = forward_betas.iter().rev().copied().collect();
-    let d = latent_dim(model)?;
-    let (mut forward, mut reverse) = (Vec::new(), Vec::new());
-    let mut begin = 0;
-    while begin < num_points {
-        let b = config.batch_size.min(num_points - begin);
-        let x = x_all.narrow(0, begin, b)?;
-        let z = z_all
-            .narrow(0, begin, b)?
-            .unsqueeze(1)?
-            .broadcast_as((b, config.chains, d))?
-            .contiguous()?;
-        let path = VaePath::new(inference, model, &x, config.start)?;
-        let exact = path.to_noise(&z)?;
-        // One pilot (forward) tunes the step sizes of both directions.
-        let frozen = tune_step_sizes(&path, b, d, &x, &forward_betas, config, noise)?;
-        let plan = frozen
-            .as_ref()
-            .map_or(StepSizePlan::Online, StepSizePlan::Frozen);
-        let start = noise.standard_normal(&(b, config.chains, d).into(), x.dtype(), x.device())?;
-        let up = anneal(&path, &start, &forward_betas, &config.hmc, plan, noise)?;
-        let down = anneal(&path, &exact, &reverse_betas, &config.hmc, plan, noise)?;
-        forward.extend(log_mean_weights(&up.log_weights)?.0);
-        reverse.extend(
-            log_mean_weights(&down.log_weights)?
-                .0
-                .into_iter()
-                .map(|v| -v),
-        );
-        begin += b;
-    }
-    if let Some(i) = forward
-        .iter()
-        .zip(&reverse)
-        .position(|(f, r)| !f.is_finite() || !r.is_finite())
-    {
-        candle::bail!("BDMC: non-finite estimate for simulated point {i}");
-    }
-    let (lower, lower_std_error) = mean_and_error(&forward);
-    let (upper, upper_std_error) = mean_and_error(&reverse);
-    Ok(BdmcReport {
-        lower,
-        upper,
-        gap: upper - lower,
-        lower_std_error,
-        upper_std_error,
-        forward,
-        reverse,
-        step_size_tuning: config.tuning.describe(),
-        config: *config,
+    vaekit_core::on_pool(|| -> Result<BdmcReport> {
+        let num_points = x_all.dim(0)?;
+        if z_all.dim(0)? != num_points || num_points == 0 {
+            candle::bail!("BDMC: need as many latents as data points, and at least one");
+        }
+        config.tuning.validate()?;
+        let forward_betas = config.schedule.betas(config.num_steps)?;
+        let reverse_betas: Vec<f64> = forward_betas.iter().rev().copied().collect();
+        let d = latent_dim(model)?;
+        let (mut forward, mut reverse) = (Vec::new(), Vec::new());
+        let mut begin = 0;
+        while begin < num_points {
+            let b = config.batch_size.min(num_points - begin);
+            let x = x_all.narrow(0, begin, b)?;
+            let z = z_all
+                .narrow(0, begin, b)?
+                .unsqueeze(1)?
+                .broadcast_as((b, config.chains, d))?
+                .contiguous()?;
+            let path = VaePath::new(inference, model, &x, config.start)?;
+            let exact = path.to_noise(&z)?;
+            // One pilot (forward) tunes the step sizes of both directions.
+            let frozen = tune_step_sizes(&path, b, d, &x, &forward_betas, config, noise)?;
+            let plan = frozen
+                .as_ref()
+                .map_or(StepSizePlan::Online, StepSizePlan::Frozen);
+            let start =
+                noise.standard_normal(&(b, config.chains, d).into(), x.dtype(), x.device())?;
+            let up = anneal(&path, &start, &forward_betas, &config.hmc, plan, noise)?;
+            let down = anneal(&path, &exact, &reverse_betas, &config.hmc, plan, noise)?;
+            forward.extend(log_mean_weights(&up.log_weights)?.0);
+            reverse.extend(
+                log_mean_weights(&down.log_weights)?
+                    .0
+                    .into_iter()
+                    .map(|v| -v),
+            );
+            begin += b;
+        }
+        if let Some(i) = forward
+            .iter()
+            .zip(&reverse)
+            .position(|(f, r)| !f.is_finite() || !r.is_finite())
+        {
+            candle::bail!("BDMC: non-finite estimate for simulated point {i}");
+        }
+        let (lower, lower_std_error) = mean_and_error(&forward);
+        let (upper, upper_std_error) = mean_and_error(&reverse);
+        Ok(BdmcReport {
+            lower,
+            upper,
+            gap: upper - lower,
+            lower_std_error,
+            upper_std_error,
+            forward,
+            reverse,
+            step_size_tuning: config.tuning.describe(),
+            config: *config,
+        })
     })
 }

@@ -60,83 +60,72 @@ pub fn importance_sampled_log_likelihood(
     noise: &mut dyn NoiseSource,
 ) -> Result<NllReport> {
     // On vaekit's pool, where parallel ops join cheaply (in place when already there).
-    vaekit_core::on_pool(|| {
-        importance_sampled_log_likelihood_here(inference, model, data, config, noise)
-    })
-}
-
-/// [`importance_sampled_log_likelihood`] on the calling thread.
-fn importance_sampled_log_likelihood_here(
-    inference: &dyn InferenceNetwork,
-    model: &dyn GenerativeModel,
-    data: &Tensor,
-    config: &ImportanceConfig,
-    noise: &mut dyn NoiseSource,
-) -> Result<NllReport> {
-    let ImportanceConfig {
-        num_samples,
-        chunk,
-        batch_size,
-    } = *config;
-    if num_samples == 0 || chunk == 0 || batch_size == 0 {
-        candle::bail!("importance sampling: num_samples, chunk and batch_size must be > 0");
-    }
-    let n = data.dim(0)?;
-    let mut log_likelihoods = Vec::with_capacity(n);
-    let mut ess = Vec::with_capacity(n);
-    let mut start = 0;
-    while start < n {
-        let b = batch_size.min(n - start);
-        let x = data.narrow(0, start, b)?;
-        let posterior = inference.forward(&x, Pass::Eval)?;
-        // Running log Σ w and log Σ w² per data point.
-        let mut lse: Option<Tensor> = None;
-        let mut lse2: Option<Tensor> = None;
-        let mut drawn = 0;
-        while drawn < num_samples {
-            let s = chunk.min(num_samples - drawn);
-            let sample = posterior.rsample_with_log_prob(s, noise)?;
-            let log_w = (model.log_prob(&x, &sample.z.detach(), Pass::Eval)?
-                - sample.log_q.detach())?
-            .to_dtype(DType::F64)?;
-            let c1 = log_sum_exp(&log_w, D::Minus1, true)?;
-            let c2 = log_sum_exp(&(&log_w * 2.0)?, D::Minus1, true)?;
-            lse = Some(match lse {
-                Some(a) => log_sum_exp(&Tensor::cat(&[a, c1], 1)?, D::Minus1, true)?,
-                None => c1,
-            });
-            lse2 = Some(match lse2 {
-                Some(a) => log_sum_exp(&Tensor::cat(&[a, c2], 1)?, D::Minus1, true)?,
-                None => c2,
-            });
-            drawn += s;
+    vaekit_core::on_pool(|| -> Result<NllReport> {
+        let ImportanceConfig {
+            num_samples,
+            chunk,
+            batch_size,
+        } = *config;
+        if num_samples == 0 || chunk == 0 || batch_size == 0 {
+            candle::bail!("importance sampling: num_samples, chunk and batch_size must be > 0");
         }
-        let (Some(lse), Some(lse2)) = (lse, lse2) else {
-            candle::bail!("importance sampling: no sample drawn")
-        };
-        let ll = (lse.squeeze(1)? - (num_samples as f64).ln())?.to_vec1::<f64>()?;
-        let e = ((lse.squeeze(1)? * 2.0)? - lse2.squeeze(1)?)?
-            .exp()?
-            .to_vec1::<f64>()?;
-        for (i, v) in ll.iter().enumerate() {
-            if !v.is_finite() {
-                candle::bail!(
-                    "importance sampling: log p(x) of data point {} is {v}",
-                    start + i
-                );
+        let n = data.dim(0)?;
+        let mut log_likelihoods = Vec::with_capacity(n);
+        let mut ess = Vec::with_capacity(n);
+        let mut start = 0;
+        while start < n {
+            let b = batch_size.min(n - start);
+            let x = data.narrow(0, start, b)?;
+            let posterior = inference.forward(&x, Pass::Eval)?;
+            // Running log Σ w and log Σ w² per data point.
+            let mut lse: Option<Tensor> = None;
+            let mut lse2: Option<Tensor> = None;
+            let mut drawn = 0;
+            while drawn < num_samples {
+                let s = chunk.min(num_samples - drawn);
+                let sample = posterior.rsample_with_log_prob(s, noise)?;
+                let log_w = (model.log_prob(&x, &sample.z.detach(), Pass::Eval)?
+                    - sample.log_q.detach())?
+                .to_dtype(DType::F64)?;
+                let c1 = log_sum_exp(&log_w, D::Minus1, true)?;
+                let c2 = log_sum_exp(&(&log_w * 2.0)?, D::Minus1, true)?;
+                lse = Some(match lse {
+                    Some(a) => log_sum_exp(&Tensor::cat(&[a, c1], 1)?, D::Minus1, true)?,
+                    None => c1,
+                });
+                lse2 = Some(match lse2 {
+                    Some(a) => log_sum_exp(&Tensor::cat(&[a, c2], 1)?, D::Minus1, true)?,
+                    None => c2,
+                });
+                drawn += s;
             }
+            let (Some(lse), Some(lse2)) = (lse, lse2) else {
+                candle::bail!("importance sampling: no sample drawn")
+            };
+            let ll = (lse.squeeze(1)? - (num_samples as f64).ln())?.to_vec1::<f64>()?;
+            let e = ((lse.squeeze(1)? * 2.0)? - lse2.squeeze(1)?)?
+                .exp()?
+                .to_vec1::<f64>()?;
+            for (i, v) in ll.iter().enumerate() {
+                if !v.is_finite() {
+                    candle::bail!(
+                        "importance sampling: log p(x) of data point {} is {v}",
+                        start + i
+                    );
+                }
+            }
+            log_likelihoods.extend(ll);
+            ess.extend(e);
+            start += b;
         }
-        log_likelihoods.extend(ll);
-        ess.extend(e);
-        start += b;
-    }
-    let count = log_likelihoods.len() as f64;
-    let (mean_ll, std_error) = crate::ais::mean_and_error(&log_likelihoods);
-    Ok(NllReport {
-        mean_nll: -mean_ll,
-        std_error,
-        mean_ess: ess.iter().sum::<f64>() / count,
-        num_samples,
-        log_likelihoods,
+        let count = log_likelihoods.len() as f64;
+        let (mean_ll, std_error) = crate::ais::mean_and_error(&log_likelihoods);
+        Ok(NllReport {
+            mean_nll: -mean_ll,
+            std_error,
+            mean_ess: ess.iter().sum::<f64>() / count,
+            num_samples,
+            log_likelihoods,
+        })
     })
 }

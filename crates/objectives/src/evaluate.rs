@@ -56,6 +56,20 @@ pub(crate) fn evaluate_with(
     if num_samples == 0 {
         candle::bail!("objective: num_samples must be > 0");
     }
+    match config.objective {
+        Objective::Elbo { analytic_kl, .. } => elbo(config, analytic_kl, num_samples, ctx),
+        Objective::Iwae { gradient, .. } => iwae(gradient, num_samples, ctx),
+        _ => estimate(config, state, num_samples, ctx),
+    }
+}
+
+/// The estimators for latents that cannot be reparameterized (`estimator/`).
+fn estimate(
+    config: &ObjectiveConfig,
+    state: &mut EstimatorState,
+    num_samples: usize,
+    ctx: EvalContext,
+) -> Result<Evaluation> {
     let EvalContext {
         inference,
         model,
@@ -65,31 +79,6 @@ pub(crate) fn evaluate_with(
         pass,
     } = ctx;
     match config.objective {
-        Objective::Elbo { analytic_kl, .. } => elbo(
-            config,
-            analytic_kl,
-            num_samples,
-            EvalContext {
-                inference,
-                model,
-                x,
-                epoch,
-                noise,
-                pass,
-            },
-        ),
-        Objective::Iwae { gradient, .. } => iwae(
-            gradient,
-            num_samples,
-            EvalContext {
-                inference,
-                model,
-                x,
-                epoch,
-                noise,
-                pass,
-            },
-        ),
         Objective::Reinforce { baseline, .. } => estimator::reinforce(
             baseline,
             state,
@@ -119,5 +108,8 @@ pub(crate) fn evaluate_with(
             noise,
             pass,
         ),
+        Objective::Elbo { .. } | Objective::Iwae { .. } => {
+            candle::bail!("objective: the ELBO and IWAE are pathwise, not estimators")
+        }
     }
 }

@@ -22,18 +22,11 @@ pub(crate) fn iwae(
     num_samples: usize,
     ctx: EvalContext,
 ) -> Result<Evaluation> {
-    let EvalContext {
-        inference,
-        model,
-        x,
-        noise,
-        pass,
-        ..
-    } = ctx;
-    let posterior = reparameterized_posterior(inference, x, pass)?;
-    let sample = posterior.rsample_with_log_prob(num_samples, noise)?;
+    let (x, pass) = (ctx.x, ctx.pass);
+    let posterior = reparameterized_posterior(ctx.inference, x, pass)?;
+    let sample = posterior.rsample_with_log_prob(num_samples, ctx.noise)?;
     let log_q_stopped = sample.log_q_stopped.clone();
-    let draw = Draw::score(sample, model, x, pass)?;
+    let draw = Draw::score(sample, ctx.model, x, pass)?;
     // Differentiable log-weights (the draw's own `log_w64` is detached), [B, S].
     let log_w64 = (&draw.log_p - &draw.log_q)?.to_dtype(DType::F64)?;
     let bound_b = log_mean_exp(&log_w64, D::Minus1, false)?; // [B]

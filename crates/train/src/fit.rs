@@ -138,92 +138,83 @@ impl Trainer<'_> {
         hooks: &mut dyn FitHooks,
     ) -> Result<FitOutcome, TrainError> {
         // On vaekit's pool, where parallel ops join cheaply (in place when already there).
-        vaekit_core::on_pool(|| self.fit_here(train, test, config, device, hooks))
-    }
-
-    /// [`Self::fit`] on the calling thread.
-    fn fit_here(
-        &mut self,
-        train: &dyn DataSource,
-        test: Option<&dyn DataSource>,
-        config: &FitConfig,
-        device: &Device,
-        hooks: &mut dyn FitHooks,
-    ) -> Result<FitOutcome, TrainError> {
-        if train.is_empty() {
-            return Err(TrainError::Config("fit: the training set is empty".into()));
-        }
-        if let Some(b) = config.time_budget_seconds
-            && (b.is_nan() || b <= 0.0)
-        {
-            return Err(TrainError::Config(format!(
-                "fit: time_budget_seconds = {b}: must be > 0"
-            )));
-        }
-        match (test, &config.test) {
-            (Some(_), None) => {
-                return Err(TrainError::Config(
-                    "fit: a test set was given without FitConfig::test".into(),
-                ));
+        vaekit_core::on_pool(|| -> Result<FitOutcome, TrainError> {
+            if train.is_empty() {
+                return Err(TrainError::Config("fit: the training set is empty".into()));
             }
-            (_, Some(t)) if t.batch_size == 0 => {
-                return Err(TrainError::Config(
-                    "fit: test.batch_size = 0: must be at least 1".into(),
-                ));
+            if let Some(b) = config.time_budget_seconds
+                && (b.is_nan() || b <= 0.0)
+            {
+                return Err(TrainError::Config(format!(
+                    "fit: time_budget_seconds = {b}: must be > 0"
+                )));
             }
-            _ => {}
-        }
-        let data_init = config.data_init && self.state().step == 0;
-        if data_init {
-            self.data_init(train, device).map_err(|e| {
-                TrainError::Config(format!("data-dependent initialisation failed: {e}"))
-            })?;
-        }
-        let start = Instant::now();
-        let first_epoch = self.state().epoch;
-        let mut stopped_by_budget = false;
-        let mut last_epoch_seconds = 0.0;
-        while self.state().epoch < config.epochs {
-            if let Some(budget) = config.time_budget_seconds {
-                let elapsed = start.elapsed().as_secs_f64();
-                if elapsed + last_epoch_seconds > budget {
-                    hooks.budget_reached(self.state().epoch, elapsed);
-                    stopped_by_budget = true;
-                    break;
+            match (test, &config.test) {
+                (Some(_), None) => {
+                    return Err(TrainError::Config(
+                        "fit: a test set was given without FitConfig::test".into(),
+                    ));
                 }
-            }
-            let epoch_start = Instant::now();
-            hooks.epoch_started(self.state().epoch + 1);
-            let report = self.train_epoch_with_progress(train, device, &mut |done, total| {
-                hooks.batch_done(done, total)
-            })?;
-            let weights = self.evaluation_weights();
-            let (test_bound, test_bound_current) = match (test, &config.test) {
-                (Some(data), Some(t)) => {
-                    let bound = |w| self.evaluate(data, &t.objective, t.batch_size, t.seed, w);
-                    let current = match weights {
-                        Weights::Averaged => Some(bound(Weights::Current)?),
-                        Weights::Current => None,
-                    };
-                    (Some(bound(weights)?), current)
+                (_, Some(t)) if t.batch_size == 0 => {
+                    return Err(TrainError::Config(
+                        "fit: test.batch_size = 0: must be at least 1".into(),
+                    ));
                 }
-                _ => (None, None),
-            };
-            hooks.epoch_done(&EpochRecord {
-                report,
-                weights,
-                test_bound,
-                test_bound_current,
-                ema: self.ema_summary(),
-            })?;
-            self.checkpoint(None)?;
-            last_epoch_seconds = epoch_start.elapsed().as_secs_f64();
-        }
-        Ok(FitOutcome {
-            epochs_trained: self.state().epoch - first_epoch,
-            stopped_by_budget,
-            data_init,
-            seconds: start.elapsed().as_secs_f64(),
+                _ => {}
+            }
+            let data_init = config.data_init && self.state().step == 0;
+            if data_init {
+                self.data_init(train, device).map_err(|e| {
+                    TrainError::Config(format!("data-dependent initialisation failed: {e}"))
+                })?;
+            }
+            let start = Instant::now();
+            let first_epoch = self.state().epoch;
+            let mut stopped_by_budget = false;
+            let mut last_epoch_seconds = 0.0;
+            while self.state().epoch < config.epochs {
+                if let Some(budget) = config.time_budget_seconds {
+                    let elapsed = start.elapsed().as_secs_f64();
+                    if elapsed + last_epoch_seconds > budget {
+                        hooks.budget_reached(self.state().epoch, elapsed);
+                        stopped_by_budget = true;
+                        break;
+                    }
+                }
+                let epoch_start = Instant::now();
+                hooks.epoch_started(self.state().epoch + 1);
+                let report =
+                    self.train_epoch_with_progress(train, device, &mut |done, total| {
+                        hooks.batch_done(done, total)
+                    })?;
+                let weights = self.evaluation_weights();
+                let (test_bound, test_bound_current) = match (test, &config.test) {
+                    (Some(data), Some(t)) => {
+                        let bound = |w| self.evaluate(data, &t.objective, t.batch_size, t.seed, w);
+                        let current = match weights {
+                            Weights::Averaged => Some(bound(Weights::Current)?),
+                            Weights::Current => None,
+                        };
+                        (Some(bound(weights)?), current)
+                    }
+                    _ => (None, None),
+                };
+                hooks.epoch_done(&EpochRecord {
+                    report,
+                    weights,
+                    test_bound,
+                    test_bound_current,
+                    ema: self.ema_summary(),
+                })?;
+                self.checkpoint(None)?;
+                last_epoch_seconds = epoch_start.elapsed().as_secs_f64();
+            }
+            Ok(FitOutcome {
+                epochs_trained: self.state().epoch - first_epoch,
+                stopped_by_budget,
+                data_init,
+                seconds: start.elapsed().as_secs_f64(),
+            })
         })
     }
 

@@ -502,172 +502,168 @@ impl<'a> Trainer<'a> {
         progress: &mut (dyn FnMut(usize, usize) + Send),
     ) -> Result<EpochReport, TrainError> {
         // On vaekit's pool, where parallel ops join cheaply (in place when already there).
-        vaekit_core::on_pool(|| self.train_epoch_with_progress_here(data, device, progress))
-    }
-
-    /// [`Self::train_epoch_with_progress`] on the calling thread.
-    fn train_epoch_with_progress_here(
-        &mut self,
-        data: &dyn DataSource,
-        device: &Device,
-        progress: &mut (dyn FnMut(usize, usize) + Send),
-    ) -> Result<EpochReport, TrainError> {
-        let start = Instant::now();
-        let batcher = Batcher::new(
-            data.len(),
-            BatcherConfig {
-                batch_size: self.config.batch_size,
-                shuffle: true,
-                drop_last: false,
-            },
-        )
-        .map_err(|e| TrainError::Config(e.to_string()))?;
-        let batches = batcher
-            .epoch(&mut self.noise)
+        vaekit_core::on_pool(|| -> Result<EpochReport, TrainError> {
+            let start = Instant::now();
+            let batcher = Batcher::new(
+                data.len(),
+                BatcherConfig {
+                    batch_size: self.config.batch_size,
+                    shuffle: true,
+                    drop_last: false,
+                },
+            )
             .map_err(|e| TrainError::Config(e.to_string()))?;
-        let lr = self
-            .config
-            .schedule
-            .lr(self.config.lr, self.state.epoch as f64);
-        let trainable = self.store.trainable();
-        let (inference_vars, model_vars): (NamedVars, NamedVars) =
-            trainable.iter().cloned().partition(|(n, _)| {
-                self.config
-                    .inference_prefixes
-                    .iter()
-                    .any(|p| n.starts_with(p.as_str()))
-            });
-        let dreg = matches!(
-            self.config.objective.objective,
-            Objective::Iwae {
-                gradient: IwaeGradient::Dreg,
-                ..
-            }
-        );
-        if (self.config.objective.objective.separate_losses() || dreg) && inference_vars.is_empty()
-        {
-            return Err(TrainError::Config(format!(
-                "{:?} trains the inference network with its own loss, but no parameter matches the inference prefixes {:?}{}",
+            let batches = batcher
+                .epoch(&mut self.noise)
+                .map_err(|e| TrainError::Config(e.to_string()))?;
+            let lr = self
+                .config
+                .schedule
+                .lr(self.config.lr, self.state.epoch as f64);
+            let trainable = self.store.trainable();
+            let (inference_vars, model_vars): (NamedVars, NamedVars) =
+                trainable.iter().cloned().partition(|(n, _)| {
+                    self.config
+                        .inference_prefixes
+                        .iter()
+                        .any(|p| n.starts_with(p.as_str()))
+                });
+            let dreg = matches!(
                 self.config.objective.objective,
-                self.config.inference_prefixes,
-                if dreg {
-                    " (every parameter would get the plain IWAE gradient)"
-                } else {
-                    ""
+                Objective::Iwae {
+                    gradient: IwaeGradient::Dreg,
+                    ..
                 }
-            )));
-        }
-        let model_v: Vec<Var> = model_vars.iter().map(|(_, v)| v.clone()).collect();
-        let inference_v: Vec<Var> = inference_vars.iter().map(|(_, v)| v.clone()).collect();
-        let ordered: Vec<(String, Var)> =
-            model_vars.iter().chain(&inference_vars).cloned().collect();
-        let (mut sums, mut count, mut skipped) = ([0.0f64; 4], 0usize, 0u64);
-        // The loss summarises this epoch's evaluations only.
-        self.loss.take_summary();
-        // Batch-norm running statistics are updated inside the forward pass: snapshot them so
-        // that a skipped (non-finite) step cannot leave NaN in them.
-        let state_vars: NamedVars = self
-            .store
-            .sorted_vars()
-            .into_iter()
-            .filter(|(n, _)| !vaekit_nets::is_trainable(n))
-            .collect();
-        let nb = batches.len().max(1) as f64;
-        // The pool's workers stay awake through the epoch's steps (`vaekit_core::keep_awake`):
-        // a step forks a few dozen times with serial work in between, and waking parked
-        // workers each time cost the dense VAE step about a quarter of its time.
-        vaekit_core::keep_awake(|| -> Result<(), TrainError> {
-            for (i, indices) in batches.iter().enumerate() {
-                let x = data
-                    .gather(indices, device)
-                    .map_err(|e| TrainError::Config(e.to_string()))?;
-                let x = self
-                    .config
-                    .binarization
-                    .apply(&x, &mut self.noise)
-                    .map_err(|e| TrainError::Config(e.to_string()))?;
-                let epoch_frac = self.state.epoch as f64 + i as f64 / nb;
-                let snapshot: Vec<Tensor> = state_vars
-                    .iter()
-                    .map(|(_, v)| v.as_tensor().copy())
-                    .collect::<candle::Result<_>>()?;
-                let (estimator_snapshot, summary_snapshot) =
-                    (self.loss.state(), self.loss.summary());
-                let eval = self.loss.compute(
-                    EvalContext::new(self.inference, self.model, &x, &mut self.noise)
-                        .with_pass(Pass::Train)
-                        .at_epoch(epoch_frac),
-                )?;
-                let step = match eval.is_finite().then_some(eval) {
-                    Some(eval) => {
-                        let mut grads = eval.gradients(&model_v, &inference_v)?;
-                        let norm = match self.config.clip_norm {
-                            Some(max) => clip_grad_norm(&mut grads, max)?,
-                            None => crate::clip::global_norm(&grads)?,
-                        };
-                        norm.is_finite().then_some((eval, grads))
+            );
+            if (self.config.objective.objective.separate_losses() || dreg)
+                && inference_vars.is_empty()
+            {
+                return Err(TrainError::Config(format!(
+                    "{:?} trains the inference network with its own loss, but no parameter matches the inference prefixes {:?}{}",
+                    self.config.objective.objective,
+                    self.config.inference_prefixes,
+                    if dreg {
+                        " (every parameter would get the plain IWAE gradient)"
+                    } else {
+                        ""
                     }
-                    None => None,
-                };
-                match step {
-                    Some((eval, grads)) => {
-                        self.consecutive_nonfinite = 0;
-                        match &mut self.inference_optimizer {
-                            Some((inf, scale)) => {
-                                let (model_grads, inf_grads) = grads.split_at(model_vars.len());
-                                self.optimizer.step(&model_vars, model_grads, lr)?;
-                                inf.step(&inference_vars, inf_grads, lr * *scale)?;
-                            }
-                            None => self.optimizer.step(&ordered, &grads, lr)?,
-                        }
-                        if let Some(ema) = &mut self.ema {
-                            ema.update(&trainable)?;
-                        }
-                        self.state.step += 1;
-                        let loss = eval.loss.to_dtype(candle::DType::F64)?.to_scalar::<f64>()?;
-                        for (s, v) in
-                            sums.iter_mut()
-                                .zip([loss, eval.bound, eval.kl, eval.reconstruction])
-                        {
-                            *s += v;
-                        }
-                        count += 1;
-                    }
-                    None => {
-                        for ((_, var), saved) in state_vars.iter().zip(&snapshot) {
-                            var.set(saved)?;
-                        }
-                        self.loss.set_state(estimator_snapshot);
-                        self.loss.set_summary(summary_snapshot);
-                        skipped += 1;
-                        self.consecutive_nonfinite += 1;
-                        self.state.skipped_steps += 1;
-                        if self.consecutive_nonfinite >= self.config.max_consecutive_nonfinite {
-                            return Err(TrainError::NonFinite(
-                                self.consecutive_nonfinite,
-                                self.state.epoch,
-                            ));
-                        }
-                    }
-                }
-                progress(i + 1, batches.len());
+                )));
             }
-            Ok(())
-        })?;
-        self.state.epoch += 1;
-        self.state.noise = self.noise.state();
-        self.state.estimator = self.loss.state();
-        // An epoch in which every step was skipped has no mean: NaN, not 0.
-        let n = if count == 0 { f64::NAN } else { count as f64 };
-        Ok(EpochReport {
-            epoch: self.state.epoch,
-            loss: sums[0] / n,
-            bound: sums[1] / n,
-            kl: sums[2] / n,
-            reconstruction: sums[3] / n,
-            lr,
-            skipped,
-            seconds: start.elapsed().as_secs_f64(),
+            let model_v: Vec<Var> = model_vars.iter().map(|(_, v)| v.clone()).collect();
+            let inference_v: Vec<Var> = inference_vars.iter().map(|(_, v)| v.clone()).collect();
+            let ordered: Vec<(String, Var)> =
+                model_vars.iter().chain(&inference_vars).cloned().collect();
+            let (mut sums, mut count, mut skipped) = ([0.0f64; 4], 0usize, 0u64);
+            // The loss summarises this epoch's evaluations only.
+            self.loss.take_summary();
+            // Batch-norm running statistics are updated inside the forward pass: snapshot them so
+            // that a skipped (non-finite) step cannot leave NaN in them.
+            let state_vars: NamedVars = self
+                .store
+                .sorted_vars()
+                .into_iter()
+                .filter(|(n, _)| !vaekit_nets::is_trainable(n))
+                .collect();
+            let nb = batches.len().max(1) as f64;
+            // The pool's workers stay awake through the epoch's steps (`vaekit_core::keep_awake`):
+            // a step forks a few dozen times with serial work in between, and waking parked
+            // workers each time cost the dense VAE step about a quarter of its time.
+            vaekit_core::keep_awake(|| -> Result<(), TrainError> {
+                for (i, indices) in batches.iter().enumerate() {
+                    let x = data
+                        .gather(indices, device)
+                        .map_err(|e| TrainError::Config(e.to_string()))?;
+                    let x = self
+                        .config
+                        .binarization
+                        .apply(&x, &mut self.noise)
+                        .map_err(|e| TrainError::Config(e.to_string()))?;
+                    let epoch_frac = self.state.epoch as f64 + i as f64 / nb;
+                    let snapshot: Vec<Tensor> = state_vars
+                        .iter()
+                        .map(|(_, v)| v.as_tensor().copy())
+                        .collect::<candle::Result<_>>()?;
+                    let (estimator_snapshot, summary_snapshot) =
+                        (self.loss.state(), self.loss.summary());
+                    let eval = self.loss.compute(
+                        EvalContext::new(self.inference, self.model, &x, &mut self.noise)
+                            .with_pass(Pass::Train)
+                            .at_epoch(epoch_frac),
+                    )?;
+                    let step = match eval.is_finite().then_some(eval) {
+                        Some(eval) => {
+                            let mut grads = eval.gradients(&model_v, &inference_v)?;
+                            let norm = match self.config.clip_norm {
+                                Some(max) => clip_grad_norm(&mut grads, max)?,
+                                None => crate::clip::global_norm(&grads)?,
+                            };
+                            norm.is_finite().then_some((eval, grads))
+                        }
+                        None => None,
+                    };
+                    match step {
+                        Some((eval, grads)) => {
+                            self.consecutive_nonfinite = 0;
+                            match &mut self.inference_optimizer {
+                                Some((inf, scale)) => {
+                                    let (model_grads, inf_grads) = grads.split_at(model_vars.len());
+                                    self.optimizer.step(&model_vars, model_grads, lr)?;
+                                    inf.step(&inference_vars, inf_grads, lr * *scale)?;
+                                }
+                                None => self.optimizer.step(&ordered, &grads, lr)?,
+                            }
+                            if let Some(ema) = &mut self.ema {
+                                ema.update(&trainable)?;
+                            }
+                            self.state.step += 1;
+                            let loss =
+                                eval.loss.to_dtype(candle::DType::F64)?.to_scalar::<f64>()?;
+                            for (s, v) in sums.iter_mut().zip([
+                                loss,
+                                eval.bound,
+                                eval.kl,
+                                eval.reconstruction,
+                            ]) {
+                                *s += v;
+                            }
+                            count += 1;
+                        }
+                        None => {
+                            for ((_, var), saved) in state_vars.iter().zip(&snapshot) {
+                                var.set(saved)?;
+                            }
+                            self.loss.set_state(estimator_snapshot);
+                            self.loss.set_summary(summary_snapshot);
+                            skipped += 1;
+                            self.consecutive_nonfinite += 1;
+                            self.state.skipped_steps += 1;
+                            if self.consecutive_nonfinite >= self.config.max_consecutive_nonfinite {
+                                return Err(TrainError::NonFinite(
+                                    self.consecutive_nonfinite,
+                                    self.state.epoch,
+                                ));
+                            }
+                        }
+                    }
+                    progress(i + 1, batches.len());
+                }
+                Ok(())
+            })?;
+            self.state.epoch += 1;
+            self.state.noise = self.noise.state();
+            self.state.estimator = self.loss.state();
+            // An epoch in which every step was skipped has no mean: NaN, not 0.
+            let n = if count == 0 { f64::NAN } else { count as f64 };
+            Ok(EpochReport {
+                epoch: self.state.epoch,
+                loss: sums[0] / n,
+                bound: sums[1] / n,
+                kl: sums[2] / n,
+                reconstruction: sums[3] / n,
+                lr,
+                skipped,
+                seconds: start.elapsed().as_secs_f64(),
+            })
         })
     }
 
@@ -689,49 +685,39 @@ impl<'a> Trainer<'a> {
         weights: Weights,
     ) -> Result<f64, TrainError> {
         // On vaekit's pool, where parallel ops join cheaply (in place when already there).
-        vaekit_core::on_pool(|| self.evaluate_here(data, objective, batch_size, seed, weights))
-    }
-
-    /// [`Self::evaluate`] on the calling thread.
-    fn evaluate_here(
-        &self,
-        data: &dyn DataSource,
-        objective: &ObjectiveConfig,
-        batch_size: usize,
-        seed: u64,
-        weights: Weights,
-    ) -> Result<f64, TrainError> {
-        if batch_size == 0 {
-            return Err(TrainError::Config(
-                "evaluate: batch_size must be at least 1".into(),
-            ));
-        }
-        let mut noise = SeededNoise::new(seed);
-        let n = data.len();
-        // The parameters' device (CPU for a model without parameters).
-        let device = self
-            .store
-            .trainable()
-            .first()
-            .map_or(Device::Cpu, |(_, v)| v.device().clone());
-        self.with_weights(weights, || -> Result<f64, TrainError> {
-            let mut total = 0.0;
-            let mut start = 0;
-            while start < n {
-                let b = batch_size.min(n - start);
-                let x = data
-                    .rows(start, b, &device)
-                    .map_err(|e| TrainError::Config(e.to_string()))?;
-                let e = evaluate(
-                    objective,
-                    EvalContext::new(self.inference, self.model, &x, &mut noise)
-                        .at_epoch(self.state.epoch as f64),
-                )
-                .and_then(Evaluation::checked)?;
-                total += e.bound * b as f64;
-                start += b;
+        vaekit_core::on_pool(|| -> Result<f64, TrainError> {
+            if batch_size == 0 {
+                return Err(TrainError::Config(
+                    "evaluate: batch_size must be at least 1".into(),
+                ));
             }
-            Ok(total / n.max(1) as f64)
+            let mut noise = SeededNoise::new(seed);
+            let n = data.len();
+            // The parameters' device (CPU for a model without parameters).
+            let device = self
+                .store
+                .trainable()
+                .first()
+                .map_or(Device::Cpu, |(_, v)| v.device().clone());
+            self.with_weights(weights, || -> Result<f64, TrainError> {
+                let mut total = 0.0;
+                let mut start = 0;
+                while start < n {
+                    let b = batch_size.min(n - start);
+                    let x = data
+                        .rows(start, b, &device)
+                        .map_err(|e| TrainError::Config(e.to_string()))?;
+                    let e = evaluate(
+                        objective,
+                        EvalContext::new(self.inference, self.model, &x, &mut noise)
+                            .at_epoch(self.state.epoch as f64),
+                    )
+                    .and_then(Evaluation::checked)?;
+                    total += e.bound * b as f64;
+                    start += b;
+                }
+                Ok(total / n.max(1) as f64)
+            })
         })
     }
 }
