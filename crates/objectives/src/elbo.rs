@@ -24,15 +24,8 @@ pub(crate) fn elbo(
     num_samples: usize,
     ctx: EvalContext,
 ) -> Result<Evaluation> {
-    let EvalContext {
-        inference,
-        model,
-        x,
-        epoch,
-        noise,
-        pass,
-    } = ctx;
-    let posterior = reparameterized_posterior(inference, x, pass)?;
+    let (model, x, epoch, noise, pass) = (ctx.model, ctx.x, ctx.epoch, ctx.noise, ctx.pass);
+    let posterior = reparameterized_posterior(ctx.inference, x, pass)?;
     // Free bits in several groups need per-dimension KLs: in closed form for a plain
     // Gaussian posterior with the analytic KL, otherwise through the flow (Monte Carlo, with
     // `log q` split over the dimensions along the sampling path).
