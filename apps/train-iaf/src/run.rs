@@ -128,8 +128,7 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool, device: &Device) -> Result<()
     let model = cfg.build(device)?;
     let (store, q, p) = (&model.store, model.q.as_ref(), model.p.as_ref());
     let mut trainer = Trainer::new(cfg.train_config(), store, q, p)?
-        .with_checkpoints(&out.join("checkpoints"))?
-        .with_run_config(serde_json::to_value(&cfg)?);
+        .with_checkpoints(&out.join("checkpoints"))?;
     // A fresh run never picks up checkpoints (`train` refuses a directory that holds some).
     let resumed = if resuming {
         let found = trainer.resume(device)?;
@@ -147,6 +146,7 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool, device: &Device) -> Result<()
     } else {
         false
     };
+    // After the resume, whose checkpoint carries the configuration it was written with.
     trainer.set_run_config(serde_json::to_value(&cfg)?);
     println!(
         "{} run in {}: {} training and {} test images, epochs {} -> {}",
@@ -431,8 +431,7 @@ pub(crate) fn restore<'a>(
     device: &Device,
 ) -> Result<Trainer<'a>> {
     let mut trainer = Trainer::new(cfg.train_config(), store, q, p)?
-        .with_checkpoints(&dir.join("checkpoints"))?
-        .with_run_config(serde_json::to_value(cfg)?);
+        .with_checkpoints(&dir.join("checkpoints"))?;
     match trainer.resume(device)? {
         Some(info) => report_skipped(&info),
         None => bail!(

@@ -9,26 +9,18 @@ use crate::objective::ObjectiveConfig;
 use candle::Result;
 use serde::{Deserialize, Serialize};
 
-/// The means of the finite evaluations a [`Loss`] has made since its summary was last taken:
-/// a fixed-size record however long a run is.
+/// The finite evaluations a [`Loss`] has made since its summary was last taken, as sums
+/// (added in call order, so a caller that sums the same values gets the same bits) and their
+/// means: a fixed-size record however long a run is. A mean of no evaluation is NaN.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 pub struct LossSummary {
     /// Finite evaluations summarised.
     pub count: u64,
     /// The first and the last (fractional) epoch evaluated at; `0` when `count` is `0`.
     pub epochs: (f64, f64),
-    /// Mean minimised scalar.
-    pub loss: f64,
-    /// Mean bound, nats per data point.
-    pub bound: f64,
-    /// Mean `E_q[log p(x|z)]`.
-    pub reconstruction: f64,
-    /// Mean KL.
-    pub kl: f64,
-    /// Mean `log p(x, z)`.
-    pub mean_log_p: f64,
-    /// Mean `log q(z|x)`.
-    pub mean_log_q: f64,
+    /// Sums of the minimised scalar, the bound, `E_q[log p(x|z)]`, the KL, `log p(x, z)` and
+    /// `log q(z|x)`, in that order.
+    sums: [f64; 6],
 }
 
 impl LossSummary {
@@ -38,15 +30,51 @@ impl LossSummary {
             self.epochs.0 = epoch;
         }
         self.epochs.1 = epoch;
-        // Running means: the summary stays one record and keeps its precision.
-        let w = 1.0 / self.count as f64;
-        let mean = |m: &mut f64, v: f64| *m += (v - *m) * w;
-        mean(&mut self.loss, loss);
-        mean(&mut self.bound, eval.bound);
-        mean(&mut self.reconstruction, eval.reconstruction);
-        mean(&mut self.kl, eval.kl);
-        mean(&mut self.mean_log_p, eval.mean_log_p);
-        mean(&mut self.mean_log_q, eval.mean_log_q);
+        let values = [
+            loss,
+            eval.bound,
+            eval.reconstruction,
+            eval.kl,
+            eval.mean_log_p,
+            eval.mean_log_q,
+        ];
+        for (s, v) in self.sums.iter_mut().zip(values) {
+            *s += v;
+        }
+    }
+
+    fn mean(&self, i: usize) -> f64 {
+        self.sums[i] / self.count as f64
+    }
+
+    /// Mean minimised scalar.
+    pub fn loss(&self) -> f64 {
+        self.mean(0)
+    }
+
+    /// Mean bound, nats per data point.
+    pub fn bound(&self) -> f64 {
+        self.mean(1)
+    }
+
+    /// Mean `E_q[log p(x|z)]`.
+    pub fn reconstruction(&self) -> f64 {
+        self.mean(2)
+    }
+
+    /// Mean KL.
+    pub fn kl(&self) -> f64 {
+        self.mean(3)
+    }
+
+    /// Mean `log p(x, z)`.
+    pub fn mean_log_p(&self) -> f64 {
+        self.mean(4)
+    }
+
+    /// Mean `log q(z|x)`.
+    pub fn mean_log_q(&self) -> f64 {
+        self.mean(5)
     }
 }
 

@@ -340,10 +340,10 @@ fn warmup_free_bits_and_the_summary() {
     assert_eq!((summary.count, summary.epochs), (3, (0.0, 12.0)));
     let mean = bounds.iter().sum::<f64>() / 3.0;
     assert!(
-        (summary.bound - mean).abs() < 1e-9 * mean.abs(),
+        (summary.bound() - mean).abs() < 1e-9 * mean.abs(),
         "{summary:?}"
     );
-    assert!(summary.mean_log_p.is_finite() && summary.mean_log_q.is_finite());
+    assert!(summary.mean_log_p().is_finite() && summary.mean_log_q().is_finite());
     assert_eq!(
         loss.summary().count,
         0,

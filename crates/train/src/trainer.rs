@@ -553,8 +553,9 @@ impl<'a> Trainer<'a> {
             let inference_v: Vec<Var> = inference_vars.iter().map(|(_, v)| v.clone()).collect();
             let ordered: Vec<(String, Var)> =
                 model_vars.iter().chain(&inference_vars).cloned().collect();
-            let (mut sums, mut count, mut skipped) = ([0.0f64; 4], 0usize, 0u64);
-            // The loss summarises this epoch's evaluations only.
+            let mut skipped = 0u64;
+            // The loss summarises this epoch's evaluations only; a skipped step's is undone,
+            // so the summary is the epoch's report.
             self.loss.take_summary();
             // Batch-norm running statistics are updated inside the forward pass: snapshot them so
             // that a skipped (non-finite) step cannot leave NaN in them.
@@ -590,19 +591,19 @@ impl<'a> Trainer<'a> {
                             .with_pass(Pass::Train)
                             .at_epoch(epoch_frac),
                     )?;
-                    let step = match eval.is_finite().then_some(eval) {
-                        Some(eval) => {
+                    let step = match eval.is_finite() {
+                        true => {
                             let mut grads = eval.gradients(&model_v, &inference_v)?;
                             let norm = match self.config.clip_norm {
                                 Some(max) => clip_grad_norm(&mut grads, max)?,
                                 None => crate::clip::global_norm(&grads)?,
                             };
-                            norm.is_finite().then_some((eval, grads))
+                            norm.is_finite().then_some(grads)
                         }
-                        None => None,
+                        false => None,
                     };
                     match step {
-                        Some((eval, grads)) => {
+                        Some(grads) => {
                             self.consecutive_nonfinite = 0;
                             match &mut self.inference_optimizer {
                                 Some((inf, scale)) => {
@@ -616,17 +617,6 @@ impl<'a> Trainer<'a> {
                                 ema.update(&trainable)?;
                             }
                             self.state.step += 1;
-                            let loss =
-                                eval.loss.to_dtype(candle::DType::F64)?.to_scalar::<f64>()?;
-                            for (s, v) in sums.iter_mut().zip([
-                                loss,
-                                eval.bound,
-                                eval.kl,
-                                eval.reconstruction,
-                            ]) {
-                                *s += v;
-                            }
-                            count += 1;
                         }
                         None => {
                             for ((_, var), saved) in state_vars.iter().zip(&snapshot) {
@@ -653,13 +643,13 @@ impl<'a> Trainer<'a> {
             self.state.noise = self.noise.state();
             self.state.estimator = self.loss.state();
             // An epoch in which every step was skipped has no mean: NaN, not 0.
-            let n = if count == 0 { f64::NAN } else { count as f64 };
+            let summary = self.loss.summary();
             Ok(EpochReport {
                 epoch: self.state.epoch,
-                loss: sums[0] / n,
-                bound: sums[1] / n,
-                kl: sums[2] / n,
-                reconstruction: sums[3] / n,
+                loss: summary.loss(),
+                bound: summary.bound(),
+                kl: summary.kl(),
+                reconstruction: summary.reconstruction(),
                 lr,
                 skipped,
                 seconds: start.elapsed().as_secs_f64(),
