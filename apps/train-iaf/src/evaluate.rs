@@ -1,6 +1,8 @@
 //! `train-iaf eval`: importance sampling, HAIS and BDMC on a run's latest checkpoint.
 
-use crate::run::{importance_nll, open_run, restore};
+use crate::curves::write_curves;
+use crate::run::{importance_nll, open_run, restore, run_title};
+use crate::tensorboard::write_final;
 use anyhow::{Context, Result, bail};
 use candle::Device;
 use clap::Args;
@@ -12,6 +14,7 @@ use vaekit_eval::{
     AisConfig, AisStart, AnnealingSchedule, HmcConfig, StepSizeTuning, ais_log_likelihood, bdmc,
 };
 use vaekit_models::{Model, frozen};
+use vaekit_monitor::ProgressBar;
 use vaekit_train::{Weights, write_atomic};
 
 /// Options of `train-iaf eval`.
@@ -161,9 +164,14 @@ pub fn eval(args: &EvalArgs, device: &Device) -> Result<()> {
         "weights": weights, "ema": trainer.ema_summary(),
     });
     let mut lines = Vec::new();
+    let mut bar = ProgressBar::new();
+    // Final figures for TensorBoard, tagged by method.
+    let mut scalars: Vec<(String, f64)> = Vec::new();
     if args.is_samples > 0 && points > 0 {
-        let (report, seconds) =
-            trainer.with_weights(weights, || importance_nll(q, p, &test_x, args.is_samples))?;
+        let (report, seconds) = trainer.with_weights(weights, || {
+            importance_nll(q, p, &test_x, args.is_samples, &mut bar)
+        })?;
+        scalars.push((format!("test/is{}_nll", args.is_samples), report.mean_nll));
         summary["is_samples"] = json!(args.is_samples);
         summary["is_nll"] = json!(report.mean_nll);
         summary["is_std_error"] = json!(report.std_error);
@@ -180,11 +188,22 @@ pub fn eval(args: &EvalArgs, device: &Device) -> Result<()> {
         let start = Instant::now();
         let report = trainer.with_weights(weights, || -> Result<_> {
             let (fq, fp) = frozen(&cfg.model, store, device)?;
-            ais_log_likelihood(&fq, &fp, &test_x, &config, &mut SeededNoise::new(0x4a15))
-                .context("HAIS failed")
+            ais_log_likelihood(
+                &fq,
+                &fp,
+                &test_x,
+                &config,
+                &mut SeededNoise::new(0x4a15),
+                &mut bar,
+            )
+            .context("HAIS failed")
         })?;
         let seconds = start.elapsed().as_secs_f64();
         let leapfrogs = report.gradient_evaluations * config.chains * points;
+        scalars.push((
+            format!("test/hais{}_nll", config.num_steps),
+            report.mean_nll,
+        ));
         summary["hais"] = json!({
             "nll": report.mean_nll, "std_error": report.std_error,
             "mean_chain_std_error": mean(&report.chain_std_errors),
@@ -214,9 +233,19 @@ pub fn eval(args: &EvalArgs, device: &Device) -> Result<()> {
         let start = Instant::now();
         let report = trainer.with_weights(weights, || -> Result<_> {
             let (fq, fp) = frozen(&cfg.model, store, device)?;
-            bdmc(&fq, &fp, args.bdmc, &config, &mut SeededNoise::new(0xbd3c)).context("BDMC failed")
+            bdmc(
+                &fq,
+                &fp,
+                args.bdmc,
+                &config,
+                &mut SeededNoise::new(0xbd3c),
+                &mut bar,
+            )
+            .context("BDMC failed")
         })?;
         let seconds = start.elapsed().as_secs_f64();
+        scalars.push(("simulated/bdmc_lower".into(), report.lower));
+        scalars.push(("simulated/bdmc_upper".into(), report.upper));
         summary["bdmc"] = json!({
             "points": args.bdmc, "lower": report.lower, "upper": report.upper, "gap": report.gap,
             "lower_std_error": report.lower_std_error, "upper_std_error": report.upper_std_error,
@@ -269,6 +298,11 @@ pub fn eval(args: &EvalArgs, device: &Device) -> Result<()> {
     // results.json holds the run's own weights' figures, from step sizes fixed in advance.
     if weights == trainer.evaluation_weights() && tuning != StepSizeTuning::Online {
         merge_results(dir, &summary)?;
+        // The curves show the run's own figures: redraw them with the new ones.
+        if dir.join("results.json").exists() {
+            write_curves(dir, &run_title(&cfg, dir, trainer.state().epoch))?;
+        }
+        write_final(dir, trainer.state().epoch as i64, &scalars)?;
     }
     Ok(())
 }

@@ -1,14 +1,18 @@
 //! `train-iaf`: train and evaluate VAEs with inverse autoregressive flows on binarized MNIST.
 //!
-//! Subcommands: `data` (find and verify MNIST), `train`, `resume`, `eval`, `sample`.
+//! Subcommands: `data` (find and verify MNIST), `train`, `resume`, `eval`, `sample`,
+//! `report`.
 
+mod curves;
 mod data;
 mod evaluate;
 mod images;
 mod layers;
 mod metrics;
-mod progress;
+mod plots;
+mod report;
 mod run;
+mod tensorboard;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -57,6 +61,9 @@ enum Command {
         #[arg(long)]
         run: PathBuf,
     },
+    /// One self-contained HTML page of one or more runs: configuration, results, curves,
+    /// samples and reconstructions, and with several runs a comparison.
+    Report(report::ReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +128,10 @@ struct TrainArgs {
     /// otherwise).
     #[arg(long, value_name = "DECAY")]
     ema_decay: Option<f64>,
+    /// Write TensorBoard event files to the run's `tb/` (scalars per epoch, the pictures,
+    /// the final NLLs): true or false. `tensorboard --logdir runs` shows them.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    tensorboard: bool,
 }
 
 fn train(args: &TrainArgs, device: &candle::Device) -> Result<()> {
@@ -199,7 +210,7 @@ fn train(args: &TrainArgs, device: &candle::Device) -> Result<()> {
         cfg.ema_decay = (d > 0.0).then_some(d);
     }
     cfg.validate_new_run()?;
-    run::train(cfg, &args.out, device)
+    run::train(cfg, &args.out, args.tensorboard, device)
 }
 
 fn main() -> ExitCode {
@@ -226,6 +237,10 @@ fn main() -> ExitCode {
         } => run::resume(&run, epochs, time_budget, &device).map(|()| ExitCode::SUCCESS),
         Command::Eval(args) => evaluate::eval(&args, &device).map(|()| ExitCode::SUCCESS),
         Command::Sample { run } => run::sample(&run, &device).map(|p| {
+            println!("wrote {}", p.display());
+            ExitCode::SUCCESS
+        }),
+        Command::Report(args) => report::report(&args).map(|p| {
             println!("wrote {}", p.display());
             ExitCode::SUCCESS
         }),

@@ -1,17 +1,19 @@
 //! A run directory and what happens in it: train, resume, eval, sample.
 
-use crate::images::{write_curves, write_grid};
+use crate::curves::write_curves;
+use crate::images::write_grid;
 use crate::metrics::{EpochMetrics, append_metrics, drop_metrics_after, read_metrics};
-use crate::progress::Progress;
+use crate::tensorboard::{open_tensorboard, write_epoch, write_pictures};
 use anyhow::{Context, Result, bail};
 use candle::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use vaekit_core::SeededNoise;
+use vaekit_core::{Progress, SeededNoise};
 use vaekit_datasets::{ImageSet, Mnist, binarize_fixed, resolve_mnist_dir};
 use vaekit_eval::{ImportanceConfig, NllReport, importance_sampled_log_likelihood};
 use vaekit_models::{Model, RunConfig};
+use vaekit_monitor::{EventWriter, ProgressBar};
 use vaekit_nets::Pass;
 use vaekit_objectives::{GenerativeModel, InferenceNetwork};
 use vaekit_train::{
@@ -66,8 +68,9 @@ fn load_data(cfg: &RunConfig, device: &Device) -> Result<Data> {
     Ok(Data { train, test_x })
 }
 
-/// Starts a new run in `out` (which must not hold one already).
-pub fn train(cfg: RunConfig, out: &Path, device: &Device) -> Result<()> {
+/// Starts a new run in `out` (which must not hold one already); with `tensorboard`, event
+/// files go to `out/tb/`.
+pub fn train(cfg: RunConfig, out: &Path, tensorboard: bool, device: &Device) -> Result<()> {
     if out.join("config.json").exists() {
         bail!(
             "{} already holds a run; use `train-iaf resume --run {}`",
@@ -90,11 +93,12 @@ pub fn train(cfg: RunConfig, out: &Path, device: &Device) -> Result<()> {
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     write_atomic(&out.join("config.json"), &serde_json::to_vec_pretty(&cfg)?)?;
-    run(cfg, out, false, device)
+    run(cfg, out, false, tensorboard, device)
 }
 
 /// Continues the run in `dir`, optionally to a new number of epochs and with a new time
-/// budget (which, like a stored one, counts from the start of this invocation).
+/// budget (which, like a stored one, counts from the start of this invocation). TensorBoard
+/// events are written when the run has a `tb/` directory.
 pub fn resume(
     dir: &Path,
     epochs: Option<u64>,
@@ -112,7 +116,8 @@ pub fn resume(
         cfg.validate()?;
         write_atomic(&dir.join("config.json"), &serde_json::to_vec_pretty(&cfg)?)?;
     }
-    run(cfg, dir, true, device)
+    let tensorboard = dir.join("tb").is_dir();
+    run(cfg, dir, true, tensorboard, device)
 }
 
 fn read_config(dir: &Path) -> Result<RunConfig> {
@@ -123,7 +128,13 @@ fn read_config(dir: &Path) -> Result<RunConfig> {
         .with_context(|| format!("{}: invalid configuration", path.display()))
 }
 
-fn run(cfg: RunConfig, out: &Path, resuming: bool, device: &Device) -> Result<()> {
+fn run(
+    cfg: RunConfig,
+    out: &Path,
+    resuming: bool,
+    tensorboard: bool,
+    device: &Device,
+) -> Result<()> {
     let data = load_data(&cfg, device)?;
     let model = cfg.build(device)?;
     let (store, q, p) = (&model.store, model.q.as_ref(), model.p.as_ref());
@@ -170,7 +181,12 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool, device: &Device) -> Result<()
         out,
         total: cfg.epochs,
         budget_minutes: cfg.time_budget_minutes,
-        bar: None,
+        bar: ProgressBar::new(),
+        tb: if tensorboard {
+            Some(open_tensorboard(out)?)
+        } else {
+            None
+        },
     };
     // A resumed run continues from its checkpoint; a fresh one starts with the
     // data-dependent initialisation (`Trainer::fit` runs it before the first step).
@@ -182,21 +198,11 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool, device: &Device) -> Result<()
             "training failed"
         })?;
     let train_seconds = outcome.seconds;
+    let RunLog { mut bar, tb, .. } = hooks;
 
     let weights = trainer.evaluation_weights();
     trainer.with_weights(weights, || pictures(&cfg, out, q, p, &data.test_x))?;
     let metrics = read_metrics(out)?;
-    let curve = |f: fn(&EpochMetrics) -> f64| {
-        metrics
-            .iter()
-            .map(|m| (m.epoch as f64, f(m)))
-            .collect::<Vec<_>>()
-    };
-    write_curves(
-        &out.join("curves.png"),
-        &curve(|m| m.train_neg_elbo),
-        &curve(|m| m.test_neg_elbo),
-    )?;
     // The last epoch's figures, when that epoch was evaluated with the weights used now (a
     // line written before the weights were recorded counts only for a run without an
     // average).
@@ -206,7 +212,7 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool, device: &Device) -> Result<()
     });
     let test_neg_elbo = last.map_or(f64::NAN, |m| m.test_neg_elbo);
     let (report, eval_seconds) = trainer.with_weights(weights, || {
-        importance_nll(q, p, &data.test_x, cfg.is_samples)
+        importance_nll(q, p, &data.test_x, cfg.is_samples, &mut bar)
     })?;
     let results = Results {
         preset: cfg.preset.clone(),
@@ -228,6 +234,25 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool, device: &Device) -> Result<()
         &out.join("results.json"),
         &serde_json::to_vec_pretty(&results)?,
     )?;
+    write_curves(out, &run_title(&cfg, out, results.epochs))?;
+    if let Some(mut tb) = tb {
+        let step = results.epochs as i64;
+        tb.add_scalars(
+            step,
+            &[
+                (
+                    format!("test/is{}_nll", results.is_samples).as_str(),
+                    results.is_nll,
+                ),
+                (
+                    format!("test/is{}_std_error", results.is_samples).as_str(),
+                    results.is_std_error,
+                ),
+            ],
+        )?;
+        write_pictures(&mut tb, out, step)?;
+        tb.flush()?;
+    }
     println!(
         "done ({} weights): test -ELBO {:.3}, IS-{} NLL {:.3} ± {:.3} (mean ESS {:.1}); results in {}",
         weights,
@@ -241,39 +266,27 @@ fn run(cfg: RunConfig, out: &Path, resuming: bool, device: &Device) -> Result<()
     Ok(())
 }
 
-/// The run directory's side of [`Trainer::fit`]: the progress bar, a `metrics.jsonl` line
-/// and a printed line per epoch, and the budget's message.
+/// The title of a run's pictures: preset, directory and epochs.
+pub(crate) fn run_title(cfg: &RunConfig, dir: &Path, epochs: u64) -> String {
+    format!("{} · {} · {epochs} epochs", cfg.preset, dir.display())
+}
+
+/// The run directory's side of [`Trainer::fit`]: the progress bar, a `metrics.jsonl` line,
+/// TensorBoard scalars and a printed line per epoch, and the budget's message.
 struct RunLog<'o> {
     out: &'o Path,
     total: u64,
     budget_minutes: Option<f64>,
-    bar: Option<Progress>,
-}
-
-impl Drop for RunLog<'_> {
-    /// Clears a bar left by an epoch that failed.
-    fn drop(&mut self) {
-        if let Some(mut bar) = self.bar.take() {
-            bar.finish();
-        }
-    }
+    bar: ProgressBar,
+    tb: Option<EventWriter>,
 }
 
 impl FitHooks for RunLog<'_> {
-    fn epoch_started(&mut self, epoch: u64) {
-        self.bar = Some(Progress::new(format!("epoch {epoch:>5}/{}", self.total)));
-    }
-
-    fn batch_done(&mut self, done: usize, total: usize) {
-        if let Some(bar) = &mut self.bar {
-            bar.update(done, total);
-        }
+    fn progress(&mut self) -> Option<&mut dyn Progress> {
+        Some(&mut self.bar)
     }
 
     fn epoch_done(&mut self, r: &EpochRecord) -> std::result::Result<(), TrainError> {
-        if let Some(mut bar) = self.bar.take() {
-            bar.finish();
-        }
         let report = &r.report;
         let m = EpochMetrics {
             epoch: report.epoch,
@@ -289,6 +302,9 @@ impl FitHooks for RunLog<'_> {
             skipped_steps: report.skipped,
         };
         append_metrics(self.out, &m).map_err(|e| TrainError::Hook(format!("{e:#}")))?;
+        if let Some(tb) = &mut self.tb {
+            write_epoch(tb, &m).map_err(|e| TrainError::Hook(format!("TensorBoard: {e:#}")))?;
+        }
         println!(
             "epoch {:>5}/{}  train -ELBO {:8.3}  test -ELBO {}  KL {:7.3}  lr {:.2e}  {:.1} s{}",
             m.epoch,
@@ -332,6 +348,7 @@ pub(crate) fn importance_nll(
     p: &dyn GenerativeModel,
     test_x: &Tensor,
     k: usize,
+    progress: &mut dyn Progress,
 ) -> Result<(NllReport, f64)> {
     let start = Instant::now();
     let cfg = ImportanceConfig {
@@ -339,8 +356,14 @@ pub(crate) fn importance_nll(
         chunk: 500.min(k),
         batch_size: 20,
     };
-    let report =
-        importance_sampled_log_likelihood(q, p, test_x, &cfg, &mut SeededNoise::new(0xe7a1))?;
+    let report = importance_sampled_log_likelihood(
+        q,
+        p,
+        test_x,
+        &cfg,
+        &mut SeededNoise::new(0xe7a1),
+        progress,
+    )?;
     Ok((report, start.elapsed().as_secs_f64()))
 }
 

@@ -93,7 +93,7 @@ pub fn importance(dev: &Device) -> anyhow::Result<Step> {
         batch_size: 20,
     };
     Ok(Box::new(move || {
-        importance_sampled_log_likelihood(&q, &p, &x, &config, &mut noise)?;
+        importance_sampled_log_likelihood(&q, &p, &x, &config, &mut noise, &mut ())?;
         Ok(())
     }))
 }

@@ -13,6 +13,8 @@
 //!   [`keep_awake`] keeps the pool's workers polling through a stretch of forking work.
 //! - [`expand_leading`] broadcasts parameters over leading sample dimensions with a fast
 //!   backward (contiguous block sums instead of candle's strided `sum_keepdim`).
+//! - [`Progress`] is how long jobs (training epochs, importance sampling, HAIS, BDMC) report
+//!   their progress; `&mut ()` reports nothing.
 //! - [`testing`] holds the gradient and moment checks every vaekit crate tests with.
 //!
 //! ```
@@ -35,10 +37,12 @@
 
 mod device;
 mod noise;
+mod progress;
 mod seeded;
 
 pub use device::parse_device;
 pub use noise::{NoiseSource, permutation};
+pub use progress::{Progress, ProgressEvent, ProgressLog, Stat};
 pub use seeded::{NoiseState, SeededNoise, derive_seed};
 
 // The kernels and the thread pool live in vaekit-ops; the crates above use them through here.

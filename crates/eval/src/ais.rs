@@ -1,13 +1,14 @@
 //! Annealed importance sampling of `log p(x)` for a VAE through the model-agnostic API.
 
-use crate::anneal::{anneal, log_mean_weights};
+use crate::anneal::{anneal_observed, log_mean_weights};
 use crate::hmc::HmcConfig;
 use crate::path::AnnealingPath;
 use crate::schedule::AnnealingSchedule;
 use crate::step_size::{FrozenStepSizes, StepSizePlan, StepSizeTuning};
+use crate::ticker::{Ticker, transitions_per_batch};
 use candle::{D, Result, Tensor};
 use serde::{Deserialize, Serialize};
-use vaekit_core::{NoiseSource, SeededNoise};
+use vaekit_core::{NoiseSource, Progress, SeededNoise};
 use vaekit_nets::Pass;
 use vaekit_objectives::{GenerativeModel, InferenceNetwork, Posterior};
 
@@ -194,6 +195,11 @@ pub(crate) fn latent_dim(model: &dyn GenerativeModel) -> Result<usize> {
 /// geometrically to `p(z|x)`; per data point the log-mean-exp of the chains' weights
 /// (accumulated in f64) and its standard error. Evaluation mode throughout.
 ///
+/// Reports to `progress` as a job named `HAIS` counted in HMC transitions (the pilot's
+/// included), with the mean acceptance (`accept`) and step size (`step`) of each and the
+/// running mean NLL (`nll`) of the finished batches; the final `nll` and its standard error
+/// (`se`).
+///
 /// Gradients are taken with respect to the chains' positions only; build the networks from
 /// plain tensors (`ParamStore::frozen_var_builder`) so that no parameter gradient is computed.
 ///
@@ -209,6 +215,7 @@ pub fn ais_log_likelihood(
     data: &Tensor,
     config: &AisConfig,
     noise: &mut dyn NoiseSource,
+    progress: &mut dyn Progress,
 ) -> Result<AisReport> {
     // On vaekit's pool, where parallel ops join cheaply (in place when already there).
     vaekit_core::on_pool(|| -> Result<AisReport> {
@@ -219,44 +226,85 @@ pub fn ais_log_likelihood(
         let betas = config.schedule.betas(config.num_steps)?;
         let d = latent_dim(model)?;
         let n = data.dim(0)?;
-        let (mut lls, mut errs) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        let (mut acceptance, mut step_size, mut batches, mut grads) = (0.0, 0.0, 0usize, 0usize);
-        let mut begin = 0;
-        while begin < n {
-            let b = config.batch_size.min(n - begin);
-            let x = data.narrow(0, begin, b)?;
-            let path = VaePath::new(inference, model, &x, config.start)?;
-            let frozen = tune_step_sizes(&path, b, d, &x, &betas, config, noise)?;
-            let plan = frozen
-                .as_ref()
-                .map_or(StepSizePlan::Online, StepSizePlan::Frozen);
-            let start =
-                noise.standard_normal(&(b, config.chains, d).into(), x.dtype(), x.device())?;
-            let out = anneal(&path, &start, &betas, &config.hmc, plan, noise)?;
-            let (ll, err) = log_mean_weights(&out.log_weights)?;
-            if let Some(i) = ll.iter().position(|v| !v.is_finite()) {
-                candle::bail!("AIS: log p(x) of data point {} is {}", begin + i, ll[i]);
-            }
-            lls.extend(ll);
-            errs.extend(err);
-            acceptance += out.mean_acceptance;
-            step_size += out.step_sizes.iter().sum::<f64>() / b as f64;
-            grads = out.gradient_evaluations;
-            batches += 1;
-            begin += b;
+        let total =
+            n.div_ceil(config.batch_size) as u64 * transitions_per_batch(config, betas.len());
+        let mut ticker = Ticker::start(progress, "HAIS", total);
+        let report = annealed_estimate(
+            inference,
+            model,
+            data,
+            config,
+            &betas,
+            d,
+            noise,
+            &mut ticker,
+        );
+        ticker.finish(&match &report {
+            Ok(r) => vec![("nll", r.mean_nll), ("se", r.std_error)],
+            Err(_) => Vec::new(),
+        });
+        report
+    })
+}
+
+/// The body of [`ais_log_likelihood`].
+#[allow(clippy::too_many_arguments)]
+fn annealed_estimate(
+    inference: &dyn InferenceNetwork,
+    model: &dyn GenerativeModel,
+    data: &Tensor,
+    config: &AisConfig,
+    betas: &[f64],
+    d: usize,
+    noise: &mut dyn NoiseSource,
+    ticker: &mut Ticker<'_>,
+) -> Result<AisReport> {
+    let n = data.dim(0)?;
+    let (mut lls, mut errs) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut acceptance, mut step_size, mut batches, mut grads) = (0.0, 0.0, 0usize, 0usize);
+    let mut begin = 0;
+    while begin < n {
+        let b = config.batch_size.min(n - begin);
+        let x = data.narrow(0, begin, b)?;
+        let path = VaePath::new(inference, model, &x, config.start)?;
+        let frozen = tune_step_sizes(&path, b, d, &x, betas, config, noise, ticker)?;
+        let plan = frozen
+            .as_ref()
+            .map_or(StepSizePlan::Online, StepSizePlan::Frozen);
+        let start = noise.standard_normal(&(b, config.chains, d).into(), x.dtype(), x.device())?;
+        let out = anneal_observed(
+            &path,
+            &start,
+            betas,
+            &config.hmc,
+            plan,
+            noise,
+            &mut |a, s| ticker.transition(a, s),
+        )?;
+        let (ll, err) = log_mean_weights(&out.log_weights)?;
+        if let Some(i) = ll.iter().position(|v| !v.is_finite()) {
+            candle::bail!("AIS: log p(x) of data point {} is {}", begin + i, ll[i]);
         }
-        let (mean_ll, std_error) = mean_and_error(&lls);
-        Ok(AisReport {
-            mean_nll: -mean_ll,
-            std_error,
-            log_likelihoods: lls,
-            chain_std_errors: errs,
-            mean_acceptance: acceptance / batches.max(1) as f64,
-            mean_step_size: step_size / batches.max(1) as f64,
-            gradient_evaluations: grads,
-            step_size_tuning: config.tuning.describe(),
-            config: *config,
-        })
+        lls.extend(ll);
+        ticker.set("nll", -lls.iter().sum::<f64>() / lls.len() as f64);
+        errs.extend(err);
+        acceptance += out.mean_acceptance;
+        step_size += out.step_sizes.iter().sum::<f64>() / b as f64;
+        grads = out.gradient_evaluations;
+        batches += 1;
+        begin += b;
+    }
+    let (mean_ll, std_error) = mean_and_error(&lls);
+    Ok(AisReport {
+        mean_nll: -mean_ll,
+        std_error,
+        log_likelihoods: lls,
+        chain_std_errors: errs,
+        mean_acceptance: acceptance / batches.max(1) as f64,
+        mean_step_size: step_size / batches.max(1) as f64,
+        gradient_evaluations: grads,
+        step_size_tuning: config.tuning.describe(),
+        config: *config,
     })
 }
 
@@ -265,8 +313,11 @@ pub fn ais_log_likelihood(
 /// own (seeded from one draw of `noise`) adapts online, and each stretch's geometric mean
 /// is frozen; without one, the initial step size throughout.
 ///
+/// The pilot's transitions are counted on `ticker`.
+///
 /// # Errors
 /// Those of the pilot run.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn tune_step_sizes(
     path: &dyn AnnealingPath,
     b: usize,
@@ -275,6 +326,7 @@ pub(crate) fn tune_step_sizes(
     betas: &[f64],
     config: &AisConfig,
     noise: &mut dyn NoiseSource,
+    ticker: &mut Ticker<'_>,
 ) -> Result<Option<FrozenStepSizes>> {
     let StepSizeTuning::Pilot { chains, stretches } = config.tuning else {
         return Ok(None);
@@ -291,13 +343,14 @@ pub(crate) fn tune_step_sizes(
     noise.fill_u64(&mut seed)?;
     let mut pilot = SeededNoise::new(seed[0]);
     let start = pilot.standard_normal(&(b, chains, d).into(), x.dtype(), x.device())?;
-    let out = anneal(
+    let out = anneal_observed(
         path,
         &start,
         betas,
         &config.hmc,
         StepSizePlan::Online,
         &mut pilot,
+        &mut |a, s| ticker.transition(a, s),
     )?;
     FrozenStepSizes::from_trace(&out.step_trace, stretches).map(Some)
 }

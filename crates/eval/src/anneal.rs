@@ -65,8 +65,23 @@ pub fn anneal(
             );
         }
     }
+    anneal_observed(path, start, betas, hmc, plan, noise, &mut |_, _| {})
+}
+
+/// [`anneal`] (with its configuration already checked), calling
+/// `on_transition(acceptance, step_sizes)` after every HMC transition with the mean
+/// acceptance probability of its chains and the mean step size it used.
+pub(crate) fn anneal_observed(
+    path: &dyn AnnealingPath,
+    start: &Tensor,
+    betas: &[f64],
+    hmc: &HmcConfig,
+    plan: StepSizePlan,
+    noise: &mut dyn NoiseSource,
+    on_transition: &mut dyn FnMut(f64, f64),
+) -> Result<Annealed> {
     // Thousands of small forward and backward passes: the pool's workers stay awake.
-    vaekit_core::keep_awake(|| anneal_awake(path, start, betas, hmc, plan, noise))
+    vaekit_core::keep_awake(|| anneal_awake(path, start, betas, hmc, plan, noise, on_transition))
 }
 
 fn anneal_awake(
@@ -76,6 +91,7 @@ fn anneal_awake(
     hmc: &HmcConfig,
     plan: StepSizePlan,
     noise: &mut dyn NoiseSource,
+    on_transition: &mut dyn FnMut(f64, f64),
 ) -> Result<Annealed> {
     let (b, c, _) = start.dims3()?;
     let mut point = PathPoint::evaluate(path, start)?;
@@ -102,8 +118,10 @@ fn anneal_awake(
             }
             step_trace[j] = steps.sizes.clone();
             let t = hmc_transition(path, &point, betas[k], &steps, hmc.leapfrog_steps, noise)?;
-            acceptance_sum += t.acceptance.iter().sum::<f64>() / b as f64;
+            let acceptance = t.acceptance.iter().sum::<f64>() / b as f64;
+            acceptance_sum += acceptance;
             transitions += 1;
+            on_transition(acceptance, steps.sizes.iter().sum::<f64>() / b as f64);
             if let StepSizePlan::Online = plan {
                 steps.observe(&t.acceptance);
             }

@@ -20,6 +20,7 @@ mod importance;
 mod path;
 mod schedule;
 mod step_size;
+mod ticker;
 
 pub use ais::{AisConfig, AisReport, AisStart, VaePath, ais_log_likelihood};
 pub use anneal::{Annealed, anneal, log_mean_weights};

@@ -108,7 +108,8 @@ fn ais_matches_the_exact_log_likelihood_from_every_start() {
             chains,
             ..config(steps, start)
         };
-        let r = ais_log_likelihood(q, &model, &x, &cfg, &mut SeededNoise::new(25)).unwrap();
+        let r =
+            ais_log_likelihood(q, &model, &x, &cfg, &mut SeededNoise::new(25), &mut ()).unwrap();
         let err = mean(&r.log_likelihoods) - mean(&exact);
         // The randomly initialised IAF distorts the posterior (IS with it as proposal has an
         // ESS of under 1 %): its chains are noisier, so it is held to three standard errors
@@ -160,6 +161,7 @@ fn an_exact_start_gives_the_exact_value_with_no_variance() {
         &x,
         &config(20, AisStart::Encoder),
         &mut SeededNoise::new(42),
+        &mut (),
     )
     .unwrap();
     for ((a, e), se) in r
@@ -188,6 +190,7 @@ fn more_annealing_steps_give_better_estimates() {
                 &x,
                 &config(t, AisStart::Prior),
                 &mut SeededNoise::new(27),
+                &mut (),
             )
             .unwrap();
             (mean(&r.log_likelihoods) - exact).abs()
@@ -231,6 +234,7 @@ fn bdmc_brackets_the_exact_log_likelihood_and_the_gap_closes() {
                 &z,
                 &config(steps, start),
                 &mut SeededNoise::new(30),
+                &mut (),
             )
             .unwrap();
             // Both bounds hold in expectation: allow three standard errors of noise.
@@ -261,6 +265,7 @@ fn bdmc_brackets_the_exact_log_likelihood_and_the_gap_closes() {
         4,
         &config(20, AisStart::Prior),
         &mut SeededNoise::new(31),
+        &mut (),
     );
     assert_eq!(r.unwrap().forward.len(), 4);
     let err = bdmc(
@@ -269,6 +274,7 @@ fn bdmc_brackets_the_exact_log_likelihood_and_the_gap_closes() {
         4,
         &config(20, AisStart::Posterior),
         &mut SeededNoise::new(31),
+        &mut (),
     )
     .unwrap_err()
     .to_string();
@@ -303,12 +309,12 @@ fn bad_settings_are_errors_not_panics() {
     let mut noise = SeededNoise::new(35);
     let mut bad = config(10, AisStart::Prior);
     bad.chains = 0;
-    assert!(ais_log_likelihood(&plain, &model, &x, &bad, &mut noise).is_err());
+    assert!(ais_log_likelihood(&plain, &model, &x, &bad, &mut noise, &mut ()).is_err());
     let mut bad = config(0, AisStart::Prior);
-    assert!(ais_log_likelihood(&plain, &model, &x, &bad, &mut noise).is_err());
+    assert!(ais_log_likelihood(&plain, &model, &x, &bad, &mut noise, &mut ()).is_err());
     bad = config(10, AisStart::Prior);
     bad.hmc.leapfrog_steps = 0;
-    assert!(ais_log_likelihood(&plain, &model, &x, &bad, &mut noise).is_err());
+    assert!(ais_log_likelihood(&plain, &model, &x, &bad, &mut noise, &mut ()).is_err());
     assert!("flow".parse::<AisStart>().is_err());
     assert_eq!("encoder".parse::<AisStart>().unwrap(), AisStart::Encoder);
 }
@@ -366,8 +372,15 @@ fn frozen_step_sizes_keep_ais_unbiased_on_the_exact_model() {
     let exact = model.log_marginal(&x0).unwrap().to_vec1::<f64>().unwrap()[0];
     for (start, steps, max_se) in [(AisStart::Prior, 5, 0.2), (AisStart::Encoder, 4, 0.03)] {
         let cfg = exaggerated(start, steps, StepSizeTuning::default());
-        let r =
-            ais_log_likelihood(&plain, &model, &copies, &cfg, &mut SeededNoise::new(77)).unwrap();
+        let r = ais_log_likelihood(
+            &plain,
+            &model,
+            &copies,
+            &cfg,
+            &mut SeededNoise::new(77),
+            &mut (),
+        )
+        .unwrap();
         let (estimate, se) = pooled(&r.log_likelihoods);
         assert!(se < max_se, "{start:?}: standard error {se}");
         assert!(
@@ -453,6 +466,7 @@ fn the_estimating_run_does_not_adapt_to_its_own_chains() {
         &x,
         &exaggerated(AisStart::Encoder, 6, StepSizeTuning::Online),
         &mut SeededNoise::new(5),
+        &mut (),
     )
     .unwrap();
     assert!(

@@ -36,7 +36,8 @@ fn exact_proposal_gives_exact_log_likelihood_and_full_ess() {
         batch_size: 8,
     };
     let r =
-        importance_sampled_log_likelihood(&q, &model, &x, &cfg, &mut SeededNoise::new(3)).unwrap();
+        importance_sampled_log_likelihood(&q, &model, &x, &cfg, &mut SeededNoise::new(3), &mut ())
+            .unwrap();
     let exact = model.log_marginal(&x).unwrap().to_vec1::<f64>().unwrap();
     for (a, b) in r.log_likelihoods.iter().zip(&exact) {
         assert!((a - b).abs() < 1e-9, "{a} vs {b}");
@@ -67,6 +68,7 @@ fn imperfect_proposal_converges_with_many_samples() {
                 batch_size: 11,
             },
             &mut SeededNoise::new(4),
+            &mut (),
         )
         .unwrap()
     };
@@ -104,6 +106,7 @@ fn bad_configurations_are_rejected() {
         batch_size: 1,
     };
     assert!(
-        importance_sampled_log_likelihood(&q, &model, &x, &cfg, &mut SeededNoise::new(0)).is_err()
+        importance_sampled_log_likelihood(&q, &model, &x, &cfg, &mut SeededNoise::new(0), &mut ())
+            .is_err()
     );
 }

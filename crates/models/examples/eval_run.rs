@@ -38,7 +38,8 @@ fn main() -> anyhow::Result<()> {
             num_samples: 1000,
             ..ImportanceConfig::default()
         };
-        let r = importance_sampled_log_likelihood(q, p, &x, &is, &mut SeededNoise::new(1))?;
+        let r =
+            importance_sampled_log_likelihood(q, p, &x, &is, &mut SeededNoise::new(1), &mut ())?;
         println!(
             "IS-1000 NLL {:.3} ± {:.3} ({weights} weights)",
             r.mean_nll, r.std_error
@@ -50,7 +51,7 @@ fn main() -> anyhow::Result<()> {
             chains: 8,
             ..AisConfig::default()
         };
-        let r = ais_log_likelihood(&fq, &fp, &x, &ais, &mut SeededNoise::new(2))?;
+        let r = ais_log_likelihood(&fq, &fp, &x, &ais, &mut SeededNoise::new(2), &mut ())?;
         println!(
             "HAIS NLL {:.3} ± {:.3} (200 steps, 8 chains)",
             r.mean_nll, r.std_error
@@ -60,7 +61,7 @@ fn main() -> anyhow::Result<()> {
             start: AisStart::Encoder,
             ..ais
         };
-        let r = bdmc(&fq, &fp, 10, &ais, &mut SeededNoise::new(3))?;
+        let r = bdmc(&fq, &fp, 10, &ais, &mut SeededNoise::new(3), &mut ())?;
         println!(
             "BDMC on 10 simulated points: {:.3} <= log p(x) <= {:.3}",
             r.lower, r.upper

@@ -8,6 +8,7 @@ use vaekit_datasets::{Mnist, binarize_fixed, resolve_mnist_dir};
 use vaekit_eval::{ImportanceConfig, importance_sampled_log_likelihood};
 use vaekit_flows::IafVariant;
 use vaekit_models::{FlowConfig, Networks, RunConfig, build};
+use vaekit_monitor::ProgressBar;
 use vaekit_nets::{DenseConfig, Normalization};
 use vaekit_train::{TrainConfig, Trainer, Weights};
 
@@ -36,8 +37,10 @@ fn main() -> anyhow::Result<()> {
         ..TrainConfig::default()
     };
     let mut trainer = Trainer::new(config.clone(), &model.store, q, p)?;
+    // A bar on a terminal (steps, running loss, ETA), a line every 30 s in a log.
+    let mut bar = ProgressBar::new();
     for _ in 0..epochs {
-        let r = trainer.train_epoch(&mnist.train, &dev)?;
+        let r = trainer.train_epoch_with_progress(&mnist.train, &dev, &mut bar)?;
         println!(
             "epoch {}: train -ELBO {:.3} ({:.2} s)",
             r.epoch, -r.bound, r.seconds
@@ -45,13 +48,14 @@ fn main() -> anyhow::Result<()> {
     }
     // The test set binarized once (the IWAE protocol); its bound; IS-500.
     let test = binarize_fixed(&mnist.test.images_f32(&dev)?, 123)?;
-    let elbo = trainer.evaluate(&test, &config.objective, 500, 7, Weights::Current)?;
+    let elbo = trainer.evaluate(&test, &config.objective, 500, 7, Weights::Current, &mut bar)?;
     let is = ImportanceConfig {
         num_samples: 500,
         ..ImportanceConfig::default()
     };
     let first = test.narrow(0, 0, 1000)?;
-    let nll = importance_sampled_log_likelihood(q, p, &first, &is, &mut SeededNoise::new(9))?;
+    let nll =
+        importance_sampled_log_likelihood(q, p, &first, &is, &mut SeededNoise::new(9), &mut bar)?;
     println!(
         "test -ELBO {:.3}; IS-500 NLL of the first 1000 test images {:.3} ± {:.3}",
         -elbo, nll.mean_nll, nll.std_error

@@ -7,7 +7,7 @@ use crate::trainer::{EpochReport, TrainError, Trainer};
 use candle::Device;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
-use vaekit_core::SeededNoise;
+use vaekit_core::{Progress, SeededNoise};
 use vaekit_datasets::DataSource;
 use vaekit_objectives::{ObjectiveConfig, data_dependent_init};
 
@@ -88,9 +88,10 @@ pub trait FitHooks: Send {
         let _ = epoch;
     }
 
-    /// After every minibatch: `done` of `total` in this epoch.
-    fn batch_done(&mut self, done: usize, total: usize) {
-        let _ = (done, total);
+    /// Where each epoch's training reports its steps (see
+    /// [`Trainer::train_epoch_with_progress`]); `None`, the default, reports nothing.
+    fn progress(&mut self) -> Option<&mut dyn Progress> {
+        None
     }
 
     /// After an epoch's test evaluation, before its checkpoint. An error stops the fit.
@@ -183,14 +184,18 @@ impl Trainer<'_> {
                 }
                 let epoch_start = Instant::now();
                 hooks.epoch_started(self.state().epoch + 1);
-                let report =
-                    self.train_epoch_with_progress(train, device, &mut |done, total| {
-                        hooks.batch_done(done, total)
-                    })?;
+                let report = match hooks.progress() {
+                    Some(progress) => self.train_epoch_with_progress(train, device, progress)?,
+                    None => self.train_epoch(train, device)?,
+                };
                 let weights = self.evaluation_weights();
                 let (test_bound, test_bound_current) = match (test, &config.test) {
                     (Some(data), Some(t)) => {
-                        let bound = |w| self.evaluate(data, &t.objective, t.batch_size, t.seed, w);
+                        let mut bound = |w| {
+                            let mut none = ();
+                            let progress = hooks.progress().unwrap_or(&mut none);
+                            self.evaluate(data, &t.objective, t.batch_size, t.seed, w, progress)
+                        };
                         let current = match weights {
                             Weights::Averaged => Some(bound(Weights::Current)?),
                             Weights::Current => None,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
-use vaekit_core::SeededNoise;
+use vaekit_core::{Progress, SeededNoise};
 use vaekit_datasets::{Batcher, BatcherConfig, Binarization, DataSource};
 use vaekit_nets::{ParamStore, Pass};
 use vaekit_objectives::{
@@ -481,11 +481,12 @@ impl<'a> Trainer<'a> {
         data: &dyn DataSource,
         device: &Device,
     ) -> Result<EpochReport, TrainError> {
-        self.train_epoch_with_progress(data, device, &mut |_, _| {})
+        self.train_epoch_with_progress(data, device, &mut ())
     }
 
-    /// [`Trainer::train_epoch`], calling `progress(done, total)` after every minibatch (for a
-    /// progress bar).
+    /// [`Trainer::train_epoch`], reporting to `progress` as a job named `epoch N` (the
+    /// 1-based epoch) counted in steps, with the epoch's running mean loss (`loss`) after every
+    /// minibatch and its final `loss` and `bound`.
     ///
     /// The epoch runs on a worker of vaekit's thread pool ([`vaekit_core::on_pool`]) while
     /// the calling thread waits, so `progress` runs on that worker: it must not wait for the
@@ -499,7 +500,7 @@ impl<'a> Trainer<'a> {
         &mut self,
         data: &dyn DataSource,
         device: &Device,
-        progress: &mut (dyn FnMut(usize, usize) + Send),
+        progress: &mut dyn Progress,
     ) -> Result<EpochReport, TrainError> {
         // On vaekit's pool, where parallel ops join cheaply (in place when already there).
         vaekit_core::on_pool(|| -> Result<EpochReport, TrainError> {
@@ -569,7 +570,12 @@ impl<'a> Trainer<'a> {
             // The pool's workers stay awake through the epoch's steps (`vaekit_core::keep_awake`):
             // a step forks a few dozen times with serial work in between, and waking parked
             // workers each time cost the dense VAE step about a quarter of its time.
-            vaekit_core::keep_awake(|| -> Result<(), TrainError> {
+            progress.start(
+                &format!("epoch {}", self.state.epoch + 1),
+                batches.len() as u64,
+                "steps",
+            );
+            let steps = vaekit_core::keep_awake(|| -> Result<(), TrainError> {
                 for (i, indices) in batches.iter().enumerate() {
                     let x = data
                         .gather(indices, device)
@@ -635,15 +641,20 @@ impl<'a> Trainer<'a> {
                             }
                         }
                     }
-                    progress(i + 1, batches.len());
+                    progress.update(i as u64 + 1, &[("loss", self.loss.summary().loss())]);
                 }
                 Ok(())
-            })?;
+            });
+            let summary = self.loss.summary();
+            progress.finish(&match &steps {
+                Ok(()) => vec![("loss", summary.loss()), ("bound", summary.bound())],
+                Err(_) => Vec::new(),
+            });
+            steps?;
             self.state.epoch += 1;
             self.state.noise = self.noise.state();
             self.state.estimator = self.loss.state();
             // An epoch in which every step was skipped has no mean: NaN, not 0.
-            let summary = self.loss.summary();
             Ok(EpochReport {
                 epoch: self.state.epoch,
                 loss: summary.loss(),
@@ -662,7 +673,8 @@ impl<'a> Trainer<'a> {
     /// `vaekit_datasets::binarize_fixed`, as the IWAE protocol does), in evaluation mode with
     /// `weights` ([`Trainer::evaluation_weights`] for the run's default); draws
     /// from a separate stream seeded by `seed`, so evaluation does not disturb training's
-    /// noise.
+    /// noise. Reports to `progress` as a job named `test bound (<weights> weights)` over the
+    /// data points, with the running mean bound (`bound`).
     ///
     /// # Errors
     /// A `batch_size` of 0; [`Weights::Averaged`] without an average; tensor errors.
@@ -673,6 +685,7 @@ impl<'a> Trainer<'a> {
         batch_size: usize,
         seed: u64,
         weights: Weights,
+        progress: &mut dyn Progress,
     ) -> Result<f64, TrainError> {
         // On vaekit's pool, where parallel ops join cheaply (in place when already there).
         vaekit_core::on_pool(|| -> Result<f64, TrainError> {
@@ -689,7 +702,12 @@ impl<'a> Trainer<'a> {
                 .trainable()
                 .first()
                 .map_or(Device::Cpu, |(_, v)| v.device().clone());
-            self.with_weights(weights, || -> Result<f64, TrainError> {
+            progress.start(
+                &format!("test bound ({weights} weights)"),
+                n as u64,
+                "points",
+            );
+            let bound = self.with_weights(weights, || -> Result<f64, TrainError> {
                 let mut total = 0.0;
                 let mut start = 0;
                 while start < n {
@@ -705,9 +723,15 @@ impl<'a> Trainer<'a> {
                     .and_then(Evaluation::checked)?;
                     total += e.bound * b as f64;
                     start += b;
+                    progress.update(start as u64, &[("bound", total / start as f64)]);
                 }
                 Ok(total / n.max(1) as f64)
-            })
+            });
+            progress.finish(&match &bound {
+                Ok(b) => vec![("bound", *b)],
+                Err(_) => Vec::new(),
+            });
+            bound
         })
     }
 }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use candle::{DType, Device};
+use vaekit_core::{Progress, ProgressEvent, ProgressLog};
 use vaekit_datasets::{DataSource, Mnist, binarize_fixed, write_synthetic_mnist};
 use vaekit_flows::FlowChain;
 use vaekit_nets::{
@@ -45,7 +46,7 @@ fn vae() -> Vae {
 #[derive(Default)]
 struct Log {
     started: Vec<u64>,
-    batches: usize,
+    progress: ProgressLog,
     records: Vec<EpochRecord>,
     budget: Vec<u64>,
 }
@@ -54,8 +55,8 @@ impl FitHooks for Log {
     fn epoch_started(&mut self, epoch: u64) {
         self.started.push(epoch);
     }
-    fn batch_done(&mut self, _done: usize, _total: usize) {
-        self.batches += 1;
+    fn progress(&mut self) -> Option<&mut dyn Progress> {
+        Some(&mut self.progress)
     }
     fn epoch_done(&mut self, record: &EpochRecord) -> Result<(), TrainError> {
         self.records.push(record.clone());
@@ -137,7 +138,47 @@ fn fit_runs_epochs_hooks_test_bound_init_and_budget() {
         (2, true, false)
     );
     assert_eq!(log.started, [1, 2]);
-    assert_eq!(log.batches, 2 * 3, "three batches of 20 per epoch");
+    // Each epoch is two whole jobs: three steps of 20 reporting the running loss, then the
+    // test bound over its 10 points; each ends with the figure the epoch's record holds.
+    log.progress.check().expect("well-formed progress");
+    let test_job = format!("test bound ({} weights)", Weights::Current);
+    assert_eq!(
+        log.progress.jobs(),
+        ["epoch 1", test_job.as_str(), "epoch 2", test_job.as_str()]
+    );
+    let mut job = 0;
+    let mut steps = 0;
+    for event in &log.progress.events {
+        match event {
+            ProgressEvent::Start { total, unit, .. } => {
+                assert_eq!(
+                    (*total, *unit),
+                    if job % 2 == 0 {
+                        (3, "steps")
+                    } else {
+                        (10, "points")
+                    }
+                );
+            }
+            ProgressEvent::Update { stats, .. } => {
+                let (name, v) = stats[0];
+                assert_eq!(name, if job % 2 == 0 { "loss" } else { "bound" });
+                assert!(v.is_finite());
+                steps += usize::from(job % 2 == 0);
+            }
+            ProgressEvent::Finish { summary } => {
+                let record = &log.records[job / 2];
+                let expected = if job % 2 == 0 {
+                    ("loss", record.report.loss)
+                } else {
+                    ("bound", record.test_bound.unwrap())
+                };
+                assert_eq!(summary[0], expected);
+                job += 1;
+            }
+        }
+    }
+    assert_eq!(steps, 2 * 3, "three batches of 20 per epoch");
     assert!(
         before.is_some() && gain(&m.store) != before,
         "weight norm's gains were initialised"
@@ -165,6 +206,7 @@ fn fit_runs_epochs_hooks_test_bound_init_and_budget() {
             500,
             5,
             last.weights,
+            &mut (),
         )
         .unwrap();
     assert_eq!(last.test_bound, Some(again));

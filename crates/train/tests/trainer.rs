@@ -157,17 +157,17 @@ fn a_short_run_is_evaluated_near_its_current_weights() {
         };
         let mut t = Trainer::new(cfg.clone(), &m.store, &m.q, &m.p).unwrap();
         let initial = t
-            .evaluate(&x, &cfg.objective, 30, 7, Weights::Current)
+            .evaluate(&x, &cfg.objective, 30, 7, Weights::Current, &mut ())
             .unwrap();
         for _ in 0..8 {
             t.train_epoch(&train, &dev).unwrap();
         }
         assert_eq!(t.evaluation_weights(), Weights::Averaged);
         let current = t
-            .evaluate(&x, &cfg.objective, 30, 7, Weights::Current)
+            .evaluate(&x, &cfg.objective, 30, 7, Weights::Current, &mut ())
             .unwrap();
         let averaged = t
-            .evaluate(&x, &cfg.objective, 30, 7, Weights::Averaged)
+            .evaluate(&x, &cfg.objective, 30, 7, Weights::Averaged, &mut ())
             .unwrap();
         let summary = t.ema_summary().unwrap();
         assert_eq!(summary.updates, 24);
@@ -200,7 +200,7 @@ fn a_short_run_is_evaluated_near_its_current_weights() {
     .unwrap();
     assert_eq!(t.evaluation_weights(), Weights::Current);
     let err = t
-        .evaluate(&x, &config().objective, 30, 7, Weights::Averaged)
+        .evaluate(&x, &config().objective, 30, 7, Weights::Averaged, &mut ())
         .unwrap_err()
         .to_string();
     assert!(err.contains("keeps no parameter average"), "{err}");
@@ -232,11 +232,11 @@ fn training_improves_the_bound_and_evaluation_uses_a_separate_stream() {
     let mut t = Trainer::new(cfg.clone(), &m.store, &m.q, &m.p).unwrap();
     let x = vaekit_datasets::binarize_fixed(&train.images_f32(&dev).unwrap(), 0).unwrap();
     let before = t
-        .evaluate(&x, &cfg.objective, 30, 7, t.evaluation_weights())
+        .evaluate(&x, &cfg.objective, 30, 7, t.evaluation_weights(), &mut ())
         .unwrap();
     let noise_before = t.state().noise;
     assert_eq!(
-        t.evaluate(&x, &cfg.objective, 30, 7, t.evaluation_weights())
+        t.evaluate(&x, &cfg.objective, 30, 7, t.evaluation_weights(), &mut ())
             .unwrap(),
         before,
         "evaluation is deterministic for a seed"
@@ -250,7 +250,7 @@ fn training_improves_the_bound_and_evaluation_uses_a_separate_stream() {
         t.train_epoch(&train, &dev).unwrap();
     }
     let after = t
-        .evaluate(&x, &cfg.objective, 30, 7, t.evaluation_weights())
+        .evaluate(&x, &cfg.objective, 30, 7, t.evaluation_weights(), &mut ())
         .unwrap();
     assert!(
         after > before + 20.0,
