@@ -51,6 +51,21 @@ pub fn anneal(
     plan: StepSizePlan,
     noise: &mut dyn NoiseSource,
 ) -> Result<Annealed> {
+    anneal_observed(path, start, betas, hmc, plan, noise, &mut |_, _| {})
+}
+
+/// [`anneal`], calling
+/// `on_transition(acceptance, step_sizes)` after every HMC transition with the mean
+/// acceptance probability of its chains and the mean step size it used.
+pub(crate) fn anneal_observed(
+    path: &dyn AnnealingPath,
+    start: &Tensor,
+    betas: &[f64],
+    hmc: &HmcConfig,
+    plan: StepSizePlan,
+    noise: &mut dyn NoiseSource,
+    on_transition: &mut dyn FnMut(f64, f64),
+) -> Result<Annealed> {
     hmc.validate()?;
     if betas.len() < 2 {
         candle::bail!("anneal: need at least two inverse temperatures");
@@ -65,21 +80,6 @@ pub fn anneal(
             );
         }
     }
-    anneal_observed(path, start, betas, hmc, plan, noise, &mut |_, _| {})
-}
-
-/// [`anneal`] (with its configuration already checked), calling
-/// `on_transition(acceptance, step_sizes)` after every HMC transition with the mean
-/// acceptance probability of its chains and the mean step size it used.
-pub(crate) fn anneal_observed(
-    path: &dyn AnnealingPath,
-    start: &Tensor,
-    betas: &[f64],
-    hmc: &HmcConfig,
-    plan: StepSizePlan,
-    noise: &mut dyn NoiseSource,
-    on_transition: &mut dyn FnMut(f64, f64),
-) -> Result<Annealed> {
     // Thousands of small forward and backward passes: the pool's workers stay awake.
     vaekit_core::keep_awake(|| anneal_awake(path, start, betas, hmc, plan, noise, on_transition))
 }

@@ -119,7 +119,13 @@ fn results_table(runs: &[RunFiles]) -> String {
                 .as_u64()
                 .map_or("—".into(), |k| k.to_string()),
             number(&r["is_mean_ess"], 1),
-            with_error(&hais["nll"], &hais["std_error"]),
+            match hais["test_points"].as_u64() {
+                Some(n) => format!(
+                    "{} <small>({n} images)</small>",
+                    with_error(&hais["nll"], &hais["std_error"])
+                ),
+                None => with_error(&hais["nll"], &hais["std_error"]),
+            },
             escape(&bdmc_text),
         );
     }
