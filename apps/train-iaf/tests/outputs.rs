@@ -3,25 +3,17 @@
 //! own reader where Python has it).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{json, synthetic_mnist, train_iaf_env};
 use std::path::Path;
 use std::process::Command;
-use vaekit_datasets::write_synthetic_mnist;
 use vaekit_monitor::{images, read_events, scalars};
 
+/// `train-iaf args` with a progress line at every update: the lines the log of a long job
+/// would show.
 fn train_iaf(args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_train-iaf"))
-        .args(args)
-        .env_remove("VAEKIT_DATA_DIR")
-        // A progress line at every update: the lines the log of a long job would show.
-        .env("VAEKIT_PROGRESS", "lines:0")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "train-iaf {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
+    train_iaf_env(args, &[("VAEKIT_PROGRESS", "lines:0")])
 }
 
 /// `(width, height, RGB pixels)` of a PNG file.
@@ -52,8 +44,7 @@ fn metrics(run: &Path) -> Vec<serde_json::Value> {
 #[test]
 fn curves_progress_and_tensorboard_of_a_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("mnist");
-    write_synthetic_mnist(&data, 80, 30, true).unwrap();
+    let data = synthetic_mnist(tmp.path());
     let run = tmp.path().join("run");
     let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
     let out = train_iaf(&[
@@ -136,8 +127,7 @@ fn curves_progress_and_tensorboard_of_a_run() {
             assert_eq!(lookup(tag, step), m[key].as_f64().unwrap() as f32, "{tag}");
         }
     }
-    let results: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run.join("results.json")).unwrap()).unwrap();
+    let results = json(&run.join("results.json"));
     assert_eq!(
         lookup("test/is8_nll", 3),
         results["is_nll"].as_f64().unwrap() as f32
@@ -192,8 +182,7 @@ fn curves_progress_and_tensorboard_of_a_run() {
     ] {
         assert!(stderr.contains(expected), "no {expected:?} in:\n{stderr}");
     }
-    let results: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run.join("results.json")).unwrap()).unwrap();
+    let results = json(&run.join("results.json"));
     assert!(results["hais"]["nll"].as_f64().unwrap().is_finite());
     let files: Vec<_> = std::fs::read_dir(run.join("tb")).unwrap().collect();
     assert_eq!(files.len(), 2, "eval adds an event file");

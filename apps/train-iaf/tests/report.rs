@@ -7,22 +7,15 @@
 //! screenshot at that path.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{run, synthetic_mnist};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use vaekit_datasets::write_synthetic_mnist;
 
+/// `train-iaf args`, asserting success; its stdout.
 fn train_iaf(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_train-iaf"))
-        .args(args)
-        .env_remove("VAEKIT_DATA_DIR")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "train-iaf {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    String::from_utf8_lossy(&common::train_iaf(args).stdout).into_owned()
 }
 
 fn browser() -> Option<PathBuf> {
@@ -77,8 +70,7 @@ fn count(haystack: &str, needle: &str) -> usize {
 #[test]
 fn report_of_one_and_of_two_runs_renders_in_a_browser() {
     let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("mnist");
-    write_synthetic_mnist(&data, 80, 30, true).unwrap();
+    let data = synthetic_mnist(tmp.path());
     let d = data.to_str().unwrap();
     let runs: Vec<PathBuf> = ["dense", "dense-k5"]
         .iter()
@@ -126,10 +118,7 @@ fn report_of_one_and_of_two_runs_renders_in_a_browser() {
         "the differing k is not listed"
     );
     // A directory that is not a run is named.
-    let out = Command::new(env!("CARGO_BIN_EXE_train-iaf"))
-        .args(["report", tmp.path().to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = run(&["report", tmp.path().to_str().unwrap()], &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a run directory"));
 

@@ -2,33 +2,12 @@
 //! it: every output file present and valid, and resume continues the same run.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{is_png, json, train_iaf};
 use std::path::Path;
 use std::process::Command;
 use vaekit_datasets::write_synthetic_mnist;
-
-fn train_iaf(args: &[&str]) -> std::process::Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_train-iaf"))
-        .args(args)
-        .env_remove("VAEKIT_DATA_DIR")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "train-iaf {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn is_png(path: &Path) -> bool {
-    std::fs::read(path)
-        .map(|b| b.starts_with(&[0x89, b'P', b'N', b'G']))
-        .unwrap_or(false)
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
 
 #[test]
 fn train_resume_eval_sample() {

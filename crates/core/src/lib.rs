@@ -42,7 +42,7 @@ mod seeded;
 
 pub use device::parse_device;
 pub use noise::{NoiseSource, permutation};
-pub use progress::{Progress, ProgressEvent, ProgressLog, Stat};
+pub use progress::{Progress, ProgressEvent, ProgressLog, Stat, report_job};
 pub use seeded::{NoiseState, SeededNoise, derive_seed};
 
 // The kernels and the thread pool live in vaekit-ops; the crates above use them through here.

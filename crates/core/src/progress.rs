@@ -34,6 +34,29 @@ pub trait Progress: Send {
 /// No progress reported.
 impl Progress for () {}
 
+/// Runs `body` as the job `job` of `total` units of `unit` on `progress`: starts it, lets
+/// `body` report its updates, and finishes it with `summary` of the result (with nothing after
+/// an error), so that every job a sink sees ends.
+///
+/// # Errors
+/// Those of `body`.
+pub fn report_job<T, E>(
+    progress: &mut dyn Progress,
+    job: &str,
+    total: u64,
+    unit: &'static str,
+    body: impl FnOnce(&mut dyn Progress) -> Result<T, E>,
+    summary: impl FnOnce(&T) -> Vec<Stat>,
+) -> Result<T, E> {
+    progress.start(job, total, unit);
+    let result = body(progress);
+    progress.finish(&match &result {
+        Ok(value) => summary(value),
+        Err(_) => Vec::new(),
+    });
+    result
+}
+
 /// One call a [`ProgressLog`] recorded.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProgressEvent {
@@ -127,5 +150,45 @@ impl ProgressLog {
             None => Ok(()),
             Some(r) => Err(format!("a job never finished: {r:?}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_ends_with_its_summary_or_with_nothing_after_an_error() {
+        let mut log = ProgressLog::default();
+        let ok: Result<u64, ()> = report_job(
+            &mut log,
+            "sum",
+            2,
+            "parts",
+            |p| {
+                p.update(1, &[("s", 1.0)]);
+                p.update(2, &[("s", 3.0)]);
+                Ok(3)
+            },
+            |v| vec![("s", *v as f64)],
+        );
+        assert_eq!(ok, Ok(3));
+        assert_eq!(log.check(), Ok(()));
+        let failed: Result<u64, &str> = report_job(
+            &mut log,
+            "fail",
+            5,
+            "parts",
+            |_| Err("bad"),
+            |_| vec![("never", 0.0)],
+        );
+        assert_eq!(failed, Err("bad"));
+        assert_eq!(log.jobs(), ["sum", "fail"]);
+        assert_eq!(
+            log.events.last(),
+            Some(&ProgressEvent::Finish { summary: vec![] })
+        );
+        // A job that stops short of its total is not well formed.
+        assert!(log.check().is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! Annealed importance sampling of `log p(x)` for a VAE through the model-agnostic API.
 
-use crate::anneal::{anneal_observed, log_mean_weights};
+use crate::anneal::{Annealed, anneal_observed, log_mean_weights};
 use crate::hmc::HmcConfig;
 use crate::path::AnnealingPath;
 use crate::schedule::AnnealingSchedule;
@@ -8,7 +8,7 @@ use crate::step_size::{FrozenStepSizes, StepSizePlan, StepSizeTuning};
 use crate::ticker::{Ticker, transitions_per_batch};
 use candle::{D, Result, Tensor};
 use serde::{Deserialize, Serialize};
-use vaekit_core::{NoiseSource, Progress, SeededNoise};
+use vaekit_core::{NoiseSource, Progress, SeededNoise, report_job};
 use vaekit_nets::Pass;
 use vaekit_objectives::{GenerativeModel, InferenceNetwork, Posterior};
 
@@ -228,84 +228,86 @@ pub fn ais_log_likelihood(
         let n = data.dim(0)?;
         let total =
             n.div_ceil(config.batch_size) as u64 * transitions_per_batch(config, betas.len());
-        let mut ticker = Ticker::start(progress, "HAIS", total);
-        let report = annealed_estimate(
-            inference,
-            model,
-            data,
-            config,
-            &betas,
-            d,
-            noise,
-            &mut ticker,
-        );
-        ticker.finish(&match &report {
-            Ok(r) => vec![("nll", r.mean_nll), ("se", r.std_error)],
-            Err(_) => Vec::new(),
-        });
-        report
+        let summary = |r: &AisReport| vec![("nll", r.mean_nll), ("se", r.std_error)];
+        report_job(
+            progress,
+            "HAIS",
+            total,
+            "transitions",
+            |progress| {
+                let ticker = &mut Ticker::new(progress);
+                let betas: &[f64] = &betas;
+                let (mut lls, mut errs) = (Vec::with_capacity(n), Vec::with_capacity(n));
+                let (mut acceptance, mut step_size, mut batches, mut grads) =
+                    (0.0, 0.0, 0usize, 0usize);
+                let mut begin = 0;
+                while begin < n {
+                    let b = config.batch_size.min(n - begin);
+                    let x = data.narrow(0, begin, b)?;
+                    let path = VaePath::new(inference, model, &x, config.start)?;
+                    let (out, _) = forward_batch(&path, d, &x, betas, config, noise, ticker)?;
+                    let (ll, err) = log_mean_weights(&out.log_weights)?;
+                    if let Some(i) = ll.iter().position(|v| !v.is_finite()) {
+                        candle::bail!("AIS: log p(x) of data point {} is {}", begin + i, ll[i]);
+                    }
+                    lls.extend(ll);
+                    ticker.set("nll", -lls.iter().sum::<f64>() / lls.len() as f64);
+                    errs.extend(err);
+                    acceptance += out.mean_acceptance;
+                    step_size += out.step_sizes.iter().sum::<f64>() / b as f64;
+                    grads = out.gradient_evaluations;
+                    batches += 1;
+                    begin += b;
+                }
+                let (mean_ll, std_error) = mean_and_error(&lls);
+                Ok(AisReport {
+                    mean_nll: -mean_ll,
+                    std_error,
+                    log_likelihoods: lls,
+                    chain_std_errors: errs,
+                    mean_acceptance: acceptance / batches.max(1) as f64,
+                    mean_step_size: step_size / batches.max(1) as f64,
+                    gradient_evaluations: grads,
+                    step_size_tuning: config.tuning.describe(),
+                    config: *config,
+                })
+            },
+            summary,
+        )
     })
 }
 
-/// The body of [`ais_log_likelihood`].
-#[allow(clippy::too_many_arguments)]
-fn annealed_estimate(
-    inference: &dyn InferenceNetwork,
-    model: &dyn GenerativeModel,
-    data: &Tensor,
-    config: &AisConfig,
-    betas: &[f64],
+/// One batch's forward run: the step sizes tuned (when `config` asks for a pilot), chains
+/// started from `N(0, I)` in noise space and annealed through `betas`, each transition counted
+/// on `ticker`. Returns the run and the frozen step sizes, for a reverse run to reuse.
+///
+/// # Errors
+/// Those of the pilot and of [`crate::anneal`].
+pub(crate) fn forward_batch(
+    path: &VaePath<'_>,
     d: usize,
+    x: &Tensor,
+    betas: &[f64],
+    config: &AisConfig,
     noise: &mut dyn NoiseSource,
     ticker: &mut Ticker<'_>,
-) -> Result<AisReport> {
-    let n = data.dim(0)?;
-    let (mut lls, mut errs) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let (mut acceptance, mut step_size, mut batches, mut grads) = (0.0, 0.0, 0usize, 0usize);
-    let mut begin = 0;
-    while begin < n {
-        let b = config.batch_size.min(n - begin);
-        let x = data.narrow(0, begin, b)?;
-        let path = VaePath::new(inference, model, &x, config.start)?;
-        let frozen = tune_step_sizes(&path, b, d, &x, betas, config, noise, ticker)?;
-        let plan = frozen
-            .as_ref()
-            .map_or(StepSizePlan::Online, StepSizePlan::Frozen);
-        let start = noise.standard_normal(&(b, config.chains, d).into(), x.dtype(), x.device())?;
-        let out = anneal_observed(
-            &path,
-            &start,
-            betas,
-            &config.hmc,
-            plan,
-            noise,
-            &mut |a, s| ticker.transition(a, s),
-        )?;
-        let (ll, err) = log_mean_weights(&out.log_weights)?;
-        if let Some(i) = ll.iter().position(|v| !v.is_finite()) {
-            candle::bail!("AIS: log p(x) of data point {} is {}", begin + i, ll[i]);
-        }
-        lls.extend(ll);
-        ticker.set("nll", -lls.iter().sum::<f64>() / lls.len() as f64);
-        errs.extend(err);
-        acceptance += out.mean_acceptance;
-        step_size += out.step_sizes.iter().sum::<f64>() / b as f64;
-        grads = out.gradient_evaluations;
-        batches += 1;
-        begin += b;
-    }
-    let (mean_ll, std_error) = mean_and_error(&lls);
-    Ok(AisReport {
-        mean_nll: -mean_ll,
-        std_error,
-        log_likelihoods: lls,
-        chain_std_errors: errs,
-        mean_acceptance: acceptance / batches.max(1) as f64,
-        mean_step_size: step_size / batches.max(1) as f64,
-        gradient_evaluations: grads,
-        step_size_tuning: config.tuning.describe(),
-        config: *config,
-    })
+) -> Result<(Annealed, Option<FrozenStepSizes>)> {
+    let b = x.dim(0)?;
+    let frozen = tune_step_sizes(path, b, d, x, betas, config, noise, ticker)?;
+    let plan = frozen
+        .as_ref()
+        .map_or(StepSizePlan::Online, StepSizePlan::Frozen);
+    let start = noise.standard_normal(&(b, config.chains, d).into(), x.dtype(), x.device())?;
+    let out = anneal_observed(
+        path,
+        &start,
+        betas,
+        &config.hmc,
+        plan,
+        noise,
+        &mut |a, s| ticker.transition(a, s),
+    )?;
+    Ok((out, frozen))
 }
 
 /// The frozen step sizes of a batch of `b` data points `x` (`None` for online adaptation):

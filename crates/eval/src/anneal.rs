@@ -81,65 +81,55 @@ pub(crate) fn anneal_observed(
         }
     }
     // Thousands of small forward and backward passes: the pool's workers stay awake.
-    vaekit_core::keep_awake(|| anneal_awake(path, start, betas, hmc, plan, noise, on_transition))
-}
-
-fn anneal_awake(
-    path: &dyn AnnealingPath,
-    start: &Tensor,
-    betas: &[f64],
-    hmc: &HmcConfig,
-    plan: StepSizePlan,
-    noise: &mut dyn NoiseSource,
-    on_transition: &mut dyn FnMut(f64, f64),
-) -> Result<Annealed> {
-    let (b, c, _) = start.dims3()?;
-    let mut point = PathPoint::evaluate(path, start)?;
-    let mut log_w = Tensor::zeros((b, c), DType::F64, start.device())?;
-    let mut steps = StepSizes::new(b, hmc);
-    let (mut acceptance_sum, mut transitions) = (0.0, 0usize);
-    let mut gradient_evaluations = 1;
-    let last = betas.len() - 1;
-    let reverse = betas[0] > betas[last];
-    // The forward-schedule index of the transition at run step `k` (1 ≤ k < last).
-    let forward_index = |k: usize| if reverse { last - 1 - k } else { k - 1 };
-    let mut step_trace = vec![Vec::new(); last.saturating_sub(1)];
-    for k in 1..=last {
-        let delta = betas[k] - betas[k - 1];
-        if delta != 0.0 {
-            // 0 · (-inf) would be NaN: only non-zero increments touch the weights.
-            let ell = point.log_ratio.to_dtype(DType::F64)?;
-            log_w = (log_w + ell.affine(delta, 0.0)?)?;
-        }
-        if k < last {
-            let j = forward_index(k);
-            if let StepSizePlan::Frozen(f) = plan {
-                steps = StepSizes::fixed(f.at(j));
+    vaekit_core::keep_awake(|| {
+        let (b, c, _) = start.dims3()?;
+        let mut point = PathPoint::evaluate(path, start)?;
+        let mut log_w = Tensor::zeros((b, c), DType::F64, start.device())?;
+        let mut steps = StepSizes::new(b, hmc);
+        let (mut acceptance_sum, mut transitions) = (0.0, 0usize);
+        let mut gradient_evaluations = 1;
+        let last = betas.len() - 1;
+        let reverse = betas[0] > betas[last];
+        // The forward-schedule index of the transition at run step `k` (1 ≤ k < last).
+        let forward_index = |k: usize| if reverse { last - 1 - k } else { k - 1 };
+        let mut step_trace = vec![Vec::new(); last.saturating_sub(1)];
+        for k in 1..=last {
+            let delta = betas[k] - betas[k - 1];
+            if delta != 0.0 {
+                // 0 · (-inf) would be NaN: only non-zero increments touch the weights.
+                let ell = point.log_ratio.to_dtype(DType::F64)?;
+                log_w = (log_w + ell.affine(delta, 0.0)?)?;
             }
-            step_trace[j] = steps.sizes.clone();
-            let t = hmc_transition(path, &point, betas[k], &steps, hmc.leapfrog_steps, noise)?;
-            let acceptance = t.acceptance.iter().sum::<f64>() / b as f64;
-            acceptance_sum += acceptance;
-            transitions += 1;
-            on_transition(acceptance, steps.sizes.iter().sum::<f64>() / b as f64);
-            if let StepSizePlan::Online = plan {
-                steps.observe(&t.acceptance);
+            if k < last {
+                let j = forward_index(k);
+                if let StepSizePlan::Frozen(f) = plan {
+                    steps = StepSizes::fixed(f.at(j));
+                }
+                step_trace[j] = steps.sizes.clone();
+                let t = hmc_transition(path, &point, betas[k], &steps, hmc.leapfrog_steps, noise)?;
+                let acceptance = t.acceptance.iter().sum::<f64>() / b as f64;
+                acceptance_sum += acceptance;
+                transitions += 1;
+                on_transition(acceptance, steps.sizes.iter().sum::<f64>() / b as f64);
+                if let StepSizePlan::Online = plan {
+                    steps.observe(&t.acceptance);
+                }
+                point = t.point;
+                gradient_evaluations += hmc.leapfrog_steps;
             }
-            point = t.point;
-            gradient_evaluations += hmc.leapfrog_steps;
         }
-    }
-    Ok(Annealed {
-        log_weights: log_w,
-        point,
-        step_sizes: steps.sizes,
-        step_trace,
-        mean_acceptance: if transitions == 0 {
-            f64::NAN
-        } else {
-            acceptance_sum / transitions as f64
-        },
-        gradient_evaluations,
+        Ok(Annealed {
+            log_weights: log_w,
+            point,
+            step_sizes: steps.sizes,
+            step_trace,
+            mean_acceptance: if transitions == 0 {
+                f64::NAN
+            } else {
+                acceptance_sum / transitions as f64
+            },
+            gradient_evaluations,
+        })
     })
 }
 

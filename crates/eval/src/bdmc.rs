@@ -1,12 +1,12 @@
 //! Bidirectional Monte Carlo: AIS from both ends on data simulated from the model.
 
-use crate::ais::{AisConfig, VaePath, latent_dim, mean_and_error, tune_step_sizes};
+use crate::ais::{AisConfig, VaePath, forward_batch, latent_dim, mean_and_error};
 use crate::anneal::{anneal_observed, log_mean_weights};
 use crate::step_size::StepSizePlan;
 use crate::ticker::{Ticker, transitions_per_batch};
 use candle::{Result, Tensor};
 use serde::{Deserialize, Serialize};
-use vaekit_core::{NoiseSource, Progress};
+use vaekit_core::{NoiseSource, Progress, report_job};
 use vaekit_nets::Pass;
 use vaekit_objectives::{GenerativeModel, InferenceNetwork};
 
@@ -95,96 +95,76 @@ pub fn bdmc_on_pairs(
         let per_batch = transitions_per_batch(config, forward_betas.len())
             + forward_betas.len().saturating_sub(2) as u64;
         let total = num_points.div_ceil(config.batch_size) as u64 * per_batch;
-        let mut ticker = Ticker::start(progress, "BDMC", total);
-        let report = bounds(inference, model, x_all, z_all, config, noise, &mut ticker);
-        ticker.finish(&match &report {
-            Ok(r) => vec![("lower", r.lower), ("upper", r.upper), ("gap", r.gap)],
-            Err(_) => Vec::new(),
-        });
-        report
-    })
-}
-
-/// The body of [`bdmc_on_pairs`].
-fn bounds(
-    inference: &dyn InferenceNetwork,
-    model: &dyn GenerativeModel,
-    x_all: &Tensor,
-    z_all: &Tensor,
-    config: &AisConfig,
-    noise: &mut dyn NoiseSource,
-    ticker: &mut Ticker<'_>,
-) -> Result<BdmcReport> {
-    let num_points = x_all.dim(0)?;
-    let forward_betas = config.schedule.betas(config.num_steps)?;
-    let reverse_betas: Vec<f64> = forward_betas.iter().rev().copied().collect();
-    let d = latent_dim(model)?;
-    let (mut forward, mut reverse) = (Vec::new(), Vec::new());
-    let mut begin = 0;
-    while begin < num_points {
-        let b = config.batch_size.min(num_points - begin);
-        let x = x_all.narrow(0, begin, b)?;
-        let z = z_all
-            .narrow(0, begin, b)?
-            .unsqueeze(1)?
-            .broadcast_as((b, config.chains, d))?
-            .contiguous()?;
-        let path = VaePath::new(inference, model, &x, config.start)?;
-        let exact = path.to_noise(&z)?;
-        // One pilot (forward) tunes the step sizes of both directions.
-        let frozen = tune_step_sizes(&path, b, d, &x, &forward_betas, config, noise, ticker)?;
-        let plan = frozen
-            .as_ref()
-            .map_or(StepSizePlan::Online, StepSizePlan::Frozen);
-        let start = noise.standard_normal(&(b, config.chains, d).into(), x.dtype(), x.device())?;
-        let mut tick = |a, s| ticker.transition(a, s);
-        let up = anneal_observed(
-            &path,
-            &start,
-            &forward_betas,
-            &config.hmc,
-            plan,
-            noise,
-            &mut tick,
-        )?;
-        let down = anneal_observed(
-            &path,
-            &exact,
-            &reverse_betas,
-            &config.hmc,
-            plan,
-            noise,
-            &mut tick,
-        )?;
-        forward.extend(log_mean_weights(&up.log_weights)?.0);
-        reverse.extend(
-            log_mean_weights(&down.log_weights)?
-                .0
-                .into_iter()
-                .map(|v| -v),
-        );
-        begin += b;
-        ticker.set("lower", forward.iter().sum::<f64>() / forward.len() as f64);
-        ticker.set("upper", reverse.iter().sum::<f64>() / reverse.len() as f64);
-    }
-    if let Some(i) = forward
-        .iter()
-        .zip(&reverse)
-        .position(|(f, r)| !f.is_finite() || !r.is_finite())
-    {
-        candle::bail!("BDMC: non-finite estimate for simulated point {i}");
-    }
-    let (lower, lower_std_error) = mean_and_error(&forward);
-    let (upper, upper_std_error) = mean_and_error(&reverse);
-    Ok(BdmcReport {
-        lower,
-        upper,
-        gap: upper - lower,
-        lower_std_error,
-        upper_std_error,
-        forward,
-        reverse,
-        step_size_tuning: config.tuning.describe(),
-        config: *config,
+        let summary = |r: &BdmcReport| vec![("lower", r.lower), ("upper", r.upper), ("gap", r.gap)];
+        report_job(
+            progress,
+            "BDMC",
+            total,
+            "transitions",
+            |progress| {
+                let ticker = &mut Ticker::new(progress);
+                let reverse_betas: Vec<f64> = forward_betas.iter().rev().copied().collect();
+                let d = latent_dim(model)?;
+                let (mut forward, mut reverse) = (Vec::new(), Vec::new());
+                let mut begin = 0;
+                while begin < num_points {
+                    let b = config.batch_size.min(num_points - begin);
+                    let x = x_all.narrow(0, begin, b)?;
+                    let z = z_all
+                        .narrow(0, begin, b)?
+                        .unsqueeze(1)?
+                        .broadcast_as((b, config.chains, d))?
+                        .contiguous()?;
+                    let path = VaePath::new(inference, model, &x, config.start)?;
+                    let exact = path.to_noise(&z)?;
+                    // One pilot (forward) tunes the step sizes of both directions.
+                    let (up, frozen) =
+                        forward_batch(&path, d, &x, &forward_betas, config, noise, ticker)?;
+                    let plan = frozen
+                        .as_ref()
+                        .map_or(StepSizePlan::Online, StepSizePlan::Frozen);
+                    let down = anneal_observed(
+                        &path,
+                        &exact,
+                        &reverse_betas,
+                        &config.hmc,
+                        plan,
+                        noise,
+                        &mut |a, s| ticker.transition(a, s),
+                    )?;
+                    forward.extend(log_mean_weights(&up.log_weights)?.0);
+                    reverse.extend(
+                        log_mean_weights(&down.log_weights)?
+                            .0
+                            .into_iter()
+                            .map(|v| -v),
+                    );
+                    begin += b;
+                    ticker.set("lower", forward.iter().sum::<f64>() / forward.len() as f64);
+                    ticker.set("upper", reverse.iter().sum::<f64>() / reverse.len() as f64);
+                }
+                if let Some(i) = forward
+                    .iter()
+                    .zip(&reverse)
+                    .position(|(f, r)| !f.is_finite() || !r.is_finite())
+                {
+                    candle::bail!("BDMC: non-finite estimate for simulated point {i}");
+                }
+                let (lower, lower_std_error) = mean_and_error(&forward);
+                let (upper, upper_std_error) = mean_and_error(&reverse);
+                Ok(BdmcReport {
+                    lower,
+                    upper,
+                    gap: upper - lower,
+                    lower_std_error,
+                    upper_std_error,
+                    forward,
+                    reverse,
+                    step_size_tuning: config.tuning.describe(),
+                    config: *config,
+                })
+            },
+            summary,
+        )
     })
 }

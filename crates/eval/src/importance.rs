@@ -2,7 +2,7 @@
 
 use candle::{D, DType, Result, Tensor};
 use serde::{Deserialize, Serialize};
-use vaekit_core::{NoiseSource, Progress, log_sum_exp};
+use vaekit_core::{NoiseSource, Progress, log_sum_exp, report_job};
 use vaekit_nets::Pass;
 use vaekit_objectives::{GenerativeModel, InferenceNetwork};
 
@@ -75,94 +75,80 @@ pub fn importance_sampled_log_likelihood(
             candle::bail!("importance sampling: num_samples, chunk and batch_size must be > 0");
         }
         let n = data.dim(0)?;
-        progress.start(&format!("IS-{num_samples}"), n as u64, "points");
-        let report = estimate(inference, model, data, config, noise, progress);
-        progress.finish(&match &report {
-            Ok(r) => vec![("nll", r.mean_nll), ("se", r.std_error)],
-            Err(_) => Vec::new(),
-        });
-        report
-    })
-}
-
-/// The body of [`importance_sampled_log_likelihood`], reporting updates only.
-fn estimate(
-    inference: &dyn InferenceNetwork,
-    model: &dyn GenerativeModel,
-    data: &Tensor,
-    config: &ImportanceConfig,
-    noise: &mut dyn NoiseSource,
-    progress: &mut dyn Progress,
-) -> Result<NllReport> {
-    let ImportanceConfig {
-        num_samples,
-        chunk,
-        batch_size,
-    } = *config;
-    let n = data.dim(0)?;
-    let mut log_likelihoods = Vec::with_capacity(n);
-    let mut ess = Vec::with_capacity(n);
-    let mut start = 0;
-    while start < n {
-        let b = batch_size.min(n - start);
-        let x = data.narrow(0, start, b)?;
-        let posterior = inference.forward(&x, Pass::Eval)?;
-        // Running log Σ w and log Σ w² per data point.
-        let mut lse: Option<Tensor> = None;
-        let mut lse2: Option<Tensor> = None;
-        let mut drawn = 0;
-        while drawn < num_samples {
-            let s = chunk.min(num_samples - drawn);
-            let sample = posterior.rsample_with_log_prob(s, noise)?;
-            let log_w = (model.log_prob(&x, &sample.z.detach(), Pass::Eval)?
-                - sample.log_q.detach())?
-            .to_dtype(DType::F64)?;
-            let c1 = log_sum_exp(&log_w, D::Minus1, true)?;
-            let c2 = log_sum_exp(&(&log_w * 2.0)?, D::Minus1, true)?;
-            lse = Some(match lse {
-                Some(a) => log_sum_exp(&Tensor::cat(&[a, c1], 1)?, D::Minus1, true)?,
-                None => c1,
-            });
-            lse2 = Some(match lse2 {
-                Some(a) => log_sum_exp(&Tensor::cat(&[a, c2], 1)?, D::Minus1, true)?,
-                None => c2,
-            });
-            drawn += s;
-        }
-        let (Some(lse), Some(lse2)) = (lse, lse2) else {
-            candle::bail!("importance sampling: no sample drawn")
-        };
-        let ll = (lse.squeeze(1)? - (num_samples as f64).ln())?.to_vec1::<f64>()?;
-        let e = ((lse.squeeze(1)? * 2.0)? - lse2.squeeze(1)?)?
-            .exp()?
-            .to_vec1::<f64>()?;
-        for (i, v) in ll.iter().enumerate() {
-            if !v.is_finite() {
-                candle::bail!(
-                    "importance sampling: log p(x) of data point {} is {v}",
-                    start + i
-                );
-            }
-        }
-        log_likelihoods.extend(ll);
-        ess.extend(e);
-        start += b;
-        let count = log_likelihoods.len() as f64;
-        progress.update(
-            start as u64,
-            &[
-                ("nll", -log_likelihoods.iter().sum::<f64>() / count),
-                ("ess", ess.iter().sum::<f64>() / count),
-            ],
-        );
-    }
-    let count = log_likelihoods.len() as f64;
-    let (mean_ll, std_error) = crate::ais::mean_and_error(&log_likelihoods);
-    Ok(NllReport {
-        mean_nll: -mean_ll,
-        std_error,
-        mean_ess: ess.iter().sum::<f64>() / count,
-        num_samples,
-        log_likelihoods,
+        let summary = |r: &NllReport| vec![("nll", r.mean_nll), ("se", r.std_error)];
+        report_job(
+            progress,
+            &format!("IS-{num_samples}"),
+            n as u64,
+            "points",
+            |progress| {
+                let mut log_likelihoods = Vec::with_capacity(n);
+                let mut ess = Vec::with_capacity(n);
+                let mut start = 0;
+                while start < n {
+                    let b = batch_size.min(n - start);
+                    let x = data.narrow(0, start, b)?;
+                    let posterior = inference.forward(&x, Pass::Eval)?;
+                    // Running log Σ w and log Σ w² per data point.
+                    let mut lse: Option<Tensor> = None;
+                    let mut lse2: Option<Tensor> = None;
+                    let mut drawn = 0;
+                    while drawn < num_samples {
+                        let s = chunk.min(num_samples - drawn);
+                        let sample = posterior.rsample_with_log_prob(s, noise)?;
+                        let log_w = (model.log_prob(&x, &sample.z.detach(), Pass::Eval)?
+                            - sample.log_q.detach())?
+                        .to_dtype(DType::F64)?;
+                        let c1 = log_sum_exp(&log_w, D::Minus1, true)?;
+                        let c2 = log_sum_exp(&(&log_w * 2.0)?, D::Minus1, true)?;
+                        lse = Some(match lse {
+                            Some(a) => log_sum_exp(&Tensor::cat(&[a, c1], 1)?, D::Minus1, true)?,
+                            None => c1,
+                        });
+                        lse2 = Some(match lse2 {
+                            Some(a) => log_sum_exp(&Tensor::cat(&[a, c2], 1)?, D::Minus1, true)?,
+                            None => c2,
+                        });
+                        drawn += s;
+                    }
+                    let (Some(lse), Some(lse2)) = (lse, lse2) else {
+                        candle::bail!("importance sampling: no sample drawn")
+                    };
+                    let ll = (lse.squeeze(1)? - (num_samples as f64).ln())?.to_vec1::<f64>()?;
+                    let e = ((lse.squeeze(1)? * 2.0)? - lse2.squeeze(1)?)?
+                        .exp()?
+                        .to_vec1::<f64>()?;
+                    for (i, v) in ll.iter().enumerate() {
+                        if !v.is_finite() {
+                            candle::bail!(
+                                "importance sampling: log p(x) of data point {} is {v}",
+                                start + i
+                            );
+                        }
+                    }
+                    log_likelihoods.extend(ll);
+                    ess.extend(e);
+                    start += b;
+                    let count = log_likelihoods.len() as f64;
+                    progress.update(
+                        start as u64,
+                        &[
+                            ("nll", -log_likelihoods.iter().sum::<f64>() / count),
+                            ("ess", ess.iter().sum::<f64>() / count),
+                        ],
+                    );
+                }
+                let count = log_likelihoods.len() as f64;
+                let (mean_ll, std_error) = crate::ais::mean_and_error(&log_likelihoods);
+                Ok(NllReport {
+                    mean_nll: -mean_ll,
+                    std_error,
+                    mean_ess: ess.iter().sum::<f64>() / count,
+                    num_samples,
+                    log_likelihoods,
+                })
+            },
+            summary,
+        )
     })
 }

@@ -11,9 +11,8 @@ pub(crate) struct Ticker<'a> {
 }
 
 impl<'a> Ticker<'a> {
-    /// Starts the job `job` of `total` transitions on `progress`.
-    pub(crate) fn start(progress: &'a mut dyn Progress, job: &str, total: u64) -> Self {
-        progress.start(job, total, "transitions");
+    /// Counts on `progress`, whose job (in transitions) has started.
+    pub(crate) fn new(progress: &'a mut dyn Progress) -> Self {
         Self {
             progress,
             done: 0,
@@ -35,11 +34,6 @@ impl<'a> Ticker<'a> {
             Some(f) => f.1 = value,
             None => self.figures.push((name, value)),
         }
-    }
-
-    /// Ends the job with `summary` (empty after a failure).
-    pub(crate) fn finish(self, summary: &[Stat]) {
-        self.progress.finish(summary);
     }
 }
 
