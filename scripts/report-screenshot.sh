@@ -10,8 +10,8 @@ if [ $# -lt 2 ]; then
   echo "usage: $0 RUN OUT.png [WIDTHxHEIGHT]" >&2
   exit 2
 fi
-run=$1
-out=$2
+run=$(realpath "$1")
+out=$(realpath -m "$2")
 size=${3:-1280x1500}
 browser=${VAEKIT_CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}
 if [ -z "$browser" ]; then
@@ -27,5 +27,5 @@ trap 'rm -rf "$profile"' EXIT
   --disable-background-networking --disable-component-update --disable-sync \
   --hide-scrollbars --virtual-time-budget=10000 --user-data-dir="$profile" \
   --window-size="${size/x/,}" --force-device-scale-factor=0.5 \
-  --screenshot="$(realpath -m "$out")" "file://$page" 2>/dev/null
+  --screenshot="$out" "file://$page" 2>/dev/null
 echo "wrote $out"

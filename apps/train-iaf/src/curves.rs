@@ -105,12 +105,16 @@ pub fn panels(metrics: &[EpochMetrics], results: Option<&Value>) -> Vec<Panel> {
     ]
 }
 
-/// Draws `curves.png` of the run in `dir` from its `metrics.jsonl` and, when it exists,
-/// `results.json`.
-pub fn write_curves(dir: &Path, title: &str) -> Result<()> {
+/// Draws `curves.png` of the run in `dir` from its `metrics.jsonl` and, `with_results`, the
+/// final figures of its `results.json` (when it exists and parses).
+///
+/// # Errors
+/// `metrics.jsonl` cannot be read; drawing or writing the picture fails.
+pub fn write_curves(dir: &Path, title: &str, with_results: bool) -> Result<()> {
     let metrics = read_metrics(dir)?;
-    let results: Option<Value> = std::fs::read_to_string(dir.join("results.json"))
-        .ok()
+    let results: Option<Value> = with_results
+        .then(|| std::fs::read_to_string(dir.join("results.json")).ok())
+        .flatten()
         .and_then(|t| serde_json::from_str(&t).ok());
     write_png(
         &dir.join("curves.png"),

@@ -2,7 +2,7 @@
 
 use crate::curves::write_curves;
 use crate::run::{importance_nll, open_run, restore, run_title};
-use crate::tensorboard::write_final;
+use crate::tensorboard::write_eval;
 use anyhow::{Context, Result, bail};
 use candle::Device;
 use clap::Args;
@@ -164,14 +164,23 @@ pub fn eval(args: &EvalArgs, device: &Device) -> Result<()> {
         "weights": weights, "ema": trainer.ema_summary(),
     });
     let mut lines = Vec::new();
-    let mut bar = ProgressBar::new();
-    // Final figures for TensorBoard, tagged by method.
+    let mut bar = ProgressBar::from_env().map_err(anyhow::Error::msg)?;
+    // Final figures for TensorBoard, tagged by method and, for part of the test set, by the
+    // number of images (training logs the whole set's under `test/`).
     let mut scalars: Vec<(String, f64)> = Vec::new();
+    let section = if points == n {
+        "test".to_string()
+    } else {
+        format!("test_first{points}")
+    };
     if args.is_samples > 0 && points > 0 {
         let (report, seconds) = trainer.with_weights(weights, || {
             importance_nll(q, p, &test_x, args.is_samples, &mut bar)
         })?;
-        scalars.push((format!("test/is{}_nll", args.is_samples), report.mean_nll));
+        scalars.push((
+            format!("{section}/is{}_nll", args.is_samples),
+            report.mean_nll,
+        ));
         summary["is_samples"] = json!(args.is_samples);
         summary["is_nll"] = json!(report.mean_nll);
         summary["is_std_error"] = json!(report.std_error);
@@ -300,9 +309,9 @@ pub fn eval(args: &EvalArgs, device: &Device) -> Result<()> {
         merge_results(dir, &summary)?;
         // The curves show the run's own figures: redraw them with the new ones.
         if dir.join("results.json").exists() {
-            write_curves(dir, &run_title(&cfg, dir, trainer.state().epoch))?;
+            write_curves(dir, &run_title(&cfg, dir, trainer.state().epoch), true)?;
         }
-        write_final(dir, trainer.state().epoch as i64, &scalars)?;
+        write_eval(dir, trainer.state().epoch as i64, &scalars);
     }
     Ok(())
 }

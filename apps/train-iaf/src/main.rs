@@ -129,8 +129,10 @@ struct TrainArgs {
     #[arg(long, value_name = "DECAY")]
     ema_decay: Option<f64>,
     /// Write TensorBoard event files to the run's `tb/` (scalars per epoch, the pictures,
-    /// the final NLLs): true or false. `tensorboard --logdir runs` shows them.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    /// the final NLLs): true (the default; `--tensorboard` alone too) or false.
+    /// `tensorboard --logdir runs` shows them.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL",
+          num_args = 0..=1, default_missing_value = "true")]
     tensorboard: bool,
 }
 
@@ -225,6 +227,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // A progress setting that cannot be read is refused before any work.
+    if let Err(e) = vaekit_monitor::ProgressBar::from_env() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     // Every command runs on vaekit's thread pool, where candle's GEMM and vaekit's parallel
     // ops fork and join without waking this thread (`vaekit_core::on_pool`).
     let result = vaekit_core::on_pool(|| match cli.command {

@@ -3,7 +3,7 @@
 use crate::curves::write_curves;
 use crate::images::write_grid;
 use crate::metrics::{EpochMetrics, append_metrics, drop_metrics_after, read_metrics};
-use crate::tensorboard::{open_tensorboard, write_epoch, write_pictures};
+use crate::tensorboard::{open_tensorboard, write_epoch, write_final, write_pictures};
 use anyhow::{Context, Result, bail};
 use candle::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -181,9 +181,11 @@ fn run(
         out,
         total: cfg.epochs,
         budget_minutes: cfg.time_budget_minutes,
-        bar: ProgressBar::new(),
+        bar: ProgressBar::from_env().map_err(anyhow::Error::msg)?,
+        // The event log is best effort: a failure to write it warns and stops it, never the
+        // training or its checkpoints.
         tb: if tensorboard {
-            Some(open_tensorboard(out)?)
+            open_tensorboard(out, resumed.then_some(trainer.state().epoch as i64 + 1))
         } else {
             None
         },
@@ -202,6 +204,10 @@ fn run(
 
     let weights = trainer.evaluation_weights();
     trainer.with_weights(weights, || pictures(&cfg, out, q, p, &data.test_x))?;
+    // The curves now, so that a run stopped during importance sampling has them; again
+    // below with the final NLL.
+    let title = run_title(&cfg, out, trainer.state().epoch);
+    write_curves(out, &title, false)?;
     let metrics = read_metrics(out)?;
     // The last epoch's figures, when that epoch was evaluated with the weights used now (a
     // line written before the weights were recorded counts only for a run without an
@@ -234,24 +240,19 @@ fn run(
         &out.join("results.json"),
         &serde_json::to_vec_pretty(&results)?,
     )?;
-    write_curves(out, &run_title(&cfg, out, results.epochs))?;
+    write_curves(out, &title, true)?;
     if let Some(mut tb) = tb {
+        let k = results.is_samples;
+        let finals = [
+            (format!("test/is{k}_nll"), results.is_nll),
+            (format!("test/is{k}_std_error"), results.is_std_error),
+        ];
         let step = results.epochs as i64;
-        tb.add_scalars(
-            step,
-            &[
-                (
-                    format!("test/is{}_nll", results.is_samples).as_str(),
-                    results.is_nll,
-                ),
-                (
-                    format!("test/is{}_std_error", results.is_samples).as_str(),
-                    results.is_std_error,
-                ),
-            ],
-        )?;
-        write_pictures(&mut tb, out, step)?;
-        tb.flush()?;
+        if let Err(e) =
+            write_final(&mut tb, step, &finals).and_then(|()| write_pictures(&mut tb, out, step))
+        {
+            eprintln!("warning: the TensorBoard log lacks the final figures: {e:#}");
+        }
     }
     println!(
         "done ({} weights): test -ELBO {:.3}, IS-{} NLL {:.3} ± {:.3} (mean ESS {:.1}); results in {}",
@@ -302,8 +303,14 @@ impl FitHooks for RunLog<'_> {
             skipped_steps: report.skipped,
         };
         append_metrics(self.out, &m).map_err(|e| TrainError::Hook(format!("{e:#}")))?;
-        if let Some(tb) = &mut self.tb {
-            write_epoch(tb, &m).map_err(|e| TrainError::Hook(format!("TensorBoard: {e:#}")))?;
+        if let Some(tb) = &mut self.tb
+            && let Err(e) = write_epoch(tb, &m)
+        {
+            eprintln!(
+                "warning: the TensorBoard log stops at epoch {}: {e:#}",
+                m.epoch
+            );
+            self.tb = None;
         }
         println!(
             "epoch {:>5}/{}  train -ELBO {:8.3}  test -ELBO {}  KL {:7.3}  lr {:.2e}  {:.1} s{}",

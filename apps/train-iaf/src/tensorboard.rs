@@ -1,16 +1,35 @@
 //! The run directory's `tb/`: TensorBoard scalars per epoch, the pictures and final NLLs.
+//! Best effort: a log that cannot be written warns, and training goes on.
 
 use crate::metrics::EpochMetrics;
 use anyhow::{Context, Result};
 use std::path::Path;
 use vaekit_monitor::EventWriter;
 
-/// A new event file in `dir/tb/`.
-pub fn open_tensorboard(dir: &Path) -> Result<EventWriter> {
-    EventWriter::create(&dir.join("tb")).context("cannot start the TensorBoard log")
+/// A new event file in `dir/tb/`; for a resumed run, `restart` is the first epoch it will
+/// log, marked so that TensorBoard drops what an interrupted earlier invocation logged for
+/// that epoch and later. `None` (with a warning on stderr) when the file cannot be written.
+pub fn open_tensorboard(dir: &Path, restart: Option<i64>) -> Option<EventWriter> {
+    let opened = EventWriter::create(&dir.join("tb")).and_then(|mut tb| {
+        if let Some(step) = restart {
+            tb.add_session_start(step)?;
+            tb.flush()?;
+        }
+        Ok(tb)
+    });
+    match opened {
+        Ok(tb) => Some(tb),
+        Err(e) => {
+            eprintln!("warning: no TensorBoard log: {e}");
+            None
+        }
+    }
 }
 
 /// The epoch's scalars (step = epoch), flushed to the disk.
+///
+/// # Errors
+/// A write error, naming the file.
 pub fn write_epoch(tb: &mut EventWriter, m: &EpochMetrics) -> Result<()> {
     let mut scalars = vec![
         ("neg_elbo/train", m.train_neg_elbo),
@@ -30,7 +49,10 @@ pub fn write_epoch(tb: &mut EventWriter, m: &EpochMetrics) -> Result<()> {
     Ok(())
 }
 
-/// `samples.png` and `reconstructions.png` of the run in `dir` as images at `step`.
+/// `samples.png` and `reconstructions.png` of the run in `dir` as images at `step`, flushed.
+///
+/// # Errors
+/// A picture that cannot be read or is not a PNG file; a write error.
 pub fn write_pictures(tb: &mut EventWriter, dir: &Path, step: i64) -> Result<()> {
     for name in ["samples", "reconstructions"] {
         let path = dir.join(format!("{name}.png"));
@@ -44,17 +66,34 @@ pub fn write_pictures(tb: &mut EventWriter, dir: &Path, step: i64) -> Result<()>
         let channels = info.color_type.samples() as u8;
         tb.add_image(name, step, &bytes, info.width, info.height, channels)?;
     }
+    tb.flush()?;
     Ok(())
 }
 
-/// Final figures of `train-iaf eval` (`tag` → value) at `step`, when the run keeps a `tb/`.
-pub fn write_final(dir: &Path, step: i64, scalars: &[(String, f64)]) -> Result<()> {
-    if !dir.join("tb").is_dir() || scalars.is_empty() {
-        return Ok(());
-    }
-    let mut tb = open_tensorboard(dir)?;
-    let values: Vec<(&str, f64)> = scalars.iter().map(|(t, v)| (t.as_str(), *v)).collect();
+/// Final figures (`tag` → value) at `step`, flushed.
+///
+/// # Errors
+/// A write error, naming the file.
+pub fn write_final(tb: &mut EventWriter, step: i64, scalars: &[(String, f64)]) -> Result<()> {
+    let values: Vec<(&str, f64)> = scalars
+        .iter()
+        .filter(|(_, v)| v.is_finite())
+        .map(|(t, v)| (t.as_str(), *v))
+        .collect();
     tb.add_scalars(step, &values)?;
     tb.flush()?;
     Ok(())
+}
+
+/// `train-iaf eval`'s figures at `step`, in a new event file, when the run keeps a `tb/`;
+/// a failure only warns.
+pub fn write_eval(dir: &Path, step: i64, scalars: &[(String, f64)]) {
+    if !dir.join("tb").is_dir() || scalars.is_empty() {
+        return;
+    }
+    if let Some(mut tb) = open_tensorboard(dir, None)
+        && let Err(e) = write_final(&mut tb, step, scalars)
+    {
+        eprintln!("warning: the TensorBoard log lacks the evaluation's figures: {e:#}");
+    }
 }

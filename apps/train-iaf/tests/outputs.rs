@@ -5,9 +5,10 @@
 
 mod common;
 
-use common::{json, synthetic_mnist, train_iaf_env};
+use common::{json, run, synthetic_mnist, train_iaf_env};
 use std::path::Path;
 use std::process::Command;
+use vaekit_monitor::tensorboard::What;
 use vaekit_monitor::{images, read_events, scalars};
 
 /// `train-iaf args` with a progress line at every update: the lines the log of a long job
@@ -69,6 +70,8 @@ fn curves_progress_and_tensorboard_of_a_run() {
         "steps done in",
         "IS-8: 20/30 points",
         "IS-8: 30 points done in",
+        "test bound (current weights): 30/30 points",
+        "; bound ",
         "; loss ",
         "; nll ",
     ] {
@@ -150,7 +153,19 @@ fn curves_progress_and_tensorboard_of_a_run() {
             ("reconstructions".to_string(), 3)
         ]
     );
-    tensorboard_reads(&run.join("tb"), lookup("neg_elbo/test", 3));
+    // TensorBoard's own reader sees the same test figure and the sample grid.
+    let body = "s = [e for e in a.Scalars('neg_elbo/test') if e.step == 3][0]\n\
+print(repr(s.value), len(a.Images('samples')))";
+    if let Some(text) = tensorboard_python(&run.join("tb"), body) {
+        let mut parts = text.split_whitespace();
+        let value: f64 = parts.next().unwrap().parse().unwrap();
+        assert_eq!(
+            value as f32,
+            lookup("neg_elbo/test", 3),
+            "TensorBoard read {text}"
+        );
+        assert_eq!(parts.next(), Some("1"), "TensorBoard read {text}");
+    }
 
     // eval: HAIS reports its transitions with acceptance and step size, and its NLL joins
     // results.json, curves.png and TensorBoard.
@@ -187,6 +202,45 @@ fn curves_progress_and_tensorboard_of_a_run() {
     let files: Vec<_> = std::fs::read_dir(run.join("tb")).unwrap().collect();
     assert_eq!(files.len(), 2, "eval adds an event file");
 
+    // A crash after epoch 4 was logged but before its checkpoint: a stray epoch-4 figure in an
+    // older file. The resume reruns epoch 4 and marks its restart there, so TensorBoard shows
+    // epoch 4 once, with the rerun's value.
+    {
+        let mut stray = vaekit_monitor::EventWriter::create(&run.join("tb")).unwrap();
+        stray.add_scalar("neg_elbo/test", 4, 1e6).unwrap();
+        stray.flush().unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    train_iaf(&["resume", "--run", r, "--epochs", "4"]);
+    let mut newest: Vec<_> = std::fs::read_dir(run.join("tb"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    newest.sort();
+    let events = read_events(newest.last().unwrap()).unwrap();
+    assert!(
+        matches!(&events[1].what, Some(What::SessionLog(l)) if l.status == 1 && events[1].step == 4),
+        "the resumed log does not start with a restart at epoch 4: {:?}",
+        events.get(1)
+    );
+    let epoch4 = metrics(&run)[3]["test_neg_elbo"].as_f64().unwrap() as f32;
+    let body = "print(' '.join('%d:%r' % (e.step, e.value) for e in a.Scalars('neg_elbo/test')))";
+    if let Some(text) = tensorboard_python(&run.join("tb"), body) {
+        let steps: Vec<(i64, f32)> = text
+            .split_whitespace()
+            .map(|p| {
+                let (s, v) = p.split_once(':').unwrap();
+                (s.parse().unwrap(), v.parse::<f64>().unwrap() as f32)
+            })
+            .collect();
+        assert_eq!(
+            steps.iter().map(|p| p.0).collect::<Vec<_>>(),
+            [1, 2, 3, 4],
+            "TensorBoard read {text}"
+        );
+        assert_eq!(steps[3].1, epoch4, "TensorBoard read {text}");
+    }
+
     // Without --tensorboard, no tb/.
     let quiet = tmp.path().join("quiet");
     train_iaf(&[
@@ -205,13 +259,10 @@ fn curves_progress_and_tensorboard_of_a_run() {
     assert!(!quiet.join("tb").exists());
 }
 
-/// TensorBoard's own reader (Python), where it is installed: the same test figure.
-fn tensorboard_reads(dir: &Path, expected: f32) {
-    let script = "import sys\n\
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator as E\n\
-a = E(sys.argv[1], size_guidance={'scalars': 0, 'images': 0}); a.Reload()\n\
-s = [e for e in a.Scalars('neg_elbo/test') if e.step == 3][0]\n\
-print(repr(s.value), len(a.Images('samples')))\n";
+/// What TensorBoard's own reader (Python's `EventAccumulator` over `dir`) prints for
+/// `body`, a script in which `a` is the loaded accumulator; `None` where it is not
+/// installed (an error where `VAEKIT_REQUIRE_TENSORBOARD` says it must be).
+fn tensorboard_python(dir: &Path, body: &str) -> Option<String> {
     let has_reader = Command::new("python3")
         .args([
             "-c",
@@ -220,13 +271,22 @@ print(repr(s.value), len(a.Images('samples')))\n";
         .output()
         .is_ok_and(|o| o.status.success());
     if !has_reader {
+        assert!(
+            std::env::var_os("VAEKIT_REQUIRE_TENSORBOARD").is_none(),
+            "VAEKIT_REQUIRE_TENSORBOARD is set but python3 cannot import tensorboard"
+        );
         eprintln!(
             "skipping TensorBoard's own reader: not installed (python3 -m pip install tensorboard)"
         );
-        return;
+        return None;
     }
+    let script = format!(
+        "import sys\n\
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator as E\n\
+a = E(sys.argv[1], size_guidance={{'scalars': 0, 'images': 0}}); a.Reload()\n{body}\n"
+    );
     let o = Command::new("python3")
-        .args(["-c", script, dir.to_str().unwrap()])
+        .args(["-c", &script, dir.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(
@@ -235,9 +295,30 @@ print(repr(s.value), len(a.Images('samples')))\n";
         dir.display(),
         String::from_utf8_lossy(&o.stderr)
     );
-    let text = String::from_utf8_lossy(&o.stdout);
-    let mut parts = text.split_whitespace();
-    let value: f64 = parts.next().unwrap().parse().unwrap();
-    assert_eq!(value as f32, expected, "TensorBoard read {text}");
-    assert_eq!(parts.next(), Some("1"), "TensorBoard read {text}");
+    Some(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+#[test]
+fn a_bad_progress_setting_is_refused_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = synthetic_mnist(tmp.path());
+    let out_dir = tmp.path().join("run");
+    let out = run(
+        &[
+            "train",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ],
+        &[("VAEKIT_PROGRESS", "lines:-2")],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("VAEKIT_PROGRESS=\"lines:-2\"")
+            && stderr.contains("lines:SECONDS (SECONDS >= 0)"),
+        "{stderr}"
+    );
+    assert!(!out_dir.exists(), "a run directory was created");
 }

@@ -52,6 +52,7 @@ struct Job {
     started: Instant,
     last_line: Instant,
     lines: usize,
+    done: u64,
     bar: Option<indicatif::ProgressBar>,
 }
 
@@ -87,21 +88,23 @@ impl ProgressBar {
     /// `VAEKIT_PROGRESS` says otherwise (a value it cannot read is reported once on stderr
     /// and ignored).
     pub fn new() -> Self {
-        let default = if std::io::stderr().is_terminal() {
-            ProgressStyle::Bar
-        } else {
-            ProgressStyle::Lines {
-                every: Duration::from_secs(30),
-            }
-        };
+        Self::from_env().unwrap_or_else(|e| {
+            eprintln!("warning: {e}; using the default");
+            Self::with_style(default_style(), Box::new(std::io::stderr()))
+        })
+    }
+
+    /// [`ProgressBar::new`], refusing a `VAEKIT_PROGRESS` it cannot read.
+    ///
+    /// # Errors
+    /// `VAEKIT_PROGRESS` set to anything but `bar`, `off` or `lines:S` (`S ≥ 0`), named with
+    /// its value and the rule.
+    pub fn from_env() -> Result<Self, String> {
         let style = match std::env::var("VAEKIT_PROGRESS") {
-            Ok(v) => ProgressStyle::parse(&v).unwrap_or_else(|e| {
-                eprintln!("warning: VAEKIT_PROGRESS: {e}; using the default");
-                default
-            }),
-            Err(_) => default,
+            Ok(v) => ProgressStyle::parse(&v).map_err(|e| format!("VAEKIT_PROGRESS={e}"))?,
+            Err(_) => default_style(),
         };
-        Self::with_style(style, Box::new(std::io::stderr()))
+        Ok(Self::with_style(style, Box::new(std::io::stderr())))
     }
 
     /// Shows nothing.
@@ -132,6 +135,17 @@ impl ProgressBar {
             _ => {
                 let _ = writeln!(self.out, "{line}");
             }
+        }
+    }
+}
+
+/// A bar when stderr is a terminal, lines every 30 s otherwise.
+fn default_style() -> ProgressStyle {
+    if std::io::stderr().is_terminal() {
+        ProgressStyle::Bar
+    } else {
+        ProgressStyle::Lines {
+            every: Duration::from_secs(30),
         }
     }
 }
@@ -226,12 +240,14 @@ impl Progress for ProgressBar {
             started: now,
             last_line: now,
             lines: 0,
+            done: 0,
             bar,
         });
     }
 
     fn update(&mut self, done: u64, stats: &[Stat]) {
         let Some(job) = &mut self.job else { return };
+        job.done = done;
         match self.style {
             ProgressStyle::Bar => {
                 if let Some(bar) = &job.bar {
@@ -260,14 +276,16 @@ impl Progress for ProgressBar {
         if let Some(bar) = job.bar {
             bar.finish_and_clear();
         } else if job.lines > 0 {
-            let elapsed = job.started.elapsed().as_secs_f64();
-            let mut line = format!(
-                "{}: {} {} done in {}",
-                job.name,
-                job.total,
-                job.unit,
-                format_seconds(elapsed)
-            );
+            let elapsed = format_seconds(job.started.elapsed().as_secs_f64());
+            // A job that failed ends without a summary.
+            let mut line = if summary.is_empty() {
+                format!(
+                    "{}: stopped at {}/{} {} after {elapsed}",
+                    job.name, job.done, job.total, job.unit
+                )
+            } else {
+                format!("{}: {} {} done in {elapsed}", job.name, job.total, job.unit)
+            };
             if !summary.is_empty() {
                 line.push_str("; ");
                 line.push_str(&format_stats(summary));

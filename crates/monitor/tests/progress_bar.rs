@@ -45,18 +45,40 @@ fn lines_report_each_update_past_the_interval_and_close_the_job() {
     let text = out.text();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3, "{text}");
+    // The times depend on the machine's speed: only their places are checked.
     assert!(
-        lines[0].starts_with(
-            "IS-5000: 20/40 points (50 %), 0s elapsed, ETA 0s; nll 88.123  ess 31.500"
-        ),
+        lines[0].starts_with("IS-5000: 20/40 points (50 %), "),
         "{text}"
     );
+    assert!(lines[0].contains(" elapsed, ETA "), "{text}");
+    assert!(lines[0].ends_with("; nll 88.123  ess 31.500"), "{text}");
     assert!(
         lines[1].starts_with("IS-5000: 40/40 points (100 %)"),
         "{text}"
     );
     assert!(
-        lines[2].starts_with("IS-5000: 40 points done in 0s; nll 87.500  se 0.2500"),
+        lines[2].starts_with("IS-5000: 40 points done in "),
+        "{text}"
+    );
+    assert!(lines[2].ends_with("; nll 87.500  se 0.2500"), "{text}");
+}
+
+#[test]
+fn a_failed_job_says_where_it_stopped() {
+    let out = Shared::default();
+    let mut bar = ProgressBar::with_style(
+        ProgressStyle::Lines {
+            every: Duration::ZERO,
+        },
+        Box::new(out.clone()),
+    );
+    bar.start("HAIS", 10, "transitions");
+    bar.update(4, &[("accept", 0.6)]);
+    bar.finish(&[]);
+    let text = out.text();
+    let last = text.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("HAIS: stopped at 4/10 transitions after "),
         "{text}"
     );
 }

@@ -39,9 +39,17 @@ fn scalars_and_images_read_back_exactly() -> std::io::Result<()> {
     assert_eq!((tag.as_str(), *step), ("samples", 2));
     assert_eq!((image.width, image.height, image.colorspace), (28, 28, 1));
     assert_eq!(image.encoded_image_string, png);
-    // A second writer in the same directory (a resumed run) gets a file of its own.
-    let again = EventWriter::create(&dir.path().join("tb"))?;
+    // A second writer in the same directory (a resumed run) gets a file of its own, and
+    // marks its restart.
+    let mut again = EventWriter::create(&dir.path().join("tb"))?;
     assert_ne!(again.path(), tb.path());
+    again.add_session_start(3)?;
+    again.flush()?;
+    let events = read_events(again.path())?;
+    match &events[1].what {
+        Some(What::SessionLog(log)) => assert_eq!((log.status, events[1].step), (1, 3)),
+        other => panic!("no session start: {other:?}"),
+    }
     Ok(())
 }
 

@@ -70,7 +70,7 @@ fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, String>) {
 }
 
 const STYLE: &str = "body{font-family:sans-serif;margin:24px;color:#222;max-width:1400px}\
-table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #ccc;padding:4px 8px;\
+table{border-collapse:collapse;margin:8px 0 20px}td,th{border:1px solid #ccc;padding:4px 8px;white-space:nowrap;\
 text-align:right}th{background:#f0f0f0}td.k,th.k{text-align:left}img{max-width:100%;\
 image-rendering:pixelated;border:1px solid #ddd;margin:4px 0}section{margin-top:28px}\
 .pics{display:flex;gap:16px;flex-wrap:wrap;align-items:flex-start}.pics figure{margin:0}\

@@ -11,6 +11,6 @@ mod reader;
 mod record;
 mod writer;
 
-pub use proto::{Event, Image, Kind, Summary, Value, What};
+pub use proto::{Event, Image, Kind, SessionLog, Summary, Value, What};
 pub use reader::{images, read_events, scalars};
 pub use writer::EventWriter;

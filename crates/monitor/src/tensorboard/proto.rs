@@ -10,7 +10,7 @@ pub struct Event {
     #[prost(int64, tag = "2")]
     pub step: i64,
     /// What the event holds.
-    #[prost(oneof = "What", tags = "3, 5")]
+    #[prost(oneof = "What", tags = "3, 5, 7")]
     pub what: Option<What>,
 }
 
@@ -23,6 +23,24 @@ pub enum What {
     /// Tagged values.
     #[prost(message, tag = "5")]
     Summary(Summary),
+    /// A session's start or end.
+    #[prost(message, tag = "7")]
+    SessionLog(SessionLog),
+}
+
+/// `tensorflow.SessionLog`: a `START` at step `s` tells TensorBoard that the run restarted
+/// there, so it drops the events of step `s` and later that came before it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SessionLog {
+    /// 0 unspecified, 1 `START`, 2 `STOP`, 3 `CHECKPOINT`.
+    #[prost(int32, tag = "1")]
+    pub status: i32,
+    /// The checkpoint, for `CHECKPOINT`.
+    #[prost(string, tag = "2")]
+    pub checkpoint_path: String,
+    /// A message.
+    #[prost(string, tag = "3")]
+    pub msg: String,
 }
 
 /// `tensorflow.Summary`: tagged values of one step.

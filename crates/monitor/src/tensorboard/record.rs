@@ -41,9 +41,11 @@ pub(crate) fn read_record(input: &mut dyn Read) -> io::Result<Option<Vec<u8>>> {
     ]);
     let n = usize::try_from(n)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "record length too large"))?;
-    let mut payload = vec![0u8; n];
+    // Read through `take`, so that a damaged length cannot make us allocate it up front.
+    let mut payload = Vec::new();
+    let got = Read::take(&mut *input, n as u64).read_to_end(&mut payload)?;
     let mut crc = [0u8; 4];
-    if !read_full(input, &mut payload)? || !read_full(input, &mut crc)? {
+    if got < n || !read_full(input, &mut crc)? {
         return Ok(None);
     }
     if masked_crc32c(&payload) != u32::from_le_bytes(crc) {

@@ -1,6 +1,6 @@
 //! Writing an event file.
 
-use super::proto::{Event, Image, Kind, Summary, Value, What};
+use super::proto::{Event, Image, Kind, SessionLog, Summary, Value, What};
 use super::record::write_record;
 use prost::Message;
 use std::fs::{File, OpenOptions};
@@ -155,6 +155,24 @@ impl EventWriter {
                 kind: Some(Kind::Image(image)),
             }],
         )
+    }
+
+    /// Marks a restart at `step` (`SessionLog` `START`): TensorBoard then drops the events of
+    /// `step` and later that earlier files of the directory hold, such as an epoch logged
+    /// just before a crash and run again after the resume from the checkpoint before it.
+    ///
+    /// # Errors
+    /// A write error, naming the file.
+    pub fn add_session_start(&mut self, step: i64) -> io::Result<()> {
+        self.write_event(Event {
+            wall_time: now(),
+            step,
+            what: Some(What::SessionLog(SessionLog {
+                status: 1,
+                checkpoint_path: String::new(),
+                msg: String::new(),
+            })),
+        })
     }
 
     /// Writes the buffered events and asks the system to put them on the disk.
