@@ -70,12 +70,12 @@ def bernoulli_log_lik(logits, x):
     return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
 
 
-def train_step(k):
+def train_step(k, batch=100):
     enc, dec = dense_networks()
     params = enc + dec
     opt = torch.optim.Adam(params, lr=1e-3)
     gen = torch.Generator(device=DEVICE).manual_seed(1)
-    x = binary(100, gen)
+    x = binary(batch, gen)
 
     def step():
         h = mlp(enc, x)
@@ -240,6 +240,7 @@ def iaf_step():
 
 WORKLOADS = {
     "dense_vae_step_b100": lambda: train_step(1),
+    "dense_vae_step_b20": lambda: train_step(1, batch=20),
     "iwae50_step_b100": lambda: train_step(50),
     "is_eval_20x500": importance,
     "conv3x3_c64_b32_14x14": conv3x3,

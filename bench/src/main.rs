@@ -1,11 +1,12 @@
 //! `vaekit-bench`: times the performance issue's workloads in vaekit and, when a Python with
-//! PyTorch is found, the same workloads in PyTorch (`bench/torch_reference.py`) in the same
-//! run, with the same threads pinned to the same cores; prints each workload's median, the
-//! ratio vaekit / PyTorch, GFLOP/s and the fraction of the measured FMA peak.
+//! PyTorch or JAX is found, the same workloads in PyTorch (`bench/torch_reference.py`) and in
+//! JAX with each step under `jax.jit` (`bench/jax_reference.py`), in the same run, with the
+//! same threads pinned to the same cores; prints each workload's median, the ratios vaekit /
+//! PyTorch and vaekit / JAX, GFLOP/s and the fraction of the measured FMA peak.
 //!
 //! ```text
-//! cargo run --release -p vaekit-bench -- [--threads N] [--reps 5] [--rounds 4] [--only NAME,...]
-//!                                         [--python PATH | --no-torch] [--json FILE]
+//! cargo run --release -p vaekit-bench -- [--threads N] [--reps 5] [--rounds 6] [--only NAME,...]
+//!                                         [--python PATH] [--no-torch] [--no-jax] [--json FILE]
 //!                                         [--device cpu|cuda[:N]|metal[:N]]
 //! ```
 
@@ -23,7 +24,7 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(
     version,
-    about = "vaekit against PyTorch on the performance issue's workloads"
+    about = "vaekit against PyTorch and JAX on the performance issue's workloads"
 )]
 pub struct Cli {
     /// Threads on each side (rayon / torch.set_num_threads), pinned to cores 0..N-1; default:
@@ -33,11 +34,11 @@ pub struct Cli {
     /// Timed samples per workload and round; the median of all rounds' samples is reported.
     #[arg(long, default_value_t = 5)]
     pub reps: usize,
-    /// Rounds: each times every workload on both sides, one side right after the other, the
-    /// side going first alternating from round to round (an even count goes first on each
-    /// side equally often), so that a ratio's two sides share the machine's minutes even
-    /// when its speed drifts.
-    #[arg(long, default_value_t = 4)]
+    /// Rounds: each times every workload on every side, one side right after the other, the
+    /// side going first rotating from round to round (a multiple of three puts each side
+    /// first, second and last equally often), so that a ratio's sides share the machine's
+    /// minutes even when its speed drifts.
+    #[arg(long, default_value_t = 6)]
     pub rounds: usize,
     /// A sample repeats the workload for at least this many seconds.
     #[arg(long, default_value_t = 0.3)]
@@ -48,12 +49,16 @@ pub struct Cli {
     /// Only these workloads (comma-separated names).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
-    /// The Python with PyTorch; default: bench/.venv/bin/python, then python3.
+    /// The Python with PyTorch and JAX; default: bench/.venv/bin/python, then python3 (each
+    /// peer takes the first that imports it).
     #[arg(long)]
     pub python: Option<PathBuf>,
     /// Do not run the PyTorch side.
     #[arg(long)]
     pub no_torch: bool,
+    /// Do not run the JAX side (it runs on the CPU only).
+    #[arg(long)]
+    pub no_jax: bool,
     /// Also write every measurement as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,

@@ -1,6 +1,6 @@
-//! The table: per workload, each side's median over every round's samples, the ratio
-//! vaekit / PyTorch of those medians and of each round's, vaekit's GFLOP/s and its fraction
-//! of the FMA peak measured in the same run.
+//! The table: per workload, each side's median over every round's samples, the ratios
+//! vaekit / PyTorch and vaekit / JAX of those medians and of each round's, vaekit's GFLOP/s
+//! and its fraction of the FMA peak measured in the same run.
 
 use crate::timing::{Measurement, median};
 use crate::workloads::Workload;
@@ -37,6 +37,12 @@ pub struct Report {
     pub torch: Vec<Measurement>,
     /// Where PyTorch came from, or why it did not run.
     pub torch_note: Option<String>,
+    /// JAX's, when it ran, likewise.
+    #[serde(default)]
+    pub jax: Vec<Measurement>,
+    /// Where JAX came from, or why it did not run.
+    #[serde(default)]
+    pub jax_note: Option<String>,
 }
 
 impl Report {
@@ -50,6 +56,8 @@ impl Report {
             vaekit: Vec::new(),
             torch: Vec::new(),
             torch_note: None,
+            jax: Vec::new(),
+            jax_note: None,
         }
     }
 
@@ -65,7 +73,7 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "threads: {}{}; {} round(s), sides interleaved; FMA peak: {}; {}",
+            "threads: {}{}; {} round(s), sides interleaved; FMA peak: {}; {}; {}",
             self.threads,
             if self.pinned { " (pinned)" } else { "" },
             self.rounds,
@@ -74,31 +82,38 @@ impl Report {
                     "{g:.1} GFLOP/s ({} FMAs)",
                     vaekit_ops::fma_isa().unwrap_or("?")
                 )),
-            self.torch_note.as_deref().unwrap_or("")
+            self.torch_note.as_deref().unwrap_or(""),
+            self.jax_note.as_deref().unwrap_or("")
         );
         let _ = writeln!(
             s,
-            "\n| workload | vaekit ms | PyTorch ms | vaekit / PyTorch | per round | vaekit GFLOP/s | of peak | vaekit throughput | PyTorch throughput |"
+            "\n| workload | vaekit ms | PyTorch ms | JAX ms | vaekit / PyTorch | per round | vaekit / JAX | per round | vaekit GFLOP/s | of peak | vaekit throughput | PyTorch throughput | JAX throughput |"
         );
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        let ms = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.2}"));
         for w in workloads {
             let (v, v_rounds) = pooled(&self.vaekit, w.name);
-            let (t, t_rounds) = pooled(&self.torch, w.name);
-            let per_round = if t_rounds.is_empty() {
-                "-".to_string()
-            } else {
-                let r: Vec<String> = v_rounds
-                    .iter()
-                    .zip(&t_rounds)
-                    .map(|(v, t)| format!("{:.2}", v / t))
-                    .collect();
-                r.join(" ")
+            // The pooled ratio and each round's, against one peer.
+            let against = |peer: &[Measurement]| -> (Option<f64>, String, String) {
+                let (t, t_rounds) = pooled(peer, w.name);
+                let per_round = if t_rounds.is_empty() {
+                    "-".to_string()
+                } else {
+                    let r: Vec<String> = v_rounds
+                        .iter()
+                        .zip(&t_rounds)
+                        .map(|(v, t)| format!("{:.2}", v / t))
+                        .collect();
+                    r.join(" ")
+                };
+                let ratio = match (v, t) {
+                    (Some(v), Some(t)) => format!("{:.2}", v / t),
+                    _ => "-".to_string(),
+                };
+                (t, ratio, per_round)
             };
-            let ms = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.2}"));
-            let ratio = match (v, t) {
-                (Some(v), Some(t)) => format!("{:.2}", v / t),
-                _ => "-".to_string(),
-            };
+            let (t, t_ratio, t_rounds) = against(&self.torch);
+            let (j, j_ratio, j_rounds) = against(&self.jax);
             let gflops = v.map(|v| w.flops / (v * 1e-3) / 1e9);
             let of_peak = match (gflops, self.peak_gflops) {
                 (Some(g), Some(p)) => format!("{:.0} %", 100.0 * g / p),
@@ -110,16 +125,15 @@ impl Report {
             };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {t_ratio} | {t_rounds} | {j_ratio} | {j_rounds} | {} | {of_peak} | {} | {} | {} |",
                 w.name,
                 ms(v),
                 ms(t),
-                ratio,
-                per_round,
+                ms(j),
                 gflops.map_or("-".to_string(), |g| format!("{g:.1}")),
-                of_peak,
                 through(v),
-                through(t)
+                through(t),
+                through(j)
             );
         }
         s
@@ -149,22 +163,27 @@ mod tests {
         let mut r = Report::new(2, true, 2);
         r.vaekit = vec![m(a.name, &[1.0, 2.0, 3.0]), m(a.name, &[5.0, 6.0, 7.0])];
         r.torch = vec![m(a.name, &[4.0, 4.0, 4.0]), m(a.name, &[8.0, 8.0, 8.0])];
+        r.jax = vec![m(a.name, &[2.0, 2.0, 2.0]), m(a.name, &[8.0, 8.0, 8.0])];
         r.vaekit.push(m(b.name, &[9.0]));
         let table = r.table(&[a, b]);
         let row_a = table
             .lines()
             .find(|l| l.starts_with(&format!("| {} |", a.name)))
             .expect("a row for the first workload");
-        // Pooled: vaekit median of 1,2,3,5,6,7 = 4; PyTorch of 4,4,4,8,8,8 = 6.
+        // Pooled: vaekit median of 1,2,3,5,6,7 = 4; PyTorch of 4,4,4,8,8,8 = 6; JAX of
+        // 2,2,2,8,8,8 = 5.
         assert!(
-            row_a.contains("| 4.00 | 6.00 | 0.67 | 0.50 0.75 |"),
+            row_a.contains("| 4.00 | 6.00 | 5.00 | 0.67 | 0.50 0.75 | 0.80 | 1.00 0.75 |"),
             "{row_a}"
         );
         let row_b = table
             .lines()
             .find(|l| l.starts_with(&format!("| {} |", b.name)))
             .expect("a row for the second workload");
-        assert!(row_b.contains("| 9.00 | - | - | - |"), "{row_b}");
+        assert!(
+            row_b.contains("| 9.00 | - | - | - | - | - | - |"),
+            "{row_b}"
+        );
         assert!(table.contains("2 round(s), sides interleaved"));
     }
 }

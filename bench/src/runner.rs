@@ -1,6 +1,6 @@
-//! The two processes of a run: vaekit's worker (this binary with `--worker`, rayon threads
-//! set by the environment, pinned by `taskset`) and the PyTorch reference script, both on the
-//! same cores and both serving workloads by name, so that the runner interleaves them
+//! The processes of a run: vaekit's worker (this binary with `--worker`, rayon threads set by
+//! the environment, pinned by `taskset`) and the PyTorch and JAX reference scripts, all on the
+//! same cores and all serving workloads by name, so that the runner interleaves them
 //! workload by workload (only one side works at a time).
 
 use crate::Cli;
@@ -201,8 +201,9 @@ fn bench_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The Python to use and whether it imports torch; the reason when none does.
-fn find_python(cli: &Cli) -> std::result::Result<PathBuf, String> {
+/// The Python to use for a peer: the first candidate that imports `module` (`torch`,
+/// `jax`); the reason when none does.
+fn find_python(cli: &Cli, module: &str) -> std::result::Result<PathBuf, String> {
     let candidates: Vec<PathBuf> = match &cli.python {
         Some(p) => vec![p.clone()],
         None => vec![
@@ -212,7 +213,7 @@ fn find_python(cli: &Cli) -> std::result::Result<PathBuf, String> {
     };
     for p in &candidates {
         let ok = Command::new(p)
-            .args(["-c", "import torch"])
+            .args(["-c", &format!("import {module}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -223,18 +224,49 @@ fn find_python(cli: &Cli) -> std::result::Result<PathBuf, String> {
     }
     let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
     Err(format!(
-        "no Python with PyTorch found (tried {}); see docs/performance.md to install the reference",
+        "no Python with {module} found (tried {}); see docs/performance.md to install the reference",
         tried.join(", ")
     ))
+}
+
+/// A peer's reference script started in serving mode, once it says it is ready; `None` with
+/// the reason (written to `note`) when it is turned off or its Python is missing.
+fn start_peer(
+    cli: &Cli,
+    off: bool,
+    label: &str,
+    module: &str,
+    script: &'static str,
+    args: &[String],
+    note: &mut Option<String>,
+) -> Result<Option<Side>> {
+    if off {
+        *note = Some(format!("{label} not run (--no-{module})"));
+        return Ok(None);
+    }
+    match find_python(cli, module) {
+        Ok(python) => {
+            let mut cmd = Command::new(&python);
+            cmd.arg(bench_dir().join(script)).args(args);
+            let mut side = Side::spawn(cmd, script)?;
+            let _ready: serde_json::Value = side.read()?;
+            *note = Some(format!("{label} from {}", python.display()));
+            Ok(Some(side))
+        }
+        Err(why) => {
+            *note = Some(why);
+            Ok(None)
+        }
+    }
 }
 
 fn cpu_list(threads: usize) -> String {
     format!("0-{}", threads.saturating_sub(1))
 }
 
-/// Runner mode: vaekit's worker and, when found, PyTorch's script, both serving; `--rounds`
-/// times over, each workload on one side and then at once on the other, the order
-/// alternating from round to round (ABBA), so that both sides of a ratio are timed in the same
+/// Runner mode: vaekit's worker and, when found, PyTorch's and JAX's scripts, all serving;
+/// `--rounds` times over, each workload on one side and then at once on the others, the first
+/// side rotating from round to round, so that the sides of a ratio are timed in the same
 /// minutes; then the table.
 ///
 /// # Errors
@@ -284,50 +316,54 @@ pub fn run(cli: &Cli) -> Result<()> {
         WorkerLine::Peak { gflops } => report.peak_gflops = gflops,
         WorkerLine::Result(_) => bail!("the vaekit worker answered before being asked"),
     }
-    let mut torch = if cli.no_torch {
-        report.torch_note = Some("PyTorch not run (--no-torch)".into());
-        None
-    } else {
-        match find_python(cli) {
-            Ok(python) => {
-                let mut cmd = Command::new(&python);
-                cmd.arg(bench_dir().join("torch_reference.py")).args(&args);
-                let mut side = Side::spawn(cmd, "torch_reference.py")?;
-                let _ready: serde_json::Value = side.read()?;
-                report.torch_note = Some(format!("PyTorch from {}", python.display()));
-                Some(side)
-            }
-            Err(why) => {
-                report.torch_note = Some(why);
-                None
-            }
-        }
-    };
+    let mut torch = start_peer(
+        cli,
+        cli.no_torch,
+        "PyTorch",
+        "torch",
+        "torch_reference.py",
+        &args,
+        &mut report.torch_note,
+    )?;
+    // JAX has no CUDA twin here: its side runs on the CPU only.
+    let mut jax = start_peer(
+        cli,
+        cli.no_jax || cli.device != "cpu",
+        "JAX",
+        "jax",
+        "jax_reference.py",
+        &args,
+        &mut report.jax_note,
+    )?;
     for round in 0..rounds {
         for w in &workloads {
-            let mut ask_vaekit = || -> Result<()> {
-                match vaekit.ask(w.name)? {
-                    WorkerLine::Result(m) => report.vaekit.push(m),
-                    WorkerLine::Peak { .. } => bail!("the vaekit worker sent a second peak"),
+            // The sides in turn, the first rotating from round to round, so that each goes
+            // first, second and last equally often over a multiple of the number of sides.
+            let mut order: Vec<usize> = (0..3).collect();
+            order.rotate_left(round % 3);
+            for side in order {
+                match side {
+                    0 => match vaekit.ask(w.name)? {
+                        WorkerLine::Result(m) => report.vaekit.push(m),
+                        WorkerLine::Peak { .. } => bail!("the vaekit worker sent a second peak"),
+                    },
+                    1 => {
+                        if let Some(t) = torch.as_mut() {
+                            report.torch.push(t.ask(w.name)?);
+                        }
+                    }
+                    _ => {
+                        if let Some(j) = jax.as_mut() {
+                            report.jax.push(j.ask(w.name)?);
+                        }
+                    }
                 }
-                Ok(())
-            };
-            match torch.as_mut() {
-                Some(t) if round % 2 == 1 => {
-                    report.torch.push(t.ask(w.name)?);
-                    ask_vaekit()?;
-                }
-                Some(t) => {
-                    ask_vaekit()?;
-                    report.torch.push(t.ask(w.name)?);
-                }
-                None => ask_vaekit()?,
             }
         }
     }
     vaekit.finish()?;
-    if let Some(t) = torch {
-        t.finish()?;
+    for peer in [torch, jax].into_iter().flatten() {
+        peer.finish()?;
     }
     println!("{}", report.table(&workloads));
     if let Some(path) = &cli.json {

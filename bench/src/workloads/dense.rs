@@ -39,12 +39,12 @@ fn binary_batch(rows: usize, noise: &mut SeededNoise, dev: &Device) -> anyhow::R
         .to_dtype(DType::F32)?)
 }
 
-fn train_step(objective: Objective, dev: &Device) -> anyhow::Result<Step> {
+fn train_step(objective: Objective, batch: usize, dev: &Device) -> anyhow::Result<Step> {
     let Model { store, q, p } = trainable(0, dev)?;
     let named = store.trainable();
     let vars: Vec<Var> = named.iter().map(|(_, v)| v.clone()).collect();
     let mut noise = SeededNoise::new(1);
-    let x = binary_batch(100, &mut noise, dev)?;
+    let x = binary_batch(batch, &mut noise, dev)?;
     let mut loss = Loss::new(ObjectiveConfig {
         objective,
         ..ObjectiveConfig::default()
@@ -59,15 +59,20 @@ fn train_step(objective: Objective, dev: &Device) -> anyhow::Result<Step> {
     }))
 }
 
+/// The ELBO with the analytic KL, one sample.
+const ELBO: Objective = Objective::Elbo {
+    num_samples: 1,
+    analytic_kl: true,
+};
+
 /// One ELBO training step at batch 100.
 pub fn vae_step(dev: &Device) -> anyhow::Result<Step> {
-    train_step(
-        Objective::Elbo {
-            num_samples: 1,
-            analytic_kl: true,
-        },
-        dev,
-    )
+    train_step(ELBO, 100, dev)
+}
+
+/// One ELBO training step at batch 20: the IWAE paper's batch, `train-iaf`'s main job's step.
+pub fn vae_step_b20(dev: &Device) -> anyhow::Result<Step> {
+    train_step(ELBO, 20, dev)
 }
 
 /// One IWAE (k = 50) training step at batch 100.
@@ -77,6 +82,7 @@ pub fn iwae_step(dev: &Device) -> anyhow::Result<Step> {
             num_samples: 50,
             gradient: IwaeGradient::Standard,
         },
+        100,
         dev,
     )
 }

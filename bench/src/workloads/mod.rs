@@ -1,6 +1,7 @@
 //! The performance issue's workloads, each built once and then run as a closure. Every
-//! workload has a twin of the same name in `bench/torch_reference.py`; both sides build the
-//! same shapes, the same layers and the same loss, with seeded inputs.
+//! workload has twins of the same name in `bench/torch_reference.py` and
+//! `bench/jax_reference.py`; every side builds the same shapes, the same layers and the same
+//! loss, with seeded inputs.
 
 mod conv;
 mod dense;
@@ -47,6 +48,14 @@ pub const ALL: &[Workload] = &[
         items: None,
         flops: 2.0 * 3.0 * 100.0 * (ENCODER_MACS + DECODER_MACS),
         build: dense::vae_step,
+        awake: true,
+    },
+    Workload {
+        name: "dense_vae_step_b20",
+        what: "the same VAE and step at batch 20 (the IWAE paper's batch, train-iaf's main job)",
+        items: None,
+        flops: 2.0 * 3.0 * 20.0 * (ENCODER_MACS + DECODER_MACS),
+        build: dense::vae_step_b20,
         awake: true,
     },
     Workload {

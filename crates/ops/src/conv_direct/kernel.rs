@@ -3,16 +3,10 @@
 
 use super::{LANES, MR, WG_MR};
 
-/// Whether this CPU runs [`tile`].
+/// Whether [`tile`] may run: the kernels' level ([`crate::isa`], never above what this CPU
+/// has) is AVX-512.
 pub(crate) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    crate::isa() == crate::Isa::Avx512
 }
 
 /// `c[r·ldc + j] = Σ_t Σ_i a[(t·c_in + i)·MR + r] · b[offs[t] + i·plane + j]` for rows

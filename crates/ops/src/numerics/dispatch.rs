@@ -8,7 +8,7 @@
 //! accumulators), so the results are bit-identical.
 
 /// Defines `[vis] fn $name(args) -> ret` from a body, calling an AVX-512 build of the body
-/// when the CPU has AVX-512 F/BW/DQ/VL, else an AVX2+FMA build when it has those, else the
+/// when [`crate::isa`] is AVX-512 (F/BW/DQ/VL), an AVX2+FMA build when it is AVX2, else the
 /// baseline build. For element-wise loops over slices that should vectorize 16 or 8 lanes
 /// wide on x86-64 without a `target-cpu` flag; the body must be safe code (it runs either
 /// way).
@@ -43,23 +43,15 @@ macro_rules! avx2_dispatch {
                 fn avx2($($arg: $ty),*) -> $ret {
                     generic($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512bw")
-                    && std::arch::is_x86_feature_detected!("avx512dq")
-                    && std::arch::is_x86_feature_detected!("avx512vl")
-                    && std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: the features `avx512` is compiled for were detected at run time.
+                match $crate::isa() {
+                    // SAFETY: `isa` never names a level above the one detected at run time,
+                    // and `avx512` is compiled for exactly that level's features.
                     #[allow(unsafe_code)]
-                    return unsafe { avx512($($arg),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: the features `avx2` is compiled for were detected at run time.
+                    $crate::Isa::Avx512 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: as above, for `avx2`'s features.
                     #[allow(unsafe_code)]
-                    return unsafe { avx2($($arg),*) };
+                    $crate::Isa::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::Isa::Baseline => {}
                 }
             }
             generic($($arg),*)
