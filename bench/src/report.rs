@@ -73,7 +73,7 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "threads: {}{}; {} round(s), sides interleaved; FMA peak: {}; {}; {}",
+            "threads: {}{}; {} round(s), sides interleaved; FMA peak: {}; vaekit's kernels: {} (of {} on this CPU), its GEMM: {}; {}; {}",
             self.threads,
             if self.pinned { " (pinned)" } else { "" },
             self.rounds,
@@ -82,6 +82,9 @@ impl Report {
                     "{g:.1} GFLOP/s ({} FMAs)",
                     vaekit_ops::fma_isa().unwrap_or("?")
                 )),
+            vaekit_ops::isa().name(),
+            vaekit_ops::detected_isa().name(),
+            vaekit_ops::gemm_isa(),
             self.torch_note.as_deref().unwrap_or(""),
             self.jax_note.as_deref().unwrap_or("")
         );

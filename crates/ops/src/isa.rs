@@ -4,7 +4,8 @@
 //! Every SIMD path of this crate (the [`crate::avx2_dispatch!`] kernels, the direct AVX-512
 //! convolution, the FMA-peak loop) asks [`isa`], so that an AVX2-only or a baseline CPU's
 //! behaviour can be reproduced, tested and timed on an AVX-512 machine. The GEMM (the `gemm`
-//! crate, which candle also uses) detects the CPU itself and is not capped.
+//! crate, which candle also uses) detects the CPU itself and is not capped; its AVX-512
+//! kernels come with this crate's default feature `avx512` ([`gemm_isa`]).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -110,6 +111,29 @@ pub fn isa() -> Isa {
         Some(cap) => level.min(cap),
         None => level,
     }
+}
+
+/// The widest kernels the GEMM (the `gemm` crate, candle's too) runs on this CPU: `AVX-512`
+/// when built with this crate's feature `avx512` (a default) on a CPU with AVX-512F, `AVX2`
+/// with FMA, else `scalar`. Not capped by `VAEKIT_ISA`: build without the feature to time an
+/// AVX2 machine's GEMM.
+pub fn gemm_isa() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        if cfg!(feature = "avx512") && has!("avx512f") {
+            return "AVX-512";
+        }
+        if has!("fma") {
+            return "AVX2";
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        return "NEON";
+    }
+    #[allow(unreachable_code)]
+    "scalar"
 }
 
 #[cfg(test)]

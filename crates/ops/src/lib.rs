@@ -83,7 +83,7 @@ pub use conv_gemm::{conv_transpose2d_gemm, conv2d_gemm};
 pub use expand::expand_leading;
 pub use grad_mode::second_order_gradients;
 pub use im2col::ConvGeometry;
-pub use isa::{Isa, detected_isa, isa, set_isa_cap};
+pub use isa::{Isa, detected_isa, gemm_isa, isa, set_isa_cap};
 pub use linear_bernoulli::linear_bernoulli_sum;
 pub use matmul::{LinearT, linear_t, matmul_t};
 pub use normal_fused::{

@@ -1,5 +1,6 @@
 //! The machine's single-precision FMA peak, measured with a register-only loop of the widest
-//! FMAs the CPU has (AVX-512 where present, else AVX2) on every benchmark thread: the
+//! FMAs the kernels may use (AVX-512 where present, else AVX2; capped like them by
+//! `VAEKIT_ISA`) on every benchmark thread: the
 //! denominator of "fraction of peak".
 //!
 //! gemm (candle's and vaekit's GEMM) picks its AVX-512 kernels at run time on such a CPU
@@ -55,23 +56,23 @@ mod x86 {
         acc.iter().map(|&x| _mm512_reduce_add_ps(x)).sum()
     }
 
-    /// f32 lanes per FMA of the widest loop this CPU runs, or `None` without AVX2+FMA.
+    /// f32 lanes per FMA of the widest loop the kernels' level ([`crate::isa`]) allows, or
+    /// `None` below AVX2+FMA.
     pub fn lanes() -> Option<usize> {
-        if is_x86_feature_detected!("avx512f") {
-            Some(16)
-        } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            Some(8)
-        } else {
-            None
+        match crate::isa() {
+            crate::Isa::Avx512 => Some(16),
+            crate::Isa::Avx2 => Some(8),
+            crate::Isa::Baseline => None,
         }
     }
 
     /// Runs the widest loop (see [`lanes`]).
     pub fn run(iters: u64) -> Option<f32> {
         match lanes()? {
-            // SAFETY: `lanes` detected AVX-512F at run time.
+            // SAFETY: `lanes` says 16 only when `isa` is AVX-512, which it is only when the CPU
+            // has AVX-512F (detected at run time).
             16 => Some(unsafe { fma_loop_avx512(iters) }),
-            // SAFETY: `lanes` detected AVX2 and FMA at run time.
+            // SAFETY: likewise, AVX2 and FMA.
             _ => Some(unsafe { fma_loop_avx2(iters) }),
         }
     }
