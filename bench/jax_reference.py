@@ -21,15 +21,11 @@ import time
 
 
 def configure(threads):
-    """XLA's CPU threads and the process's cores, set before jax is imported (as on the other
-    sides: threads pinned to cores 0..threads-1)."""
+    """The process's cores, set before jax is imported (as on the other sides: threads pinned
+    to cores 0..threads-1). XLA's CPU thread pool follows the affinity; it has no thread-count
+    flag."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, set(range(threads)))
-    flags = os.environ.get("XLA_FLAGS", "")
-    os.environ["XLA_FLAGS"] = (
-        f"{flags} --xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
-        f"intra_op_parallelism_threads={threads}"
-    ).strip()
 
 
 # Imported in main(), after configure().
@@ -104,7 +100,7 @@ def train_step(k, batch=100):
     init, update = adam()
     x = binary(batch, 1)
 
-    def loss(params, key):
+    def loss(params, x, key):
         enc, dec = params[:n_enc], params[n_enc:]
         h = mlp(enc, x)
         mu, log_std = h[:, :LATENT], 0.5 * h[:, LATENT:]
@@ -122,17 +118,18 @@ def train_step(k, batch=100):
         )
         return -(jax.scipy.special.logsumexp(log_w, 1) - math.log(k)).mean()
 
+    # The batch is an argument, not a constant XLA could fold into the program.
     @jax.jit
-    def step(params, opt, key):
+    def step(params, opt, key, x):
         key, sub = jax.random.split(key)
-        grads = jax.grad(loss)(params, sub)
+        grads = jax.grad(loss)(params, x, sub)
         params, opt = update(params, grads, opt)
         return params, opt, key
 
     state = [params, init(params), jax.random.PRNGKey(3)]
 
     def run():
-        state[0], state[1], state[2] = step(*state)
+        state[0], state[1], state[2] = step(*state, x)
         return state[0]
 
     return run
@@ -142,8 +139,9 @@ def importance():
     enc, dec = dense_networks()
     x = binary(20, 1)
 
+    # Networks and data are arguments, not constants XLA could fold into the program.
     @jax.jit
-    def estimate(key):
+    def estimate(enc, dec, x, key):
         key, sub = jax.random.split(key)
         h = mlp(enc, x)
         mu, log_std = h[:, :LATENT], 0.5 * h[:, LATENT:]
@@ -158,7 +156,7 @@ def importance():
     state = [jax.random.PRNGKey(4)]
 
     def run():
-        total, state[0] = estimate(state[0])
+        total, state[0] = estimate(enc, dec, x, state[0])
         return float(total)  # read on the host, as the other sides do
 
     return run
@@ -172,19 +170,19 @@ def leapfrog():
     p = jax.random.normal(k[1], (100, 16, LATENT), jnp.float32)
     eps, beta = 0.05, 0.5
 
-    def grad(z):
+    def grad(dec, x, z):
         g = jax.grad(lambda z: bernoulli_log_lik(mlp(dec, z), x).sum())(z)
         return beta * g - z  # + ∇ log N(z; 0, I)
 
-    g0 = jax.jit(grad)(z)
+    g0 = jax.jit(grad)(dec, x, z)
 
     @jax.jit
-    def step(z, p, g0):
+    def step(dec, x, z, p, g0):
         m = p + 0.5 * eps * g0
         z1 = z + eps * m
-        return m + 0.5 * eps * grad(z1)
+        return m + 0.5 * eps * grad(dec, x, z1)
 
-    return lambda: step(z, p, g0)
+    return lambda: step(dec, x, z, p, g0)
 
 
 def conv(x, w, padding=1):
@@ -366,7 +364,9 @@ def main():
     jax = jax_module
     jnp = jax.numpy
     lax = jax.lax
-    print(f"jax {jax.__version__}, XLA_FLAGS={os.environ['XLA_FLAGS']}", file=sys.stderr)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"jax {jax.__version__}, {cores} core(s), XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}",
+          file=sys.stderr)
     if a.serve:
         print(json.dumps({"kind": "ready"}), flush=True)
         names = (line.strip() for line in sys.stdin)

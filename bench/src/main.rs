@@ -34,10 +34,10 @@ pub struct Cli {
     /// Timed samples per workload and round; the median of all rounds' samples is reported.
     #[arg(long, default_value_t = 5)]
     pub reps: usize,
-    /// Rounds: each times every workload on every side, one side right after the other, the
-    /// side going first rotating from round to round (a multiple of three puts each side
-    /// first, second and last equally often), so that a ratio's sides share the machine's
-    /// minutes even when its speed drifts.
+    /// Rounds: each times every workload on every running side, one side right after the
+    /// other, the side going first rotating from round to round (a multiple of the number of
+    /// sides, two or three, puts each side in each place equally often; the default 6 suits
+    /// both), so that a ratio's sides share the machine's minutes even when its speed drifts.
     #[arg(long, default_value_t = 6)]
     pub rounds: usize,
     /// A sample repeats the workload for at least this many seconds.

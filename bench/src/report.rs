@@ -73,7 +73,7 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "threads: {}{}; {} round(s), sides interleaved; FMA peak: {}; vaekit's kernels: {} (of {} on this CPU), its GEMM: {}; {}; {}",
+            "threads: {}{}; {} round(s), sides interleaved; FMA peak: {}; vaekit's kernels: {} (of {} on this CPU), its GEMM: {}{}",
             self.threads,
             if self.pinned { " (pinned)" } else { "" },
             self.rounds,
@@ -85,8 +85,11 @@ impl Report {
             vaekit_ops::isa().name(),
             vaekit_ops::detected_isa().name(),
             vaekit_ops::gemm_isa(),
-            self.torch_note.as_deref().unwrap_or(""),
-            self.jax_note.as_deref().unwrap_or("")
+            [&self.torch_note, &self.jax_note]
+                .into_iter()
+                .flatten()
+                .map(|n| format!("; {n}"))
+                .collect::<String>()
         );
         let _ = writeln!(
             s,

@@ -325,22 +325,32 @@ pub fn run(cli: &Cli) -> Result<()> {
         &args,
         &mut report.torch_note,
     )?;
-    // JAX has no CUDA twin here: its side runs on the CPU only.
-    let mut jax = start_peer(
-        cli,
-        cli.no_jax || cli.device != "cpu",
-        "JAX",
-        "jax",
-        "jax_reference.py",
-        &args,
-        &mut report.jax_note,
-    )?;
+    // JAX has no GPU twin here: its side runs on the CPU only.
+    let mut jax = if cli.device != "cpu" {
+        report.jax_note = Some(format!("JAX not run (CPU only; --device {})", cli.device));
+        None
+    } else {
+        start_peer(
+            cli,
+            cli.no_jax,
+            "JAX",
+            "jax",
+            "jax_reference.py",
+            &args,
+            &mut report.jax_note,
+        )?
+    };
     for round in 0..rounds {
         for w in &workloads {
-            // The sides in turn, the first rotating from round to round, so that each goes
-            // first, second and last equally often over a multiple of the number of sides.
-            let mut order: Vec<usize> = (0..3).collect();
-            order.rotate_left(round % 3);
+            // The running sides in turn, the first rotating from round to round, so that each
+            // goes first, second and last equally often over a multiple of their number.
+            let mut order: Vec<usize> =
+                [Some(0), torch.as_ref().map(|_| 1), jax.as_ref().map(|_| 2)]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+            let n = order.len();
+            order.rotate_left(round % n);
             for side in order {
                 match side {
                     0 => match vaekit.ask(w.name)? {

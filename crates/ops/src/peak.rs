@@ -1,11 +1,12 @@
 //! The machine's single-precision FMA peak, measured with a register-only loop of the widest
 //! FMAs the kernels may use (AVX-512 where present, else AVX2; capped like them by
-//! `VAEKIT_ISA`) on every benchmark thread: the
-//! denominator of "fraction of peak".
+//! `VAEKIT_ISA`) on every benchmark thread: the denominator of "fraction of peak".
 //!
 //! gemm (candle's and vaekit's GEMM) picks its AVX-512 kernels at run time on such a CPU
-//! (the workspace enables its `x86-v4` feature), so an AVX2-only peak would overstate every
-//! fraction about twofold on this project's Zen 5.
+//! (this crate's default feature `avx512` enables its `x86-v4`), so an AVX2-only peak would
+//! overstate every fraction about twofold on a Zen 5. `VAEKIT_ISA` does not cap the GEMM:
+//! under it, build without that feature too, or the fraction compares an AVX-512 GEMM with
+//! a narrower peak.
 
 use std::time::Instant;
 

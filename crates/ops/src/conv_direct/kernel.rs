@@ -3,10 +3,17 @@
 
 use super::{LANES, MR, WG_MR};
 
-/// Whether [`tile`] may run: the kernels' level ([`crate::isa`], never above what this CPU
-/// has) is AVX-512.
+/// Whether new convolutions take the direct kernels: the kernels' level ([`crate::isa`]) is
+/// AVX-512.
 pub(crate) fn available() -> bool {
     crate::isa() == crate::Isa::Avx512
+}
+
+/// Whether this CPU runs [`tile`] (AVX-512F detected): what the kernels check before their
+/// loads, whatever the level is now (a convolution planned before a cap was lowered still
+/// finishes on them).
+fn supported() -> bool {
+    crate::detected_isa() == crate::Isa::Avx512
 }
 
 /// `c[r·ldc + j] = Σ_t Σ_i a[(t·c_in + i)·MR + r] · b[offs[t] + i·plane + j]` for rows
@@ -27,7 +34,7 @@ pub(crate) fn tile<const NV: usize>(
         .iter()
         .max()
         .map_or(0, |&o| o + (c_in.max(1) - 1) * plane);
-    assert!(available(), "conv_direct: AVX-512F is not available");
+    assert!(supported(), "conv_direct: AVX-512F is not available");
     assert!(
         a.len() >= offs.len() * c_in * MR,
         "conv_direct: short kernel panel"
@@ -79,7 +86,7 @@ pub(crate) fn wg_tile<const NV: usize>(
     ldc: usize,
 ) {
     let pixels = s.h * s.w;
-    assert!(available(), "conv_direct: AVX-512F is not available");
+    assert!(supported(), "conv_direct: AVX-512F is not available");
     assert!(
         s.w <= s.wp && pixels > 0,
         "conv_direct: bad weight-gradient shape"
@@ -234,7 +241,7 @@ pub(crate) fn px_tile<const NV: usize>(
         + (c_in.max(1) - 1) * plane
         + px.src.iter().max().copied().unwrap_or(0);
     let out_reach = (c_valid.max(1) - 1) * ld + px.out.iter().max().copied().unwrap_or(0);
-    assert!(available(), "conv_direct: AVX-512F is not available");
+    assert!(supported(), "conv_direct: AVX-512F is not available");
     assert!(
         c_valid > 0 && c_valid <= NV * LANES,
         "conv_direct: bad channel count"
