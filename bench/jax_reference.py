@@ -2,22 +2,19 @@
 """JAX twins of vaekit-bench's workloads (bench/src/workloads), same names, shapes, layers
 and losses as bench/torch_reference.py, each step compiled whole with `jax.jit` (forward,
 backward and, for training, the Adam update), so that XLA fuses the element-wise work and no
-per-op dispatch remains. Compilation happens before timing. Timed with the same protocol
-(bench/src/timing.rs): warm-up, calibrate the iterations per sample to last at least
---min-sample-s, then --reps samples; the median time per iteration is reported, every
-iteration waiting for its result. One JSON line per workload on stdout.
+per-op dispatch remains. Compilation happens before timing. Timed with the protocol of
+bench/reference_protocol.py (that of bench/src/timing.rs), every iteration waiting for its
+result. One JSON line per workload on stdout.
 
 Run by `cargo run --release -p vaekit-bench`, which passes the same options to every side;
 it can also be run alone:  python bench/jax_reference.py --threads 2
 """
 
-import argparse
-import json
 import math
 import os
-import statistics
 import sys
-import time
+
+from reference_protocol import parse_args, run
 
 
 def configure(threads):
@@ -314,45 +311,8 @@ def blocking(step):
     return run
 
 
-def measure(name, step, reps, warmup, min_sample_s):
-    step = blocking(step)
-    step()  # compiles
-    for _ in range(warmup):
-        step()
-    t = time.perf_counter()
-    step()
-    once = max(time.perf_counter() - t, 1e-9)
-    iterations = max(1, math.ceil(min_sample_s / once))
-    samples = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        for _ in range(iterations):
-            step()
-        samples.append((time.perf_counter() - t) * 1e3 / iterations)
-    return {
-        "name": name,
-        "median_ms": statistics.median(samples),
-        "samples_ms": samples,
-        "iterations": iterations,
-    }
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--min-sample-s", type=float, default=0.3)
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--only", default="")
-    ap.add_argument("--worker", action="store_true", help="accepted for symmetry; ignored")
-    ap.add_argument(
-        "--serve",
-        action="store_true",
-        help="read workload names from stdin, one per line, and answer each with its JSON line "
-        "(how vaekit-bench interleaves the sides)",
-    )
-    ap.add_argument("--device", default="cpu", help="cpu only (the GPU comparison is PyTorch's)")
-    a = ap.parse_args()
+    a = parse_args(__doc__, "cpu only (the GPU comparison is PyTorch's)")
     if a.device != "cpu":
         sys.exit("jax_reference.py: CPU only; run vaekit-bench with --no-jax on other devices")
     configure(max(1, a.threads))
@@ -367,19 +327,8 @@ def main():
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"jax {jax.__version__}, {cores} core(s), XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}",
           file=sys.stderr)
-    if a.serve:
-        print(json.dumps({"kind": "ready"}), flush=True)
-        names = (line.strip() for line in sys.stdin)
-    else:
-        names = [n for n in a.only.split(",") if n] or list(WORKLOADS)
-    for name in names:
-        if not name:
-            continue
-        if name not in WORKLOADS:
-            sys.exit(f"unknown workload {name!r}; workloads: {', '.join(WORKLOADS)}")
-        print(f"jax: {name}", file=sys.stderr)
-        m = measure(name, WORKLOADS[name](), max(1, a.reps), a.warmup, a.min_sample_s)
-        print(json.dumps(m), flush=True)
+    # One more untimed call: the compilation.
+    run("jax", WORKLOADS, a, blocking, extra_warmup=1)
 
 
 if __name__ == "__main__":

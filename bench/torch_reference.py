@@ -1,23 +1,20 @@
 #!/usr/bin/env python3
 """PyTorch twins of vaekit-bench's workloads (bench/src/workloads), same names, shapes,
-layers and losses, timed with the same protocol (bench/src/timing.rs): warm-up, calibrate
-the iterations per sample to last at least --min-sample-s, then --reps samples; the median
-time per iteration is reported. One JSON line per workload on stdout.
+layers and losses, timed with the protocol of bench/reference_protocol.py (that of
+bench/src/timing.rs). One JSON line per workload on stdout.
 
 Run by `cargo run --release -p vaekit-bench`, which passes the same options to both sides;
 it can also be run alone:  python bench/torch_reference.py --threads 2
 """
 
-import argparse
-import json
 import math
 import os
-import statistics
 import sys
-import time
 
 import torch
 import torch.nn.functional as F
+
+from reference_protocol import parse_args, run
 
 # Set by --device before any workload is built; tensors are created there by default.
 DEVICE = torch.device("cpu")
@@ -263,44 +260,8 @@ def synced(step):
     return run
 
 
-def measure(name, step, reps, warmup, min_sample_s):
-    step = synced(step)
-    for _ in range(warmup):
-        step()
-    t = time.perf_counter()
-    step()
-    once = max(time.perf_counter() - t, 1e-9)
-    iterations = max(1, math.ceil(min_sample_s / once))
-    samples = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        for _ in range(iterations):
-            step()
-        samples.append((time.perf_counter() - t) * 1e3 / iterations)
-    return {
-        "name": name,
-        "median_ms": statistics.median(samples),
-        "samples_ms": samples,
-        "iterations": iterations,
-    }
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--threads", type=int, default=os.cpu_count())
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--min-sample-s", type=float, default=0.3)
-    ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--only", default="")
-    ap.add_argument("--worker", action="store_true", help="accepted for symmetry; ignored")
-    ap.add_argument(
-        "--serve",
-        action="store_true",
-        help="read workload names from stdin, one per line, and answer each with its JSON line "
-        "(how vaekit-bench interleaves the two sides)",
-    )
-    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] (metal is not timed here)")
-    a = ap.parse_args()
+    a = parse_args(__doc__, "cpu or cuda[:N] (metal is not timed here)")
     global DEVICE
     if a.device.startswith("metal"):
         sys.exit("torch_reference.py: no Metal twin; run vaekit-bench with --no-torch")
@@ -311,20 +272,8 @@ def main():
     pin(a.threads)
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)", file=sys.stderr)
-    if a.serve:
-        # Ready once torch is imported and the threads are set; then one answer per name.
-        print(json.dumps({"kind": "ready"}), flush=True)
-        names = (line.strip() for line in sys.stdin)
-    else:
-        names = [n for n in a.only.split(",") if n] or list(WORKLOADS)
-    for name in names:
-        if not name:
-            continue
-        if name not in WORKLOADS:
-            sys.exit(f"unknown workload {name!r}; workloads: {', '.join(WORKLOADS)}")
-        print(f"torch: {name}", file=sys.stderr)
-        m = measure(name, WORKLOADS[name](), max(1, a.reps), a.warmup, a.min_sample_s)
-        print(json.dumps(m), flush=True)
+    # Ready once torch is imported and the threads are set; then one answer per name.
+    run("torch", WORKLOADS, a, synced)
 
 
 if __name__ == "__main__":

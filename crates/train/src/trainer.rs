@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
-use vaekit_core::{Progress, SeededNoise};
+use vaekit_core::{Progress, SeededNoise, report_job};
 use vaekit_datasets::{Batcher, BatcherConfig, Binarization, DataSource};
 use vaekit_nets::{ParamStore, Pass};
 use vaekit_objectives::{
@@ -570,87 +570,102 @@ impl<'a> Trainer<'a> {
             // The pool's workers stay awake through the epoch's steps (`vaekit_core::keep_awake`):
             // a step forks a few dozen times with serial work in between, and waking parked
             // workers each time cost the dense VAE step about a quarter of its time.
-            progress.start(
-                &format!("epoch {}", self.state.epoch + 1),
-                batches.len() as u64,
+            let job = format!("epoch {}", self.state.epoch + 1);
+            let steps = batches.len() as u64;
+            let summary = report_job(
+                progress,
+                &job,
+                steps,
                 "steps",
-            );
-            let steps = vaekit_core::keep_awake(|| -> Result<(), TrainError> {
-                for (i, indices) in batches.iter().enumerate() {
-                    let x = data
-                        .gather(indices, device)
-                        .map_err(|e| TrainError::Config(e.to_string()))?;
-                    let x = self
-                        .config
-                        .binarization
-                        .apply(&x, &mut self.noise)
-                        .map_err(|e| TrainError::Config(e.to_string()))?;
-                    let epoch_frac = self.state.epoch as f64 + i as f64 / nb;
-                    let snapshot: Vec<Tensor> = state_vars
-                        .iter()
-                        .map(|(_, v)| v.as_tensor().copy())
-                        .collect::<candle::Result<_>>()?;
-                    let (estimator_snapshot, summary_snapshot) =
-                        (self.loss.state(), self.loss.summary());
-                    let eval = self.loss.compute(
-                        EvalContext::new(self.inference, self.model, &x, &mut self.noise)
-                            .with_pass(Pass::Train)
-                            .at_epoch(epoch_frac),
-                    )?;
-                    let step = match eval.is_finite() {
-                        true => {
-                            let mut grads = eval.gradients(&model_v, &inference_v)?;
-                            let norm = match self.config.clip_norm {
-                                Some(max) => clip_grad_norm(&mut grads, max)?,
-                                None => crate::clip::global_norm(&grads)?,
-                            };
-                            norm.is_finite().then_some(grads)
-                        }
-                        false => None,
-                    };
-                    match step {
-                        Some(grads) => {
-                            self.consecutive_nonfinite = 0;
-                            match &mut self.inference_optimizer {
-                                Some((inf, scale)) => {
-                                    let (model_grads, inf_grads) = grads.split_at(model_vars.len());
-                                    self.optimizer.step(&model_vars, model_grads, lr)?;
-                                    inf.step(&inference_vars, inf_grads, lr * *scale)?;
+                |progress| {
+                    vaekit_core::keep_awake(
+                        || -> Result<vaekit_objectives::LossSummary, TrainError> {
+                            for (i, indices) in batches.iter().enumerate() {
+                                let x = data
+                                    .gather(indices, device)
+                                    .map_err(|e| TrainError::Config(e.to_string()))?;
+                                let x = self
+                                    .config
+                                    .binarization
+                                    .apply(&x, &mut self.noise)
+                                    .map_err(|e| TrainError::Config(e.to_string()))?;
+                                let epoch_frac = self.state.epoch as f64 + i as f64 / nb;
+                                let snapshot: Vec<Tensor> = state_vars
+                                    .iter()
+                                    .map(|(_, v)| v.as_tensor().copy())
+                                    .collect::<candle::Result<_>>()?;
+                                let (estimator_snapshot, summary_snapshot) =
+                                    (self.loss.state(), self.loss.summary());
+                                let eval = self.loss.compute(
+                                    EvalContext::new(
+                                        self.inference,
+                                        self.model,
+                                        &x,
+                                        &mut self.noise,
+                                    )
+                                    .with_pass(Pass::Train)
+                                    .at_epoch(epoch_frac),
+                                )?;
+                                let step = match eval.is_finite() {
+                                    true => {
+                                        let mut grads = eval.gradients(&model_v, &inference_v)?;
+                                        let norm = match self.config.clip_norm {
+                                            Some(max) => clip_grad_norm(&mut grads, max)?,
+                                            None => crate::clip::global_norm(&grads)?,
+                                        };
+                                        norm.is_finite().then_some(grads)
+                                    }
+                                    false => None,
+                                };
+                                match step {
+                                    Some(grads) => {
+                                        self.consecutive_nonfinite = 0;
+                                        match &mut self.inference_optimizer {
+                                            Some((inf, scale)) => {
+                                                let (model_grads, inf_grads) =
+                                                    grads.split_at(model_vars.len());
+                                                self.optimizer.step(
+                                                    &model_vars,
+                                                    model_grads,
+                                                    lr,
+                                                )?;
+                                                inf.step(&inference_vars, inf_grads, lr * *scale)?;
+                                            }
+                                            None => self.optimizer.step(&ordered, &grads, lr)?,
+                                        }
+                                        if let Some(ema) = &mut self.ema {
+                                            ema.update(&trainable)?;
+                                        }
+                                        self.state.step += 1;
+                                    }
+                                    None => {
+                                        for ((_, var), saved) in state_vars.iter().zip(&snapshot) {
+                                            var.set(saved)?;
+                                        }
+                                        self.loss.set_state(estimator_snapshot);
+                                        self.loss.set_summary(summary_snapshot);
+                                        skipped += 1;
+                                        self.consecutive_nonfinite += 1;
+                                        self.state.skipped_steps += 1;
+                                        if self.consecutive_nonfinite
+                                            >= self.config.max_consecutive_nonfinite
+                                        {
+                                            return Err(TrainError::NonFinite(
+                                                self.consecutive_nonfinite,
+                                                self.state.epoch,
+                                            ));
+                                        }
+                                    }
                                 }
-                                None => self.optimizer.step(&ordered, &grads, lr)?,
+                                progress
+                                    .update(i as u64 + 1, &[("loss", self.loss.summary().loss())]);
                             }
-                            if let Some(ema) = &mut self.ema {
-                                ema.update(&trainable)?;
-                            }
-                            self.state.step += 1;
-                        }
-                        None => {
-                            for ((_, var), saved) in state_vars.iter().zip(&snapshot) {
-                                var.set(saved)?;
-                            }
-                            self.loss.set_state(estimator_snapshot);
-                            self.loss.set_summary(summary_snapshot);
-                            skipped += 1;
-                            self.consecutive_nonfinite += 1;
-                            self.state.skipped_steps += 1;
-                            if self.consecutive_nonfinite >= self.config.max_consecutive_nonfinite {
-                                return Err(TrainError::NonFinite(
-                                    self.consecutive_nonfinite,
-                                    self.state.epoch,
-                                ));
-                            }
-                        }
-                    }
-                    progress.update(i as u64 + 1, &[("loss", self.loss.summary().loss())]);
-                }
-                Ok(())
-            });
-            let summary = self.loss.summary();
-            progress.finish(&match &steps {
-                Ok(()) => vec![("loss", summary.loss()), ("bound", summary.bound())],
-                Err(_) => Vec::new(),
-            });
-            steps?;
+                            Ok(self.loss.summary())
+                        },
+                    )
+                },
+                |s| vec![("loss", s.loss()), ("bound", s.bound())],
+            )?;
             self.state.epoch += 1;
             self.state.noise = self.noise.state();
             self.state.estimator = self.loss.state();
@@ -702,36 +717,36 @@ impl<'a> Trainer<'a> {
                 .trainable()
                 .first()
                 .map_or(Device::Cpu, |(_, v)| v.device().clone());
-            progress.start(
-                &format!("test bound ({weights} weights)"),
+            let job = format!("test bound ({weights} weights)");
+            report_job(
+                progress,
+                &job,
                 n as u64,
                 "points",
-            );
-            let bound = self.with_weights(weights, || -> Result<f64, TrainError> {
-                let mut total = 0.0;
-                let mut start = 0;
-                while start < n {
-                    let b = batch_size.min(n - start);
-                    let x = data
-                        .rows(start, b, &device)
-                        .map_err(|e| TrainError::Config(e.to_string()))?;
-                    let e = evaluate(
-                        objective,
-                        EvalContext::new(self.inference, self.model, &x, &mut noise)
-                            .at_epoch(self.state.epoch as f64),
-                    )
-                    .and_then(Evaluation::checked)?;
-                    total += e.bound * b as f64;
-                    start += b;
-                    progress.update(start as u64, &[("bound", total / start as f64)]);
-                }
-                Ok(total / n.max(1) as f64)
-            });
-            progress.finish(&match &bound {
-                Ok(b) => vec![("bound", *b)],
-                Err(_) => Vec::new(),
-            });
-            bound
+                |progress| {
+                    self.with_weights(weights, || -> Result<f64, TrainError> {
+                        let mut total = 0.0;
+                        let mut start = 0;
+                        while start < n {
+                            let b = batch_size.min(n - start);
+                            let x = data
+                                .rows(start, b, &device)
+                                .map_err(|e| TrainError::Config(e.to_string()))?;
+                            let e = evaluate(
+                                objective,
+                                EvalContext::new(self.inference, self.model, &x, &mut noise)
+                                    .at_epoch(self.state.epoch as f64),
+                            )
+                            .and_then(Evaluation::checked)?;
+                            total += e.bound * b as f64;
+                            start += b;
+                            progress.update(start as u64, &[("bound", total / start as f64)]);
+                        }
+                        Ok(total / n.max(1) as f64)
+                    })
+                },
+                |b| vec![("bound", *b)],
+            )
         })
     }
 }
