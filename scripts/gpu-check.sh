@@ -2,13 +2,17 @@
 # The prepared GPU check: one call on a lent GPU machine (no Rust, no network), under 8
 # minutes, writing logs and one JSON summary into OUT.
 #
-#   scripts/gpu-check.sh [--dry-run] [--minutes M] [--bin DIR] [--data DIR] OUT
+#   scripts/gpu-check.sh [--dry-run] [--minutes M] [--bin DIR] [--data DIR] [--pack DIR] OUT
 #
 #   --bin DIR    the binaries: train-iaf, vaekit-bench and, in tests/, the CUDA op-test
 #                binaries (default: dist/gpu-bundle/bin, what scripts/build-gpu-bundle.sh
-#                will make; with --dry-run: target/release, built by cargo here)
-#   --data DIR   the four MNIST IDX files (default: ../shared/datasets/mnist, else
-#                shared/datasets/mnist)
+#                makes, unpacked from dist/gpu-bundle.tar.xz when only the archive is there;
+#                with --dry-run: target/release, built by cargo here)
+#   --data DIR   the four MNIST IDX files (default: the first of ../shared/datasets/mnist,
+#                shared/datasets/mnist and dist/mnist, where build-gpu-bundle.sh copies them)
+#   --pack DIR   also write DIR/summary.json and DIR/logs.tar.gz (the logs and the run's
+#                metrics, configuration and results, no checkpoints): what a lent machine's
+#                $OUT can send back (8 files at most)
 #   --minutes M  iaf-resnet training time on the full training set (default 3)
 #   --dry-run    everything on the CPU with tiny sizes: checks the script end to end on a
 #                machine without a GPU (CI runs it)
@@ -32,6 +36,7 @@ while [ $# -gt 0 ]; do
     --minutes) minutes="$2"; shift ;;
     --bin) bin="$2"; shift ;;
     --data) data="$2"; shift ;;
+    --pack) pack="$2"; shift ;;
     -h|--help) sed -n 2,25p "$0"; exit 0 ;;
     -*) echo "gpu-check: unknown option $1" >&2; exit 2 ;;
     *) out="$1" ;;
@@ -39,7 +44,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 if [ -z "${out:-}" ]; then
-  echo "usage: $0 [--dry-run] [--minutes M] [--bin DIR] [--data DIR] OUT" >&2
+  echo "usage: $0 [--dry-run] [--minutes M] [--bin DIR] [--data DIR] [--pack DIR] OUT" >&2
   exit 2
 fi
 if ! [[ "$minutes" =~ ^[0-9]+([.][0-9]+)?$ ]] || [ "$minutes" = 0 ]; then
@@ -49,9 +54,13 @@ fi
 root="$(cd "$(dirname "$0")/.." && pwd)"
 if [ -z "$bin" ]; then
   if [ "$dry" = 1 ]; then bin="$root/target/release"; else bin="$root/dist/gpu-bundle/bin"; fi
+  if [ "$dry" = 0 ] && [ ! -d "$bin" ] && [ -f "$root/dist/gpu-bundle.tar.xz" ]; then
+    echo "gpu-check: unpacking dist/gpu-bundle.tar.xz"
+    tar -C "$root/dist" -xJf "$root/dist/gpu-bundle.tar.xz" || exit 1
+  fi
 fi
 if [ -z "$data" ]; then
-  for d in "$root/../shared/datasets/mnist" "$root/shared/datasets/mnist"; do
+  for d in "$root/../shared/datasets/mnist" "$root/shared/datasets/mnist" "$root/dist/mnist"; do
     [ -d "$d" ] && data="$d" && break
   done
 fi
@@ -154,6 +163,12 @@ with open(os.path.join(out, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2)
 print(f"wrote {os.path.join(out, 'summary.json')}: steps {summary['steps']}")
 PY
+if [ -n "${pack:-}" ]; then
+  mkdir -p "$pack"
+  cp "$out/summary.json" "$pack/summary.json"
+  (cd "$out" && tar -czf "$pack/logs.tar.gz" logs $(ls run/*.json run/*.jsonl run/*.log run/*.txt 2>/dev/null))
+  echo "packed $pack/summary.json and $pack/logs.tar.gz"
+fi
 failed=0
 for k in "${!status[@]}"; do
   [ "${status[$k]}" = 0 ] || failed=1

@@ -45,7 +45,7 @@ fn main() {
         let status = cmd.status().unwrap_or_else(|e| {
             panic!(
                 "vaekit-kernels: cannot run nvcc ({e}); install the CUDA toolkit \
-                 (scripts/install-cuda-toolkit.sh) or set NVCC"
+                 (scripts/build-gpu-bundle.sh installs 13.0 from PyPI) or set NVCC"
             )
         });
         assert!(status.success(), "vaekit-kernels: nvcc failed on {src}");

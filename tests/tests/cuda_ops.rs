@@ -9,7 +9,7 @@ use vaekit_core::{NoiseSource, SeededNoise};
 use vaekit_train::{Optimizer, OptimizerConfig, OptimizerKind, global_norm};
 
 fn gpu() -> Device {
-    Device::new_cuda(0).expect("these tests need a CUDA GPU (device 0)")
+    vaekit_core::parse_device("cuda:0").expect("these tests need a CUDA GPU (device 0)")
 }
 
 /// A seeded normal tensor of `shape`, scaled, on the CPU.

@@ -7,7 +7,9 @@ use candle::{Device, Result};
 ///
 /// # Errors
 /// An unknown name or a bad number; a GPU kind this build has no support for (the message
-/// says which cargo feature to build with); a GPU that is not there.
+/// says which cargo feature to build with); a GPU that is not there or a driver that does
+/// not answer: the message starts `device "cuda:N": no CUDA device usable` and carries the
+/// driver's error.
 pub fn parse_device(spec: &str) -> Result<Device> {
     let (kind, ordinal) = match spec.split_once(':') {
         Some((k, n)) => match n.parse::<usize>() {
@@ -21,7 +23,17 @@ pub fn parse_device(spec: &str) -> Result<Device> {
         "cuda" if !candle::utils::cuda_is_available() => candle::bail!(
             "device {spec:?}: built without CUDA; build with `--features cuda` (docs/gpu.md)"
         ),
-        "cuda" => Device::new_cuda(ordinal),
+        "cuda" => Device::new_cuda(ordinal).map_err(|e| {
+            // The driver's error without the backtrace candle attaches under RUST_BACKTRACE.
+            let e = match e {
+                candle::Error::WithBacktrace { inner, .. } => *inner,
+                e => e,
+            };
+            candle::Error::Msg(format!(
+                "device {spec:?}: no CUDA device usable ({e}); this build needs an NVIDIA GPU \
+                 and its driver (docs/gpu.md)"
+            ))
+        }),
         "metal" if !candle::utils::metal_is_available() => {
             candle::bail!("device {spec:?}: built without Metal; build with `--features metal`")
         }
