@@ -13,7 +13,7 @@ use vaekit_core::SeededNoise;
 use vaekit_eval::{
     AisConfig, AisStart, AnnealingSchedule, HmcConfig, StepSizeTuning, ais_log_likelihood, bdmc,
 };
-use vaekit_models::{Model, frozen};
+use vaekit_models::{LatentConfig, Model, frozen};
 use vaekit_monitor::ProgressBar;
 use vaekit_train::{Weights, write_atomic};
 
@@ -63,8 +63,8 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 100)]
     pub hais_batch: usize,
     /// Simulated points for bidirectional Monte Carlo (0 skips BDMC); uses the HAIS settings
-    /// (a `posterior` start is replaced by `encoder`, whose map can be inverted). HAIS on the
-    /// test images runs too unless `--limit-test 0`.
+    /// (a `posterior` start is replaced by `encoder`, whose map can be inverted, or by `prior`
+    /// for a stochastic hierarchy). HAIS on the test images runs too unless `--limit-test 0`.
     #[arg(long, default_value_t = 0)]
     pub bdmc: usize,
     /// Which weights to evaluate: averaged (the run's parameter average, the default when
@@ -198,8 +198,8 @@ pub fn eval(args: &EvalArgs, device: &Device) -> Result<()> {
         let report = trainer.with_weights(weights, || -> Result<_> {
             let (fq, fp) = frozen(&cfg.model, store, device)?;
             ais_log_likelihood(
-                &fq,
-                &fp,
+                fq.as_ref(),
+                fp.as_ref(),
                 &test_x,
                 &config,
                 &mut SeededNoise::new(0x4a15),
@@ -234,17 +234,20 @@ pub fn eval(args: &EvalArgs, device: &Device) -> Result<()> {
         ));
     }
     if args.bdmc > 0 {
-        let start_kind = match args.hais_start {
-            AisStart::Posterior => AisStart::Encoder,
-            other => other,
+        // Reverse chains need the start's inverse map: the encoder's Gaussian where there
+        // is one, else (a stochastic hierarchy) the standard normal.
+        let start_kind = match (args.hais_start, &cfg.model.latent) {
+            (AisStart::Posterior, LatentConfig::Hierarchy(_)) => AisStart::Prior,
+            (AisStart::Posterior, _) => AisStart::Encoder,
+            (other, _) => other,
         };
         let config = args.ais_config(start_kind, tuning);
         let start = Instant::now();
         let report = trainer.with_weights(weights, || -> Result<_> {
             let (fq, fp) = frozen(&cfg.model, store, device)?;
             bdmc(
-                &fq,
-                &fp,
+                fq.as_ref(),
+                fp.as_ref(),
                 args.bdmc,
                 &config,
                 &mut SeededNoise::new(0xbd3c),

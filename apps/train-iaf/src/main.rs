@@ -18,7 +18,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use vaekit_models::{ESTIMATORS, LatentConfig, PRESETS, RunConfig};
+use vaekit_models::{ESTIMATORS, LatentConfig, PRESETS, PriorConfig, RunConfig};
 use vaekit_train::LrSchedule;
 
 /// Train and evaluate VAEs with inverse autoregressive flows on binarized MNIST.
@@ -95,6 +95,11 @@ struct TrainArgs {
     /// for two layers) or categorical:30x10 (a categorical VAE).
     #[arg(long, value_name = "SPEC")]
     latent: Option<String>,
+    /// Prior of Gaussian latents: standard (N(0, I)), mog:K (a learned mixture of K
+    /// Gaussians) or vamp:K (the VampPrior with K pseudo-inputs); K in 1..=10000. Default:
+    /// the preset's.
+    #[arg(long, value_name = "SPEC")]
+    prior: Option<String>,
     /// Gradient estimator: elbo, iwae (pathwise, Gaussian latents), reinforce, nvil, vimco,
     /// rws, concrete or concrete-st (straight-through); draws per data point from --k.
     #[arg(long, value_name = "NAME")]
@@ -153,6 +158,9 @@ fn train(args: &TrainArgs, device: &candle::Device) -> Result<()> {
     }
     if let Some(v) = &args.latent {
         cfg.model.latent = LatentConfig::parse(v)?;
+    }
+    if let Some(v) = &args.prior {
+        cfg.model.prior = PriorConfig::parse(v)?;
     }
     match &args.estimator {
         Some(name) => {

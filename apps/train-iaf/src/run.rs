@@ -385,7 +385,7 @@ fn pictures(
 ) -> Result<()> {
     let side = 28;
     let mut noise = SeededNoise::new(cfg.seed ^ 0x9a11e7);
-    let z = p.prior().sample(&[64], &mut noise)?;
+    let z = p.prior(Pass::Eval)?.sample(&[64], &mut noise)?;
     let means = mean_images(p, &z)?;
     write_grid(&out.join("samples.png"), &means, side, 8)?;
     let n = 16.min(test_x.dim(0)?);

@@ -8,14 +8,14 @@ use vaekit_eval::{
     AisStart, ImportanceConfig, PathPoint, VaePath, importance_sampled_log_likelihood, leapfrog,
 };
 use vaekit_models::{Model, RunConfig, build, frozen};
-use vaekit_nets::{Decoder, Encoder, ParamStore, Pass};
+use vaekit_nets::{ParamStore, Pass};
 use vaekit_objectives::{
-    DecoderModel, EncoderFlow, EvalContext, IwaeGradient, Loss, Objective, ObjectiveConfig,
+    EvalContext, GenerativeModel, InferenceNetwork, IwaeGradient, Loss, Objective, ObjectiveConfig,
 };
 use vaekit_train::{Optimizer, OptimizerConfig};
 
-type Q = EncoderFlow<Box<dyn Encoder>>;
-type P = DecoderModel<Box<dyn Decoder>>;
+type Q = Box<dyn InferenceNetwork>;
+type P = Box<dyn GenerativeModel>;
 
 /// The `iwae-dense` preset's networks, as `train-iaf` builds them: over a new store (from
 /// `init_seed`), or frozen over `store`'s values (plain tensors, as `train-iaf eval` uses).
@@ -99,7 +99,14 @@ pub fn importance(dev: &Device) -> anyhow::Result<Step> {
         batch_size: 20,
     };
     Ok(Box::new(move || {
-        importance_sampled_log_likelihood(&q, &p, &x, &config, &mut noise, &mut ())?;
+        importance_sampled_log_likelihood(
+            q.as_ref(),
+            p.as_ref(),
+            &x,
+            &config,
+            &mut noise,
+            &mut (),
+        )?;
         Ok(())
     }))
 }
@@ -117,7 +124,12 @@ pub fn leapfrog_step(dev: &Device) -> anyhow::Result<Step> {
     // The path borrows the networks: keep them alive inside the closure.
     let models = Box::new((q, p, x));
     let models: &'static (Q, P, Tensor) = Box::leak(models);
-    let path = VaePath::new(&models.0, &models.1, &models.2, AisStart::Prior)?;
+    let path = VaePath::new(
+        models.0.as_ref(),
+        models.1.as_ref(),
+        &models.2,
+        AisStart::Prior,
+    )?;
     let point = PathPoint::evaluate(&path, &eps)?;
     Ok(Box::new(move || {
         leapfrog(&path, &point, &momentum, 0.5, &step, 1)?;

@@ -128,7 +128,9 @@ impl<'a> VaePath<'a> {
             AisStart::Encoder => {
                 let posterior = inference.forward(x, Pass::Eval)?;
                 let Some((loc, log_scale)) = posterior.base_gaussian() else {
-                    candle::bail!("AIS: the encoder start needs a Gaussian posterior");
+                    candle::bail!(
+                        "AIS: the encoder start needs a Gaussian posterior (a stochastic hierarchy has none): start from the posterior or the prior"
+                    );
                 };
                 StartMap::Gaussian(
                     loc.detach().unsqueeze(1)?,
@@ -184,10 +186,9 @@ impl AnnealingPath for VaePath<'_> {
 
 /// The latent dimension of a model (its prior's event size).
 pub(crate) fn latent_dim(model: &dyn GenerativeModel) -> Result<usize> {
-    match model.prior().event_shape().dims() {
-        [d] => Ok(*d),
-        other => candle::bail!("AIS: expected a vector latent, the prior's event is {other:?}"),
-    }
+    model
+        .latent_dim()
+        .map_err(|e| candle::Error::Msg(format!("AIS: {e}")))
 }
 
 /// `log p(x)` by annealed importance sampling with HMC transitions for every row of

@@ -51,7 +51,14 @@ fn main() -> anyhow::Result<()> {
             chains: 8,
             ..AisConfig::default()
         };
-        let r = ais_log_likelihood(&fq, &fp, &x, &ais, &mut SeededNoise::new(2), &mut ())?;
+        let r = ais_log_likelihood(
+            fq.as_ref(),
+            fp.as_ref(),
+            &x,
+            &ais,
+            &mut SeededNoise::new(2),
+            &mut (),
+        )?;
         println!(
             "HAIS NLL {:.3} ± {:.3} (200 steps, 8 chains)",
             r.mean_nll, r.std_error
@@ -61,7 +68,14 @@ fn main() -> anyhow::Result<()> {
             start: AisStart::Encoder,
             ..ais
         };
-        let r = bdmc(&fq, &fp, 10, &ais, &mut SeededNoise::new(3), &mut ())?;
+        let r = bdmc(
+            fq.as_ref(),
+            fp.as_ref(),
+            10,
+            &ais,
+            &mut SeededNoise::new(3),
+            &mut (),
+        )?;
         println!(
             "BDMC on 10 simulated points: {:.3} <= log p(x) <= {:.3}",
             r.lower, r.upper

@@ -1,7 +1,9 @@
 //! From a [`VaeConfig`] to networks: parameters at fixed paths, in fixed groups, with the
 //! data-dependent initialisation run by the library.
 
-use crate::{ConfigError, FlowConfig, LatentConfig, ModelError, Networks, RunConfig, VaeConfig};
+use crate::{
+    ConfigError, FlowConfig, LatentConfig, ModelError, Networks, PriorConfig, RunConfig, VaeConfig,
+};
 use candle::{DType, Device, Tensor, Var};
 use candle_nn::VarBuilder;
 use vaekit_core::NoiseSource;
@@ -11,8 +13,9 @@ use vaekit_nets::{
     resnet_decoder, resnet_encoder,
 };
 use vaekit_objectives::{
-    DecoderModel, DiscreteDecoder, DiscreteEncoder, EncoderFlow, GenerativeModel, InferenceNetwork,
-    data_dependent_init,
+    DecoderModel, DiscreteDecoder, DiscreteEncoder, EncoderFlow, GenerativeModel,
+    HierarchicalDecoder, HierarchicalEncoder, InferenceNetwork, LatentPrior, MixturePrior,
+    StandardNormalPrior, VampPrior, data_dependent_init,
 };
 
 /// The path of the encoder's parameters (`encoder.*`), in the inference group.
@@ -21,6 +24,8 @@ pub const ENCODER_PATH: &str = "encoder";
 pub const FLOW_PATH: &str = "flow";
 /// The path of the decoder's parameters (`decoder.*`), the generative group.
 pub const DECODER_PATH: &str = "decoder";
+/// The path of a learned prior's parameters (`prior.*`), the generative group.
+pub const PRIOR_PATH: &str = "prior";
 
 /// Which network a parameter belongs to, fixed by its path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +33,8 @@ pub enum ParamGroup {
     /// q(z|x): the encoder and the posterior flow. DReG, RWS and NVIL's baselines give
     /// this group its own gradient (and RWS its own optimizer).
     Inference,
-    /// p(x|z) p(z): the decoder and the prior.
+    /// p(x|z) p(z): the decoder and a learned prior (a VampPrior's pseudo-inputs; its
+    /// encoder stays in the inference group).
     Generative,
 }
 
@@ -38,7 +44,7 @@ impl ParamGroup {
         let root = path.split('.').next()?;
         match root {
             ENCODER_PATH | FLOW_PATH => Some(ParamGroup::Inference),
-            DECODER_PATH => Some(ParamGroup::Generative),
+            DECODER_PATH | PRIOR_PATH => Some(ParamGroup::Generative),
             _ => None,
         }
     }
@@ -71,9 +77,11 @@ impl std::fmt::Debug for Model {
     }
 }
 
-/// An inference network and a generative model of Gaussian latents, with their concrete
-/// types (as [`frozen`] returns them for HMC).
-pub type NetworkPair = (
+/// An inference network and a generative model (as [`frozen`] returns them for HMC).
+pub type NetworkPair = (Box<dyn InferenceNetwork>, Box<dyn GenerativeModel>);
+
+/// The Gaussian-latent networks with their concrete types.
+type GaussianPair = (
     EncoderFlow<Box<dyn Encoder>>,
     DecoderModel<Box<dyn Decoder>>,
 );
@@ -89,8 +97,17 @@ pub type NetworkPair = (
 pub fn build(cfg: &VaeConfig, init_seed: u64, device: &Device) -> Result<Model, ModelError> {
     cfg.validate()?;
     let store = ParamStore::new(init_seed);
-    let vb = store.var_builder(DType::F32, device);
-    let (q, p): (Box<dyn InferenceNetwork>, Box<dyn GenerativeModel>) = match &cfg.latent {
+    let (q, p) = pair(cfg, store.var_builder(DType::F32, device), device)?;
+    Ok(Model { store, q, p })
+}
+
+/// `cfg`'s two networks over `vb`.
+fn pair(
+    cfg: &VaeConfig,
+    vb: VarBuilder<'static>,
+    device: &Device,
+) -> Result<NetworkPair, ModelError> {
+    Ok(match &cfg.latent {
         LatentConfig::Gaussian => {
             let (q, p) = networks(cfg, vb, device)?;
             (Box::new(q), Box::new(p))
@@ -99,8 +116,15 @@ pub fn build(cfg: &VaeConfig, init_seed: u64, device: &Device) -> Result<Model, 
             Box::new(DiscreteEncoder::new(c, vb.pp(ENCODER_PATH))?),
             Box::new(DiscreteDecoder::new(c, DType::F32, vb.pp(DECODER_PATH))?),
         ),
-    };
-    Ok(Model { store, q, p })
+        LatentConfig::Hierarchy(c) => (
+            Box::new(HierarchicalEncoder::new(c, vb.pp(ENCODER_PATH))?),
+            Box::new(HierarchicalDecoder::new(
+                c,
+                cfg.likelihood,
+                vb.pp(DECODER_PATH),
+            )?),
+        ),
+    })
 }
 
 /// The networks over `store`'s current values as plain tensors: no parameter is tracked by
@@ -121,7 +145,7 @@ pub fn frozen(
         .into());
     }
     cfg.validate()?;
-    networks(cfg, store.frozen_var_builder(DType::F32, device), device)
+    pair(cfg, store.frozen_var_builder(DType::F32, device), device)
 }
 
 impl RunConfig {
@@ -164,25 +188,41 @@ fn networks(
     cfg: &VaeConfig,
     vb: VarBuilder<'static>,
     device: &Device,
-) -> Result<NetworkPair, ModelError> {
-    let (enc, dec) = (vb.pp(ENCODER_PATH), vb.pp(DECODER_PATH));
-    let (encoder, decoder): (Box<dyn Encoder>, Box<dyn Decoder>) = match &cfg.networks {
-        Networks::Dense(c) => (
-            Box::new(dense_encoder(c, enc)?),
-            Box::new(dense_decoder(c, cfg.likelihood, dec)?),
-        ),
-        Networks::ResNet(c) => (
-            Box::new(resnet_encoder(c, enc)?),
-            Box::new(resnet_decoder(c, cfg.likelihood, dec)?),
-        ),
-        Networks::Gated(c) => (
-            Box::new(gated_encoder(c, enc)?),
-            Box::new(gated_decoder(c, cfg.likelihood, dec)?),
-        ),
+) -> Result<GaussianPair, ModelError> {
+    let q_encoder = encoder(cfg, vb.pp(ENCODER_PATH))?;
+    let dec = vb.pp(DECODER_PATH);
+    let decoder: Box<dyn Decoder> = match &cfg.networks {
+        Networks::Dense(c) => Box::new(dense_decoder(c, cfg.likelihood, dec)?),
+        Networks::ResNet(c) => Box::new(resnet_decoder(c, cfg.likelihood, dec)?),
+        Networks::Gated(c) => Box::new(gated_decoder(c, cfg.likelihood, dec)?),
     };
     let flow = flow_chain(cfg, vb.pp(FLOW_PATH))?;
-    let p = DecoderModel::new(decoder, DType::F32, device)?;
-    Ok((EncoderFlow::new(encoder, flow), p))
+    let d = cfg.latent_dim();
+    let prior: Box<dyn LatentPrior> = match cfg.prior {
+        PriorConfig::StandardNormal => Box::new(StandardNormalPrior::new(d, DType::F32, device)?),
+        PriorConfig::Mixture { components } => {
+            Box::new(MixturePrior::new(components, d, vb.pp(PRIOR_PATH))?)
+        }
+        // The prior's encoder is built again at the encoder's path: it finds the variables
+        // the inference network's encoder created, so the two share every parameter.
+        PriorConfig::Vamp { pseudo_inputs } => Box::new(VampPrior::new(
+            encoder(cfg, vb.pp(ENCODER_PATH))?,
+            pseudo_inputs,
+            cfg.networks.input_dim(),
+            vb.pp(PRIOR_PATH),
+        )?),
+    };
+    let p = DecoderModel::with_prior(decoder, prior)?;
+    Ok((EncoderFlow::new(q_encoder, flow), p))
+}
+
+/// `cfg`'s encoder under `vb`.
+fn encoder(cfg: &VaeConfig, vb: VarBuilder<'static>) -> candle::Result<Box<dyn Encoder>> {
+    Ok(match &cfg.networks {
+        Networks::Dense(c) => Box::new(dense_encoder(c, vb)?),
+        Networks::ResNet(c) => Box::new(resnet_encoder(c, vb)?),
+        Networks::Gated(c) => Box::new(gated_encoder(c, vb)?),
+    })
 }
 
 /// The posterior flow of `cfg` under `vb` (`flow.*`). A new flow kind is one arm here and

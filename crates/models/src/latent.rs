@@ -2,7 +2,8 @@
 
 use crate::ConfigError;
 use serde::{Deserialize, Serialize};
-use vaekit_objectives::{DiscreteConfig, LatentUnits};
+use vaekit_nets::Activation;
+use vaekit_objectives::{DiscreteConfig, HierarchyConfig, LatentUnits, StochasticLayer};
 
 /// The latent variables.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -14,17 +15,22 @@ pub enum LatentConfig {
     /// Discrete latents: a sigmoid belief network or a categorical VAE, which replaces
     /// `networks` and `flow`.
     Discrete(DiscreteConfig),
+    /// A hierarchy of Gaussian latent layers (bottom-up inference, top-down generation),
+    /// which replaces `networks`, `flow` and `prior`.
+    Hierarchy(HierarchyConfig),
 }
 
 impl LatentConfig {
-    /// Parses `gaussian`, `bernoulli:200`, `bernoulli:200,200` or `categorical:30x10`.
+    /// Parses `gaussian`, `bernoulli:200`, `bernoulli:200,200`, `categorical:30x10` or
+    /// `hierarchy:100,50` (Gaussian layers of 100 and 50 units, bottom first, each reached
+    /// through two tanh layers as wide as itself: the IWAE paper's two-layer model).
     ///
     /// # Errors
-    /// Another form, or a discrete configuration that fails its own validation.
+    /// Another form, or a configuration that fails its own validation.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let bad = || {
             ConfigError::new(format!(
-                "invalid --latent {text:?}: use gaussian, bernoulli:W[,W..] or categorical:VxC"
+                "invalid --latent {text:?}: use gaussian, bernoulli:W[,W..], categorical:VxC or hierarchy:U,U[,U..]"
             ))
         };
         if text == "gaussian" {
@@ -38,6 +44,27 @@ impl LatentConfig {
                     .map(|w| w.trim().parse::<usize>().map_err(|_| bad()))
                     .collect::<Result<Vec<_>, _>>()?;
                 DiscreteConfig::sigmoid_belief_net(784, &units)
+            }
+            "hierarchy" => {
+                let units = spec
+                    .split(',')
+                    .map(|w| w.trim().parse::<usize>().map_err(|_| bad()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let config = HierarchyConfig {
+                    input_dim: 784,
+                    layers: units
+                        .iter()
+                        .map(|&u| StochasticLayer {
+                            units: u,
+                            hidden: vec![u, u],
+                        })
+                        .collect(),
+                    activation: Activation::Tanh,
+                };
+                config
+                    .validate()
+                    .map_err(|e| ConfigError::new(format!("invalid --latent {text:?}: {e}")))?;
+                return Ok(LatentConfig::Hierarchy(config));
             }
             "categorical" => {
                 let (v, c) = spec.split_once('x').ok_or_else(bad)?;
@@ -56,6 +83,10 @@ impl LatentConfig {
     pub fn describe(&self) -> String {
         match self {
             LatentConfig::Gaussian => "gaussian".into(),
+            LatentConfig::Hierarchy(c) => {
+                let units: Vec<String> = c.layers.iter().map(|l| l.units.to_string()).collect();
+                format!("hierarchy:{}", units.join(","))
+            }
             LatentConfig::Discrete(c) => {
                 let parts: Vec<String> = c
                     .layers

@@ -46,11 +46,13 @@ mod flow;
 mod latent;
 mod networks;
 mod presets;
+mod prior;
 mod recipe;
 mod vae;
 
 pub use build::{
-    DECODER_PATH, ENCODER_PATH, FLOW_PATH, Model, NetworkPair, ParamGroup, build, frozen,
+    DECODER_PATH, ENCODER_PATH, FLOW_PATH, Model, NetworkPair, PRIOR_PATH, ParamGroup, build,
+    frozen,
 };
 pub(crate) use error::bail;
 pub use error::{ConfigError, ModelError};
@@ -59,5 +61,6 @@ pub use flow::FlowConfig;
 pub use latent::LatentConfig;
 pub use networks::Networks;
 pub use presets::PRESETS;
+pub use prior::{MAX_PRIOR_COMPONENTS, PriorConfig};
 pub use recipe::RunConfig;
 pub use vae::VaeConfig;

@@ -25,6 +25,15 @@ impl Networks {
         }
     }
 
+    /// The number of input values `P` per data point (`C·H·W` for images).
+    pub fn input_dim(&self) -> usize {
+        match self {
+            Networks::Dense(c) => c.input_dim,
+            Networks::ResNet(c) => c.image.pixels(),
+            Networks::Gated(c) => c.image.pixels(),
+        }
+    }
+
     /// The width of the encoder's context `h`, which a flow posterior is conditioned on
     /// (`0`: no context).
     pub fn context_dim(&self) -> usize {

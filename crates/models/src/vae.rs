@@ -2,7 +2,7 @@
 //! likelihood, and its checks before any tensor exists.
 
 use crate::error::{bail, check_count};
-use crate::{ConfigError, FlowConfig, LatentConfig, Networks};
+use crate::{ConfigError, FlowConfig, LatentConfig, Networks, PriorConfig};
 use serde::{Deserialize, Serialize};
 use vaekit_flows::{MadeConfig, SylvesterKind};
 use vaekit_nets::{Activation, Likelihood, Normalization};
@@ -10,8 +10,8 @@ use vaekit_objectives::{IwaeGradient, Objective, ObjectiveConfig};
 
 /// A VAE: what [`crate::build`] turns into an inference network and a generative model.
 ///
-/// The prior is the standard normal for Gaussian latents and the discrete model's own
-/// (hierarchical) prior for discrete ones. In a [`crate::RunConfig`] (and a run's
+/// The prior of Gaussian latents is `prior` (the standard normal by default); discrete
+/// latents have their model's own (hierarchical) prior. In a [`crate::RunConfig`] (and a run's
 /// `config.json`) these fields sit at the top level.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VaeConfig {
@@ -24,12 +24,18 @@ pub struct VaeConfig {
     pub latent: LatentConfig,
     /// Pixel likelihood.
     pub likelihood: Likelihood,
+    /// The prior of Gaussian latents (default: the standard normal).
+    #[serde(default)]
+    pub prior: PriorConfig,
 }
 
 impl VaeConfig {
     /// The latent dimension of the Gaussian networks.
     pub fn latent_dim(&self) -> usize {
-        self.networks.latent_dim()
+        match &self.latent {
+            LatentConfig::Hierarchy(c) => c.latent_dim(),
+            _ => self.networks.latent_dim(),
+        }
     }
 
     /// The encoder's context width.
@@ -63,8 +69,26 @@ impl VaeConfig {
                 if !matches!(self.flow, FlowConfig::None) {
                     bail!("discrete latents take no flow");
                 }
+                if self.prior.is_learned() {
+                    bail!(
+                        "prior = {}: discrete latents have their own prior; use --prior standard",
+                        self.prior.describe()
+                    );
+                }
             }
             LatentConfig::Gaussian => self.validate_gaussian()?,
+            LatentConfig::Hierarchy(c) => {
+                c.validate().map_err(|e| ConfigError::new(e.to_string()))?;
+                if !matches!(self.flow, FlowConfig::None) {
+                    bail!("a stochastic hierarchy takes no flow (its layers are Gaussian)");
+                }
+                if self.prior.is_learned() {
+                    bail!(
+                        "prior = {}: a stochastic hierarchy's prior is its top-down network; use --prior standard",
+                        self.prior.describe()
+                    );
+                }
+            }
         }
         if let Likelihood::DiscretizedLogistic { num_bins } = self.likelihood {
             check_count("likelihood.num_bins", num_bins, 2)?;
@@ -74,6 +98,7 @@ impl VaeConfig {
 
     fn validate_gaussian(&self) -> Result<(), ConfigError> {
         check_count("networks.latent_dim", self.latent_dim(), 1)?;
+        self.prior.validate()?;
         match &self.networks {
             Networks::Dense(c) => {
                 check_count("networks.input_dim", c.input_dim, 1)?;
@@ -145,7 +170,7 @@ impl VaeConfig {
                     bail!("NVIL's learned baseline needs baseline_hidden in the latent config");
                 }
             }
-            LatentConfig::Gaussian => {
+            LatentConfig::Gaussian | LatentConfig::Hierarchy(_) => {
                 if matches!(o, Objective::Concrete { .. }) {
                     bail!(
                         "the Concrete relaxation needs discrete latents (--latent bernoulli:.. or categorical:..)"
@@ -181,6 +206,17 @@ impl VaeConfig {
                 ..
             } if !matches!(self.flow, FlowConfig::None) => {
                 bail!("DReG needs a posterior without a flow")
+            }
+            Objective::Iwae {
+                gradient: IwaeGradient::Dreg,
+                ..
+            }
+            | Objective::Rws { .. }
+                if matches!(self.prior, PriorConfig::Vamp { .. }) =>
+            {
+                bail!(
+                    "the VampPrior's encoder is part of the prior, so the inference network's gradient has a prior term that DReG and RWS leave out: use --estimator elbo or iwae"
+                )
             }
             _ => Ok(()),
         }

@@ -57,6 +57,18 @@ impl Linear {
         self.weight.dims()[0]
     }
 
+    /// The same layer with its weight, bias and weight-norm gain detached from the autograd
+    /// graph (values shared): gradients flow through the input only. Batch-norm statistics
+    /// are kept as they are.
+    pub fn detached(&self) -> Self {
+        Self {
+            weight: self.weight.detach(),
+            bias: self.bias.as_ref().map(Tensor::detach),
+            g: self.g.as_ref().map(Tensor::detach),
+            ..self.clone()
+        }
+    }
+
     /// The effective weight `W` (masked, and `g v / |v|` under weight norm).
     ///
     /// # Shapes

@@ -5,7 +5,7 @@ use crate::evaluation::Evaluation;
 use crate::model::{GenerativeModel, InferenceNetwork, LatentSample, Posterior};
 use candle::{DType, Result, Tensor};
 use vaekit_core::NoiseSource;
-use vaekit_distributions::KlMethod;
+use vaekit_distributions::{Distribution, KlMethod};
 use vaekit_nets::Pass;
 
 /// The posterior of `x` for a pathwise objective (ELBO, IWAE), which a training pass can
@@ -64,7 +64,21 @@ impl Draw {
         pass: Pass,
     ) -> Result<Self> {
         let log_lik = model.log_likelihood(x, &sample.z, pass)?;
-        let log_prior = model.log_prior(&sample.z)?;
+        let log_prior = model.log_prior(&sample.z, pass)?;
+        Self::from_parts(log_lik, log_prior, sample.log_q)
+    }
+
+    /// [`Draw::score`] with the prior already built for this pass (a learned prior is then
+    /// built once per step).
+    pub(crate) fn score_with_prior(
+        sample: LatentSample,
+        model: &dyn GenerativeModel,
+        prior: &dyn Distribution,
+        x: &Tensor,
+        pass: Pass,
+    ) -> Result<Self> {
+        let log_lik = model.log_likelihood(x, &sample.z, pass)?;
+        let log_prior = prior.log_prob(&sample.z)?;
         Self::from_parts(log_lik, log_prior, sample.log_q)
     }
 

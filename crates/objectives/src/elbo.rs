@@ -34,11 +34,12 @@ pub(crate) fn elbo(
         .filter(|fb| fb.groups > 1)
         .map(|fb| fb.groups);
     // The KL in closed form: a posterior without a flow whose pair the registry has.
+    let prior = model.prior(pass)?;
     let analytic = match posterior.as_distribution() {
-        Some(q) if analytic_kl && default_registry().has_analytic(q, model.prior()) => Some(q),
+        Some(q) if analytic_kl && default_registry().has_analytic(q, &*prior) => Some(q),
         _ => None,
     };
-    let per_dim_closed_form = analytic.is_some_and(|q| per_dim_pair(q, model.prior()).is_some());
+    let per_dim_closed_form = analytic.is_some_and(|q| per_dim_pair(q, &*prior).is_some());
     let (sample, log_q_dims) = match grouped_free_bits {
         Some(groups) if !per_dim_closed_form => {
             match posterior.rsample_with_log_prob_per_dim(num_samples, noise)? {
@@ -52,22 +53,22 @@ pub(crate) fn elbo(
     };
     let latent_dim = sample.z.dim(D::Minus1)?;
     let z = sample.z.clone();
-    let draw = Draw::score(sample, model, x, pass)?;
+    let draw = Draw::score_with_prior(sample, model, &*prior, x, pass)?;
     let (kl, method, per_dim) = match analytic {
         Some(q) => {
-            let per_dim = match per_dim_pair(q, model.prior()) {
+            let per_dim = match per_dim_pair(q, &*prior) {
                 Some((bq, bp)) => Some(default_registry().analytic(bq, bp)?),
                 None => None,
             };
             (
-                default_registry().analytic(q, model.prior())?,
+                default_registry().analytic(q, &*prior)?,
                 KlMethod::Analytic,
                 per_dim,
             )
         }
         None => {
             // `log q_d − log p_d` per dimension, averaged over the draws: [B, D].
-            let per_dim = match (&log_q_dims, model.prior().reinterpreted()) {
+            let per_dim = match (&log_q_dims, prior.reinterpreted()) {
                 (Some(dims), Some((bp, 1))) => Some((dims - bp.log_prob(&z)?)?.mean(D::Minus2)?),
                 (Some(_), _) => candle::bail!(
                     "objective: grouped free bits need a prior that factorizes over the latent dimensions"

@@ -6,8 +6,9 @@
 //!   [`GenerativeModel`] (`forward` gives `p(x|z)`; `prior`, `sample`, `log_prob = log p(x|z)
 //!   + log p(z)`); log p and log q are `[batch, n_samples]`.
 //! - [`EncoderFlow`] (any encoder, optionally followed by a flow) and [`DecoderModel`] (any
-//!   decoder with a standard-normal prior) implement them for vaekit's networks;
-//!   [`LinearGaussian`] is a model whose `log p(x)` is exact; [`DiscreteEncoder`] and
+//!   decoder with a [`LatentPrior`]: [`StandardNormalPrior`], [`MixturePrior`],
+//!   [`VampPrior`]) implement them for vaekit's networks;
+//!   [`LinearGaussian`] and [`LinearHierarchy`] are models whose `log p(x)` is exact; [`DiscreteEncoder`] and
 //!   [`DiscreteDecoder`] give sigmoid belief networks and categorical-latent VAEs.
 //! - [`Objective`]: ELBO (analytic or Monte Carlo KL, reported in [`Evaluation::kl_method`]),
 //!   IWAE with the standard or the doubly reparameterized gradient; for latents that cannot
@@ -26,11 +27,15 @@ mod estimator;
 mod evaluate;
 mod evaluation;
 mod free_bits;
+mod hierarchy;
 mod iwae;
 mod linear_gaussian;
+mod linear_hierarchy;
 mod loss;
+mod mlp;
 mod model;
 mod objective;
+mod prior;
 mod relaxation;
 mod vae;
 
@@ -42,9 +47,15 @@ pub use discrete::{
 pub use estimator::{EstimatorState, ScoreBaseline, vimco_leave_one_out, vimco_signals};
 pub use evaluate::{data_dependent_init, evaluate};
 pub use evaluation::Evaluation;
+pub use hierarchy::{
+    HierarchicalDecoder, HierarchicalEncoder, HierarchicalPosterior, HierarchicalPrior,
+    HierarchyConfig, StochasticLayer,
+};
 pub use linear_gaussian::{LinearEncoder, LinearGaussian};
+pub use linear_hierarchy::LinearHierarchy;
 pub use loss::{Loss, LossSummary};
 pub use model::{GenerativeModel, InferenceNetwork, LatentSample, Posterior};
 pub use objective::{FreeBits, IwaeGradient, KlWarmup, Objective, ObjectiveConfig};
+pub use prior::{LatentPrior, MixturePrior, PriorRef, StandardNormalPrior, VampPrior};
 pub use relaxation::{Relaxation, TemperatureSchedule};
 pub use vae::{DecoderModel, EncoderFlow, GaussianFlowPosterior};

@@ -2,6 +2,7 @@
 //! objective and estimator is tested against.
 
 use crate::model::GenerativeModel;
+use crate::prior::PriorRef;
 use candle::{DType, Device, Result, Tensor};
 use vaekit_distributions::{Distribution, Independent, Normal, StandardNormal};
 use vaekit_nets::{Encoder, EncoderOutput, Pass};
@@ -187,8 +188,8 @@ impl GenerativeModel for LinearGaussian {
         let scale = mean.ones_like()?.affine(self.noise_scale, 0.0)?;
         Ok(Box::new(Independent::new(Normal::new(mean, scale)?, 1)?))
     }
-    fn prior(&self) -> &dyn Distribution {
-        &self.prior
+    fn prior(&self, _pass: Pass) -> Result<PriorRef<'_>> {
+        Ok(PriorRef::Fixed(&self.prior))
     }
 }
 

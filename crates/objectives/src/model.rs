@@ -1,5 +1,6 @@
 //! The model-agnostic API: inference networks, posteriors and generative models.
 
+use crate::prior::PriorRef;
 use crate::relaxation::Relaxation;
 use candle::{Result, Tensor};
 use vaekit_core::NoiseSource;
@@ -197,8 +198,24 @@ pub trait GenerativeModel: Send + Sync {
     /// Shape errors.
     fn forward(&self, z: &Tensor, pass: Pass) -> Result<Box<dyn Distribution>>;
 
-    /// The prior `p(z)`, event `[D]`, batch `[]`.
-    fn prior(&self) -> &dyn Distribution;
+    /// The prior `p(z)` for a forward pass of kind `pass`, event `[D]`, batch `[]`: borrowed
+    /// when it has no parameters, built from the current values when it is learned (ask
+    /// once per use and keep it for that use).
+    ///
+    /// # Errors
+    /// Those of building a learned prior.
+    fn prior(&self, pass: Pass) -> Result<PriorRef<'_>>;
+
+    /// The latent dimension `D`.
+    ///
+    /// # Errors
+    /// A prior whose event is not a vector.
+    fn latent_dim(&self) -> Result<usize> {
+        match self.prior(Pass::Eval)?.event_shape().dims() {
+            [d] => Ok(*d),
+            other => candle::bail!("expected a vector latent, the prior's event is {other:?}"),
+        }
+    }
 
     /// `n` draws `(x, z)` from the model: `x: [n, P]`, `z: [n, D]`.
     ///
@@ -210,7 +227,7 @@ pub trait GenerativeModel: Send + Sync {
         noise: &mut dyn NoiseSource,
         pass: Pass,
     ) -> Result<(Tensor, Tensor)> {
-        let z = self.prior().sample(&[n], noise)?;
+        let z = self.prior(pass)?.sample(&[n], noise)?;
         let x = self.forward(&z, pass)?.sample(&[], noise)?;
         Ok((x, z))
     }
@@ -234,8 +251,8 @@ pub trait GenerativeModel: Send + Sync {
     ///
     /// # Errors
     /// Shape errors.
-    fn log_prior(&self, z: &Tensor) -> Result<Tensor> {
-        self.prior().log_prob(z)
+    fn log_prior(&self, z: &Tensor, pass: Pass) -> Result<Tensor> {
+        self.prior(pass)?.log_prob(z)
     }
 
     /// `log p(x, z) = log p(x|z) + log p(z)`: `[B, S]`.
@@ -243,7 +260,7 @@ pub trait GenerativeModel: Send + Sync {
     /// # Errors
     /// Shape errors.
     fn log_prob(&self, x: &Tensor, z: &Tensor, pass: Pass) -> Result<Tensor> {
-        self.log_likelihood(x, z, pass)? + self.log_prior(z)?
+        self.log_likelihood(x, z, pass)? + self.log_prior(z, pass)?
     }
 
     /// `(log p(x|z), log p(z))` of a relaxed latent `z` drawn by

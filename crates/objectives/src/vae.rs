@@ -2,9 +2,10 @@
 //! and a decoder with a standard-normal prior.
 
 use crate::model::{GenerativeModel, InferenceNetwork, LatentSample, Posterior};
+use crate::prior::{LatentPrior, PriorRef, StandardNormalPrior};
 use candle::{DType, Device, Result, Tensor};
 use vaekit_core::NoiseSource;
-use vaekit_distributions::{Distribution, Independent, Normal, StandardNormal};
+use vaekit_distributions::{Distribution, Independent, Normal};
 use vaekit_flows::{FlowChain, FlowPosterior};
 use vaekit_nets::{Decoder, Encoder, EncoderOutput, Pass};
 
@@ -190,11 +191,12 @@ impl<E: Encoder> InferenceNetwork for EncoderFlow<E> {
     }
 }
 
-/// `p(x, z) = p(x|z) N(z; 0, I)` with a decoder network for `p(x|z)`.
+/// `p(x, z) = p(x|z) p(z)` with a decoder network for `p(x|z)` and a [`LatentPrior`]
+/// (the standard normal unless [`DecoderModel::with_prior`] says otherwise).
 #[derive(Debug)]
 pub struct DecoderModel<D> {
     decoder: D,
-    prior: Independent<StandardNormal>,
+    prior: Box<dyn LatentPrior>,
 }
 
 impl<D: Decoder> DecoderModel<D> {
@@ -203,7 +205,22 @@ impl<D: Decoder> DecoderModel<D> {
     /// # Errors
     /// A non-float dtype.
     pub fn new(decoder: D, dtype: DType, device: &Device) -> Result<Self> {
-        let prior = Independent::new(StandardNormal::new(decoder.latent_dim(), dtype, device)?, 1)?;
+        let prior = StandardNormalPrior::new(decoder.latent_dim(), dtype, device)?;
+        Self::with_prior(decoder, Box::new(prior))
+    }
+
+    /// A model from a decoder and a prior over the decoder's latent space.
+    ///
+    /// # Errors
+    /// A prior of another dimension than the decoder's.
+    pub fn with_prior(decoder: D, prior: Box<dyn LatentPrior>) -> Result<Self> {
+        if prior.latent_dim() != decoder.latent_dim() {
+            candle::bail!(
+                "DecoderModel: a prior of {} dimensions for a decoder of {}",
+                prior.latent_dim(),
+                decoder.latent_dim()
+            );
+        }
         Ok(Self { decoder, prior })
     }
 
@@ -229,7 +246,7 @@ impl<D: Decoder> GenerativeModel for DecoderModel<D> {
         self.decoder
             .log_likelihood_rows(&z.reshape((b * s, d))?, x, pass)
     }
-    fn prior(&self) -> &dyn Distribution {
-        &self.prior
+    fn prior(&self, pass: Pass) -> Result<PriorRef<'_>> {
+        self.prior.distribution(pass)
     }
 }

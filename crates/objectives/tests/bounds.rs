@@ -467,8 +467,8 @@ impl GenerativeModel for WithImpossibleDraw<'_> {
         self.0.forward(z, pass)
     }
 
-    fn prior(&self) -> &dyn vaekit_distributions::Distribution {
-        self.0.prior()
+    fn prior(&self, pass: Pass) -> candle::Result<vaekit_objectives::PriorRef<'_>> {
+        self.0.prior(pass)
     }
 
     fn log_likelihood(&self, x: &Tensor, z: &Tensor, pass: Pass) -> candle::Result<Tensor> {

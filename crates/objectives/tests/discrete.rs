@@ -786,7 +786,11 @@ fn pathwise_objectives_refuse_to_train_discrete_latents() {
 fn prior_samples_follow_the_prior_and_log_probs_normalise() {
     let m = Model::sbn(false);
     // Σ_z p(z) = 1 over the 16 configurations.
-    let lp = m.p.prior().log_prob(&patterns(4)).unwrap();
+    let lp =
+        m.p.prior(Pass::Eval)
+            .unwrap()
+            .log_prob(&patterns(4))
+            .unwrap();
     let total = lp
         .exp()
         .unwrap()
@@ -798,7 +802,11 @@ fn prior_samples_follow_the_prior_and_log_probs_normalise() {
     // Ancestral draws have the right configuration frequencies (chi-square, 15 dof;
     // 40 is the 0.9995 quantile).
     let n = 20000;
-    let draws = m.p.prior().sample(&[n], &mut SeededNoise::new(15)).unwrap();
+    let draws =
+        m.p.prior(Pass::Eval)
+            .unwrap()
+            .sample(&[n], &mut SeededNoise::new(15))
+            .unwrap();
     let rows = draws.to_vec2::<f64>().unwrap();
     let mut counts = [0f64; 16];
     for r in rows {

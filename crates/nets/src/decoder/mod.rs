@@ -75,7 +75,10 @@ impl DecoderOutput {
     /// kind, `k` per [`Likelihood`]). Bernoulli logits are the rows themselves: no view
     /// between the output layer and the likelihood, whose backward would copy the logits'
     /// gradient into a zero-filled tensor (candle accumulates every graph edge that way).
-    pub(crate) fn from_rows(raw: &Tensor, likelihood: Likelihood) -> Result<Self> {
+    ///
+    /// # Errors
+    /// A width that is not a multiple of the outputs per pixel.
+    pub fn from_rows(raw: &Tensor, likelihood: Likelihood) -> Result<Self> {
         match likelihood {
             Likelihood::Bernoulli => Ok(DecoderOutput::Bernoulli {
                 logits: raw.clone(),

@@ -1,9 +1,10 @@
 //! The generative model of a discrete-latent model and its (hierarchical) prior.
 
 use super::config::DiscreteConfig;
-use super::mlp::Mlp;
 use super::units::{LatentUnits, LayerDraw, split_layers};
+use crate::mlp::Mlp;
 use crate::model::GenerativeModel;
+use crate::prior::PriorRef;
 use crate::relaxation::Relaxation;
 use candle::{D, DType, Device, Result, Shape, Tensor};
 use candle_nn::{Init, VarBuilder};
@@ -188,8 +189,8 @@ impl GenerativeModel for DiscreteDecoder {
         self.pixels(&z1, pass)
     }
 
-    fn prior(&self) -> &dyn Distribution {
-        &self.prior
+    fn prior(&self, _pass: Pass) -> Result<PriorRef<'_>> {
+        Ok(PriorRef::Fixed(&self.prior))
     }
 
     fn log_prob_relaxed(

@@ -1,8 +1,8 @@
 //! The inference network of a discrete-latent model and its posterior.
 
 use super::config::DiscreteConfig;
-use super::mlp::Mlp;
 use super::units::{LatentUnits, LayerDraw, split_layers};
+use crate::mlp::Mlp;
 use crate::model::{InferenceNetwork, LatentSample, Posterior};
 use crate::relaxation::Relaxation;
 use candle::{D, Result, Tensor};

@@ -4,7 +4,6 @@
 mod config;
 mod decoder;
 mod encoder;
-mod mlp;
 mod units;
 
 pub use config::DiscreteConfig;

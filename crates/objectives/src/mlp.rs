@@ -32,6 +32,15 @@ impl Mlp {
         Ok(Self { layers, activation })
     }
 
+    /// The same network with every parameter detached: gradients flow through its input
+    /// only (DReG's `log q` at stopped parameters).
+    pub(crate) fn detached(&self) -> Self {
+        Self {
+            layers: self.layers.iter().map(Linear::detached).collect(),
+            activation: self.activation,
+        }
+    }
+
     /// `[N, in]` gives `[N, out]`.
     pub(crate) fn forward(&self, x: &Tensor, pass: Pass) -> Result<Tensor> {
         let mut h = x.clone();

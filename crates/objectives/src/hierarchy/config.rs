@@ -1,0 +1,101 @@
+//! The shape of a stochastic hierarchy.
+
+use candle::{Result, Tensor};
+use serde::{Deserialize, Serialize};
+use vaekit_nets::Activation;
+
+/// One Gaussian latent layer and the deterministic layers below it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StochasticLayer {
+    /// Latent units of the layer, `D_l >= 1`.
+    pub units: usize,
+    /// Deterministic hidden widths between the layer below (`x` for the first) and this one,
+    /// bottom to top; the generative network uses them in reverse. Each `>= 1`.
+    pub hidden: Vec<usize>,
+}
+
+/// A hierarchy of Gaussian latent layers over `input_dim` observed values.
+///
+/// Parameters: the encoder's `layer{l}.fc{i}` (layer `l` maps `x` or `z_{l-1}` to the
+/// location and log-scale of `z_l`), the decoder's `layer{l}.fc{i}` (`z_{l+1}` to `z_l`, for
+/// `l < L - 1`) and `pixels.fc{i}` (`z_1` to the likelihood's parameters).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HierarchyConfig {
+    /// Observed values per data point `P` (784 for MNIST).
+    pub input_dim: usize,
+    /// The latent layers, bottom (next to `x`) first; at least two.
+    pub layers: Vec<StochasticLayer>,
+    /// Activation of every hidden layer.
+    pub activation: Activation,
+}
+
+impl HierarchyConfig {
+    /// The IWAE paper's two-layer model (Burda, Grosse, Salakhutdinov, arXiv 1509.00519,
+    /// section 5): `x` - 100 - 100 - `z_1` (100) - 50 - 50 - `z_2` (50), tanh, mirrored in the
+    /// generative network.
+    pub fn iwae_two_layer(input_dim: usize) -> Self {
+        Self {
+            input_dim,
+            layers: vec![
+                StochasticLayer {
+                    units: 100,
+                    hidden: vec![100, 100],
+                },
+                StochasticLayer {
+                    units: 50,
+                    hidden: vec![50, 50],
+                },
+            ],
+            activation: Activation::Tanh,
+        }
+    }
+
+    /// `D = Σ_l D_l`.
+    pub fn latent_dim(&self) -> usize {
+        self.layers.iter().map(|l| l.units).sum()
+    }
+
+    /// The units of every layer, bottom first.
+    pub fn units(&self) -> Vec<usize> {
+        self.layers.iter().map(|l| l.units).collect()
+    }
+
+    /// Checks the counts.
+    ///
+    /// # Errors
+    /// `input_dim` 0, fewer than two layers, a layer of 0 units or a hidden width of 0,
+    /// naming the field.
+    pub fn validate(&self) -> Result<()> {
+        if self.input_dim == 0 {
+            candle::bail!("latent.input_dim = 0: must be at least 1");
+        }
+        if self.layers.len() < 2 {
+            candle::bail!(
+                "latent.layers: {} given, a hierarchy needs at least 2 (one layer is --latent gaussian)",
+                self.layers.len()
+            );
+        }
+        for (l, layer) in self.layers.iter().enumerate() {
+            if layer.units == 0 {
+                candle::bail!("latent.layers[{l}].units = 0: must be at least 1");
+            }
+            if layer.hidden.contains(&0) {
+                candle::bail!("latent.layers[{l}].hidden: every width must be at least 1");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `z: [.., D]` split into the layers' `[.., D_l]`.
+pub(crate) fn split(z: &Tensor, units: &[usize]) -> Result<Vec<Tensor>> {
+    let mut start = 0;
+    units
+        .iter()
+        .map(|&u| {
+            let part = z.narrow(candle::D::Minus1, start, u);
+            start += u;
+            part
+        })
+        .collect()
+}

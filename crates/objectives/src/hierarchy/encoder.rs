@@ -1,0 +1,155 @@
+//! Bottom-up inference: `q(z_1|x) Π_l q(z_l|z_{l-1})`.
+
+use super::config::{HierarchyConfig, split};
+use super::gaussian::{head, log_density, reparameterize};
+use crate::mlp::Mlp;
+use crate::model::{InferenceNetwork, LatentSample, Posterior};
+use candle::{D, Result, Tensor};
+use candle_nn::VarBuilder;
+use vaekit_core::NoiseSource;
+use vaekit_distributions::Distribution;
+use vaekit_nets::Pass;
+
+/// The inference network of a [`HierarchyConfig`]: layer `l` maps `x` (`l = 0`) or `z_{l-1}`
+/// through its hidden layers to the location and log-scale of `z_l`.
+#[derive(Debug, Clone)]
+pub struct HierarchicalEncoder {
+    layers: Vec<Mlp>,
+    units: Vec<usize>,
+}
+
+impl HierarchicalEncoder {
+    /// The encoder of `config`, parameters at `vb.pp("layer{l}")`.
+    ///
+    /// # Errors
+    /// [`HierarchyConfig::validate`]'s; candle's.
+    pub fn new(config: &HierarchyConfig, vb: VarBuilder) -> Result<Self> {
+        config.validate()?;
+        let mut below = config.input_dim;
+        let mut layers = Vec::with_capacity(config.layers.len());
+        for (l, layer) in config.layers.iter().enumerate() {
+            layers.push(Mlp::new(
+                below,
+                &layer.hidden,
+                2 * layer.units,
+                config.activation,
+                &vb.pp(format!("layer{l}")),
+            )?);
+            below = layer.units;
+        }
+        Ok(Self {
+            layers,
+            units: config.units(),
+        })
+    }
+
+    /// The latent dimension `D = Σ_l D_l`.
+    pub fn latent_dim(&self) -> usize {
+        self.units.iter().sum()
+    }
+}
+
+/// `q(z|x)` of a [`HierarchicalEncoder`] for one batch: `z = [z_1, .., z_L]`, drawn layer by
+/// layer from standard-normal noise of the same shape.
+///
+/// `log_prob` at arbitrary points is exact (each conditional is a diagonal Gaussian), so
+/// score-function estimators and DReG apply; `log_q_stopped` runs every conditional with
+/// detached parameters but attached inputs, so its gradient flows through `z` only.
+#[derive(Debug)]
+pub struct HierarchicalPosterior<'a> {
+    encoder: &'a HierarchicalEncoder,
+    /// `q(z_1|x)`: `[B, D_1]` each.
+    first: (Tensor, Tensor),
+    pass: Pass<'a>,
+}
+
+impl HierarchicalPosterior<'_> {
+    /// `(loc, log_scale)` of layer `l >= 1` given `z_{l-1}: [B, S, D_{l-1}]`, each
+    /// `[B, S, D_l]`, with the parameters detached when `stopped`.
+    fn conditional(&self, l: usize, below: &Tensor, stopped: bool) -> Result<(Tensor, Tensor)> {
+        let (b, s, d) = below.dims3()?;
+        let rows = below.reshape((b * s, d))?;
+        let net = &self.encoder.layers[l];
+        let out = if stopped {
+            net.detached().forward(&rows, self.pass)?
+        } else {
+            net.forward(&rows, self.pass)?
+        };
+        let (loc, log_scale) = head(&out.reshape((b, s, out.dim(D::Minus1)?))?)?;
+        Ok((loc, log_scale))
+    }
+
+    fn first(&self, stopped: bool) -> Result<(Tensor, Tensor)> {
+        let (loc, log_scale) = &self.first;
+        let (loc, log_scale) = if stopped {
+            (loc.detach(), log_scale.detach())
+        } else {
+            (loc.clone(), log_scale.clone())
+        };
+        Ok((loc.unsqueeze(1)?, log_scale.unsqueeze(1)?))
+    }
+}
+
+impl Posterior for HierarchicalPosterior<'_> {
+    fn rsample_with_log_prob(
+        &self,
+        num_samples: usize,
+        noise: &mut dyn NoiseSource,
+    ) -> Result<LatentSample> {
+        let (b, _) = self.first.0.dims2()?;
+        let shape = (num_samples, b, self.encoder.latent_dim());
+        let (loc, _) = &self.first;
+        let eps = noise.standard_normal(&shape.into(), loc.dtype(), loc.device())?;
+        self.reparameterize(&eps.transpose(0, 1)?.contiguous()?)
+    }
+
+    /// `eps: [B, S, D]`: `z_1 = μ_1(x) + σ_1(x) ε_1`, then each `z_l` from `z_{l-1}`.
+    fn reparameterize(&self, eps: &Tensor) -> Result<LatentSample> {
+        let parts = split(eps, &self.encoder.units)?;
+        let (loc, log_scale) = self.first(false)?;
+        let (mut z, mut log_q) = reparameterize(&parts[0], &loc, &log_scale)?;
+        let (sloc, slog_scale) = self.first(true)?;
+        let mut log_q_stopped = log_density(&z, &sloc, &slog_scale)?;
+        let mut zs = vec![z.clone()];
+        for (l, eps_l) in parts.iter().enumerate().skip(1) {
+            let (loc, log_scale) = self.conditional(l, &z, false)?;
+            let (sloc, slog_scale) = self.conditional(l, &z, true)?;
+            let (next, lq) = reparameterize(eps_l, &loc, &log_scale)?;
+            log_q = (log_q + lq)?;
+            log_q_stopped = (log_q_stopped + log_density(&next, &sloc, &slog_scale)?)?;
+            z = next;
+            zs.push(z.clone());
+        }
+        Ok(LatentSample {
+            z: Tensor::cat(&zs, D::Minus1)?,
+            log_q,
+            log_q_stopped: Some(log_q_stopped),
+        })
+    }
+
+    fn log_prob(&self, z: &Tensor) -> Result<Tensor> {
+        let parts = split(z, &self.encoder.units)?;
+        let (loc, log_scale) = self.first(false)?;
+        let mut log_q = log_density(&parts[0], &loc, &log_scale)?;
+        for l in 1..parts.len() {
+            let (loc, log_scale) = self.conditional(l, &parts[l - 1], false)?;
+            log_q = (log_q + log_density(&parts[l], &loc, &log_scale)?)?;
+        }
+        Ok(log_q)
+    }
+
+    fn as_distribution(&self) -> Option<&dyn Distribution> {
+        None
+    }
+}
+
+impl InferenceNetwork for HierarchicalEncoder {
+    fn forward<'a>(&'a self, x: &Tensor, pass: Pass<'a>) -> Result<Box<dyn Posterior + 'a>> {
+        let out = self.layers[0].forward(x, pass)?;
+        Ok(Box::new(HierarchicalPosterior {
+            encoder: self,
+            first: head(&out)?,
+            pass,
+        }))
+    }
+}
