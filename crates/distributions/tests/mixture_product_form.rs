@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use candle::{DType, Device, Shape, Tensor, Var};
+use vaekit_core::testing::max_abs_diff;
 use vaekit_core::{NoiseSource, SeededNoise};
 use vaekit_distributions::{Distribution, MixtureSameFamily};
 
@@ -18,26 +19,11 @@ fn randn(seed: u64, shape: &[usize], scale: f64, dtype: DType) -> Tensor {
         .unwrap()
 }
 
+/// `max |a - b|` relative to `max(1, max |b|)`.
 fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
-    let a = a.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
-    let b = b.to_dtype(DType::F64).unwrap().flatten_all().unwrap();
-    let scale = b
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap()
-        .max(1.0);
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f64>()
-        .unwrap()
-        / scale
+    let zero = b.zeros_like().unwrap();
+    let scale = max_abs_diff(b, &zero).unwrap().max(1.0);
+    max_abs_diff(a, b).unwrap() / scale
 }
 
 #[test]

@@ -68,6 +68,27 @@ impl RunConfig {
             data_dir: None,
             time_budget_minutes: None,
         };
+        // The Sylvester and VampPrior papers' training: the ELBO with a KL warm-up over 100
+        // epochs, Adam 5e-4 (eps 1e-8), batch 100, up to 2000 epochs.
+        let warmed = RunConfig {
+            objective: ObjectiveConfig {
+                objective: Objective::Elbo {
+                    num_samples: 1,
+                    analytic_kl: true,
+                },
+                warmup: Some(KlWarmup { epochs: 100.0 }),
+                free_bits: None,
+            },
+            optimizer: OptimizerConfig {
+                eps: 1e-8,
+                ..base.optimizer
+            },
+            schedule: LrSchedule::Constant,
+            lr: 5e-4,
+            epochs: 2000,
+            batch_size: 100,
+            ..base.clone()
+        };
         Ok(match name {
             // The IWAE paper's dense VAE: 784-200-200-50, tanh, Bernoulli, Adam(eps 1e-4),
             // batch 20, 3^i epochs at 1e-3·10^(-i/7).
@@ -136,24 +157,8 @@ impl RunConfig {
                     },
                     ..base.model
                 },
-                objective: ObjectiveConfig {
-                    objective: Objective::Elbo {
-                        num_samples: 1,
-                        analytic_kl: true,
-                    },
-                    warmup: Some(KlWarmup { epochs: 100.0 }),
-                    free_bits: None,
-                },
-                optimizer: OptimizerConfig {
-                    eps: 1e-8,
-                    ..base.optimizer
-                },
-                schedule: LrSchedule::Constant,
-                lr: 5e-4,
-                epochs: 2000,
-                batch_size: 100,
                 is_samples: 1000,
-                ..base
+                ..warmed
             },
             // The VampPrior paper's one-layer VAE on dynamic MNIST (Tomczak & Welling 2018,
             // section 4): 40 latents, two hidden layers of 300 units, 500 pseudo-inputs,
@@ -169,23 +174,7 @@ impl RunConfig {
                     prior: PriorConfig::Vamp { pseudo_inputs: 500 },
                     ..base.model
                 },
-                objective: ObjectiveConfig {
-                    objective: Objective::Elbo {
-                        num_samples: 1,
-                        analytic_kl: true,
-                    },
-                    warmup: Some(KlWarmup { epochs: 100.0 }),
-                    free_bits: None,
-                },
-                optimizer: OptimizerConfig {
-                    eps: 1e-8,
-                    ..base.optimizer
-                },
-                schedule: LrSchedule::Constant,
-                lr: 5e-4,
-                epochs: 2000,
-                batch_size: 100,
-                ..base
+                ..warmed
             },
             // The IWAE paper's dense networks (784-200-200-50, tanh) with an IAF posterior:
             // two steps, each a MADE of two hidden layers of 200 units (four per latent

@@ -66,32 +66,31 @@ impl VaeConfig {
         match &self.latent {
             LatentConfig::Discrete(c) => {
                 c.validate().map_err(|e| ConfigError::new(e.to_string()))?;
-                if !matches!(self.flow, FlowConfig::None) {
-                    bail!("discrete latents take no flow");
-                }
-                if self.prior.is_learned() {
-                    bail!(
-                        "prior = {}: discrete latents have their own prior; use --prior standard",
-                        self.prior.describe()
-                    );
-                }
+                self.no_flow_own_prior("discrete latents")?;
             }
             LatentConfig::Gaussian => self.validate_gaussian()?,
             LatentConfig::Hierarchy(c) => {
                 c.validate().map_err(|e| ConfigError::new(e.to_string()))?;
-                if !matches!(self.flow, FlowConfig::None) {
-                    bail!("a stochastic hierarchy takes no flow (its layers are Gaussian)");
-                }
-                if self.prior.is_learned() {
-                    bail!(
-                        "prior = {}: a stochastic hierarchy's prior is its top-down network; use --prior standard",
-                        self.prior.describe()
-                    );
-                }
+                self.no_flow_own_prior("stochastic hierarchies")?;
             }
         }
         if let Likelihood::DiscretizedLogistic { num_bins } = self.likelihood {
             check_count("likelihood.num_bins", num_bins, 2)?;
+        }
+        Ok(())
+    }
+
+    /// Latents that replace the networks (discrete ones, hierarchies) take no flow and
+    /// bring their own prior.
+    fn no_flow_own_prior(&self, kind: &str) -> Result<(), ConfigError> {
+        if !matches!(self.flow, FlowConfig::None) {
+            bail!("{kind} take no flow");
+        }
+        if self.prior.is_learned() {
+            bail!(
+                "prior = {}: {kind} have their own prior; use --prior standard",
+                self.prior.describe()
+            );
         }
         Ok(())
     }

@@ -3,11 +3,11 @@
 //! learned prior refused, and the parser's range.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use candle::{Device, Tensor};
-use vaekit_core::SeededNoise;
 use vaekit_models::{FlowConfig, LatentConfig, PriorConfig, RunConfig};
-use vaekit_nets::Pass;
-use vaekit_objectives::{EvalContext, IwaeGradient, Objective, evaluate};
+use vaekit_objectives::{IwaeGradient, Objective};
 
 fn batch() -> Tensor {
     let v: Vec<f32> = (0..4 * 784)
@@ -43,33 +43,13 @@ fn the_two_layer_preset_has_the_papers_shapes_and_every_parameter_learns() {
         let mut cfg = cfg.clone();
         cfg.objective.objective = objective;
         cfg.validate().unwrap();
-        let model = cfg.build(&Device::Cpu).unwrap();
-        let eval = evaluate(
-            &cfg.objective,
-            EvalContext::new(
-                model.q.as_ref(),
-                model.p.as_ref(),
-                &batch(),
-                &mut SeededNoise::new(1),
-            )
-            .with_pass(Pass::Train),
-        )
-        .unwrap();
+        let (model, eval, grads) = common::one_step(&cfg, &batch());
         assert!(eval.bound.is_finite());
-        let grads = eval.loss.backward().unwrap();
         let params = model.store.trainable();
         assert!(params.len() >= 20, "{} parameters", params.len());
         for (name, var) in params {
-            let g = grads
-                .get(var.as_tensor())
+            let norm = common::grad_norm(&grads, &var)
                 .unwrap_or_else(|| panic!("{objective:?}: no gradient for {name}"));
-            let norm = g
-                .sqr()
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
             assert!(norm > 0.0, "{objective:?}: zero gradient for {name}");
         }
     }
@@ -87,7 +67,7 @@ fn hierarchies_refuse_flows_and_learned_priors_and_parse_their_layers() {
         vamp.validate()
             .unwrap_err()
             .to_string()
-            .contains("top-down")
+            .contains("own prior")
     );
     let parsed = LatentConfig::parse("hierarchy:100,50").unwrap();
     assert_eq!(parsed, base.model.latent);
@@ -107,23 +87,12 @@ fn hierarchies_refuse_flows_and_learned_priors_and_parse_their_layers() {
 fn a_hierarchy_takes_the_discretized_logistic_likelihood() {
     let mut cfg = RunConfig::preset("iwae-2layer").unwrap();
     cfg.model.likelihood = vaekit_nets::Likelihood::DiscretizedLogistic { num_bins: 256 };
-    let model = cfg.build(&Device::Cpu).unwrap();
     // 8-bit grey levels in [0, 1].
     let v: Vec<f32> = (0..4 * 784)
         .map(|i| ((i * 37) % 256) as f32 / 255.0)
         .collect();
     let x = Tensor::from_vec(v, (4, 784), &Device::Cpu).unwrap();
-    let eval = evaluate(
-        &cfg.objective,
-        EvalContext::new(
-            model.q.as_ref(),
-            model.p.as_ref(),
-            &x,
-            &mut SeededNoise::new(2),
-        )
-        .with_pass(Pass::Train),
-    )
-    .unwrap();
+    let (_, eval, _) = common::one_step(&cfg, &x);
     // A discretized likelihood has log p(x|z) <= 0, so the bound is below -KL.
     assert!(eval.bound.is_finite() && eval.bound < 0.0, "{}", eval.bound);
     assert!(eval.reconstruction < 0.0, "{}", eval.reconstruction);

@@ -6,11 +6,12 @@
 //! standard normal.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use candle::{Device, Tensor};
-use vaekit_core::SeededNoise;
 use vaekit_models::{ParamGroup, PriorConfig, RunConfig, VaeConfig};
-use vaekit_nets::{DenseConfig, Pass};
-use vaekit_objectives::{EvalContext, IwaeGradient, Objective, evaluate};
+use vaekit_nets::DenseConfig;
+use vaekit_objectives::{IwaeGradient, Objective};
 
 fn small(prior: PriorConfig) -> RunConfig {
     let mut cfg = RunConfig::preset("iwae-dense").unwrap();
@@ -38,7 +39,8 @@ fn learned_priors_train_with_the_model() {
         PriorConfig::Mixture { components: 3 },
     ] {
         let cfg = small(prior);
-        let model = cfg.build(&Device::Cpu).unwrap();
+        let (model, eval, grads) = common::one_step(&cfg, &batch());
+        assert!(eval.loss.to_scalar::<f32>().unwrap().is_finite());
         let names = model.store.names();
         let prior_vars: Vec<_> = names.iter().filter(|n| n.starts_with("prior.")).collect();
         match prior {
@@ -52,29 +54,9 @@ fn learned_priors_train_with_the_model() {
             .map(|(n, _)| n)
             .collect();
         assert!(prior_vars.iter().all(|n| generative.contains(n)));
-        let eval = evaluate(
-            &cfg.objective,
-            EvalContext::new(
-                model.q.as_ref(),
-                model.p.as_ref(),
-                &batch(),
-                &mut SeededNoise::new(1),
-            )
-            .with_pass(Pass::Train),
-        )
-        .unwrap();
-        assert!(eval.loss.to_scalar::<f32>().unwrap().is_finite());
-        let grads = eval.loss.backward().unwrap();
         for (name, var) in model.store.trainable() {
             if name.starts_with("prior.") {
-                let g = grads.get(var.as_tensor()).unwrap();
-                let norm = g
-                    .sqr()
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap();
+                let norm = common::grad_norm(&grads, &var).unwrap();
                 assert!(norm > 0.0, "{}: no gradient for {name}", prior.describe());
             }
         }

@@ -10,8 +10,8 @@
 
 mod common;
 
-use candle::{D, DType, Device, Tensor};
-use vaekit_core::{SeededNoise, log_mean_exp};
+use candle::{DType, Device, Tensor};
+use vaekit_core::SeededNoise;
 use vaekit_nets::{ParamStore, Pass};
 use vaekit_objectives::*;
 
@@ -136,14 +136,7 @@ fn bounds_are_ordered_and_importance_sampling_converges_to_the_exact_log_p() {
         }
     );
     let lw = eval.log_weights;
-    let bound = |k: usize| -> f64 {
-        log_mean_exp(&lw.reshape((n, samples / k, k)).unwrap(), D::Minus1, false)
-            .unwrap()
-            .mean_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-    };
+    let bound = |k: usize| common::iwae_bound(&lw, k);
     let (e, i10, i100, is) = (bound(1), bound(10), bound(100), bound(samples));
     assert!(
         e < i10 - 0.05 && i10 < i100 && i100 <= is + 1e-9,

@@ -9,7 +9,7 @@
 mod common;
 
 use candle::{D, DType, Device, Shape, Tensor};
-use vaekit_core::{NoiseSource, SeededNoise, log_mean_exp};
+use vaekit_core::{NoiseSource, SeededNoise};
 use vaekit_distributions::Distribution;
 use vaekit_flows::FlowChain;
 use vaekit_nets::{ParamStore, Pass};
@@ -344,14 +344,7 @@ fn a_mixture_prior_model_has_ordered_bounds_and_is_converges_to_its_exact_log_p(
     .and_then(Evaluation::checked)
     .unwrap()
     .log_weights;
-    let bound = |k: usize| -> f64 {
-        log_mean_exp(&lw.reshape((n, samples / k, k)).unwrap(), D::Minus1, false)
-            .unwrap()
-            .mean_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-    };
+    let bound = |k: usize| common::iwae_bound(&lw, k);
     let (elbo, i10, i100, is) = (bound(1), bound(10), bound(100), bound(samples));
     assert!(
         elbo < i10 && i10 < i100 && i100 <= is + 1e-9 && is < log_p + 0.02,

@@ -27,6 +27,19 @@ pub fn gaussian_log_density(x: &[f64], mean: &[f64], cov: &[Vec<f64>]) -> f64 {
         - 0.5 * p as f64 * LN_2PI
 }
 
+/// The IWAE-`k` bound from log-weights `[N, S]` (`S` a multiple of `k`): the mean over data
+/// points and over the `S / k` groups of the log-mean-exp of each group.
+pub fn iwae_bound(log_weights: &candle::Tensor, k: usize) -> f64 {
+    let (n, s) = log_weights.dims2().unwrap();
+    let groups = log_weights.reshape((n, s / k, k)).unwrap();
+    vaekit_core::log_mean_exp(&groups, candle::D::Minus1, false)
+        .unwrap()
+        .mean_all()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
+}
+
 /// `log Σ_k exp(terms_k)`.
 pub fn log_sum_exp(terms: &[f64]) -> f64 {
     let m = terms.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
