@@ -9,7 +9,7 @@
 #   --data DIR     the MNIST IDX files to copy into dist/mnist for the GPU check (default
 #                  ../shared/datasets/mnist when it exists; the lent machine gets no other copy)
 #   --arch CC      the GPU's compute capability x10 for candle's kernels (default 90: H100/H200)
-#   --no-build     package what target/cuda13/build already holds
+#   --no-build     package what target/cuda13/build already holds (no cargo call)
 #   --limit-mib N  fail if DIR.tar.xz is larger than N MiB (default 48: the lent GPU machines
 #                  take 64 MiB per call, and the MNIST files and the checkout travel too)
 #
@@ -40,7 +40,7 @@ while [ $# -gt 0 ]; do
     --no-build) build=0 ;;
     --limit-mib) limit_mib="$2"; shift ;;
     --data) data="$2"; shift ;;
-    -h|--help) sed -n 2,31p "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
     *) echo "build-gpu-bundle: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -98,23 +98,38 @@ export CUDA_COMPUTE_CAP="$arch" CUDARC_CUDA_VERSION=13000
 pkgs=(-p train-iaf -p vaekit-bench -p vaekit-tests)
 feats="train-iaf/cuda,vaekit-bench/cuda,vaekit-tests/cuda"
 targets=(--bin train-iaf --bin vaekit-bench --test cuda_ops)
+artifacts() { # kind name path, one line per executable, from cargo's JSON messages
+  python3 -c 'import json, sys
+for line in sys.stdin:
+    if not line.startswith("{"):
+        continue
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m.get("executable"):
+        print(m["target"]["kind"][0], m["target"]["name"], m["executable"])'
+}
 if [ "$build" = 1 ]; then
   echo "== 3. cargo build --release (CUDA, compute capability $arch) into $tgt"
   t0=$SECONDS
-  cargo build --release --target-dir "$tgt" "${pkgs[@]}" --features "$feats" "${targets[@]}"
+  mapfile -t exes < <(cargo build --release --target-dir "$tgt" "${pkgs[@]}" --features "$feats" \
+    "${targets[@]}" --message-format=json-render-diagnostics | artifacts)
   echo "   built in $((SECONDS - t0)) s"
+else
+  # what an earlier build left: the binaries, and the newest cuda_ops test executable
+  t="$(ls -t "$tgt"/release/deps/cuda_ops-* 2>/dev/null | grep -v '\.d$' | head -1 || true)"
+  exes=("bin train-iaf $tgt/release/train-iaf" "bin vaekit-bench $tgt/release/vaekit-bench"
+    "test cuda_ops $t")
+  for e in "${exes[@]}"; do
+    [ -x "${e##* }" ] || { echo "build-gpu-bundle: --no-build: no ${e##* } (build first)" >&2; exit 1; }
+  done
 fi
-# the artifacts' paths (a fresh build is a no-op here)
-mapfile -t exes < <(cargo build --release --target-dir "$tgt" "${pkgs[@]}" --features "$feats" \
-  "${targets[@]}" --message-format=json 2>/dev/null |
-  python3 -c 'import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable"):
-        print(m["target"]["kind"][0], m["target"]["name"], m["executable"])')
 [ ${#exes[@]} -eq 3 ] || { echo "build-gpu-bundle: expected 3 executables, got: ${exes[*]:-none}" >&2; exit 1; }
 
 echo "== 4. the bundle in $out"
+out="${out%/}"
+if [ -e "$out" ] && [ ! -f "$out/MANIFEST.txt" ]; then
+  echo "build-gpu-bundle: --out $out exists and is not a bundle (no MANIFEST.txt): refusing to replace it" >&2
+  exit 2
+fi
 rm -rf "$out" "$out.tar.xz"
 mkdir -p "$out/bin/tests" "$out/libexec/tests" "$out/lib"
 for e in "${exes[@]}"; do
@@ -184,9 +199,9 @@ for l in "$out"/bin/train-iaf "$out"/bin/vaekit-bench "$out"/bin/tests/*; do
   msg="$(VAEKIT_CUDA_LIB_DIRS="$cuda/lib/stubs:$cuda/lib" timeout 120 "$l" "${args[@]}" 2>&1)"; rc=$?
   set -e
   case "$l" in
-    */tests/*) ok=$([ "$rc" = 101 ] && grep -q "no CUDA device" <<<"$msg" && echo 1) ;;
+    */tests/*) ok=$([ "$rc" = 101 ] && grep -q "no CUDA device" <<<"$msg" && echo 1 || true) ;;
     *) ok=$([ "$rc" != 0 ] && grep -q "no CUDA device" <<<"$msg" &&
-         ! grep -q "panicked" <<<"$msg" && echo 1) ;;
+         ! grep -q "panicked" <<<"$msg" && echo 1 || true) ;;
   esac
   if [ "${ok:-}" = 1 ]; then
     echo "   $n with a driver and no GPU: exit $rc, \"no CUDA device\""

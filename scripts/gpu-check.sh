@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
     --bin) bin="$2"; shift ;;
     --data) data="$2"; shift ;;
     --pack) pack="$2"; shift ;;
-    -h|--help) sed -n 2,25p "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
     -*) echo "gpu-check: unknown option $1" >&2; exit 2 ;;
     *) out="$1" ;;
   esac
@@ -164,10 +164,14 @@ with open(os.path.join(out, "summary.json"), "w") as f:
 print(f"wrote {os.path.join(out, 'summary.json')}: steps {summary['steps']}")
 PY
 if [ -n "${pack:-}" ]; then
-  mkdir -p "$pack"
-  cp "$out/summary.json" "$pack/summary.json"
-  (cd "$out" && tar -czf "$pack/logs.tar.gz" logs $(ls run/*.json run/*.jsonl run/*.log run/*.txt 2>/dev/null))
-  echo "packed $pack/summary.json and $pack/logs.tar.gz"
+  pack="$(mkdir -p "$pack" && cd "$pack" && pwd)"
+  if cp "$out/summary.json" "$pack/summary.json" &&
+     (cd "$out" && tar -czf "$pack/logs.tar.gz" logs $(ls run/*.json run/*.jsonl run/*.log run/*.txt 2>/dev/null)); then
+    echo "packed $pack/summary.json and $pack/logs.tar.gz"
+  else
+    echo "gpu-check: packing into $pack failed" >&2
+    status[pack]=1
+  fi
 fi
 failed=0
 for k in "${!status[@]}"; do

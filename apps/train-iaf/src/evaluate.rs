@@ -40,7 +40,9 @@ pub struct EvalArgs {
     /// AIS chains per test image.
     #[arg(long, default_value_t = 16)]
     pub hais_chains: usize,
-    /// Where the chains start: prior, encoder or posterior (the full flow posterior).
+    /// Where the chains start: prior (`N(0, I)`: the prior of a standard-normal model, not a
+    /// learned or hierarchical one, which the annealing path reaches anyway), encoder or
+    /// posterior (the full flow or hierarchical posterior).
     #[arg(long, default_value = "posterior")]
     pub hais_start: AisStart,
     /// Initial HMC step size (> 0), adapted per test image towards 65 % acceptance by the

@@ -1,7 +1,7 @@
 //! Which encoder/decoder pair a VAE has.
 
 use serde::{Deserialize, Serialize};
-use vaekit_nets::{DenseConfig, GatedConfig, ResNetConfig};
+use vaekit_nets::{DenseConfig, GatedConfig, Normalization, ResNetConfig};
 
 /// The encoder/decoder pair.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +31,15 @@ impl Networks {
             Networks::Dense(c) => c.input_dim,
             Networks::ResNet(c) => c.image.pixels(),
             Networks::Gated(c) => c.image.pixels(),
+        }
+    }
+
+    /// The normalisation of the hidden layers.
+    pub fn normalization(&self) -> Normalization {
+        match self {
+            Networks::Dense(c) => c.norm,
+            Networks::ResNet(c) => c.norm,
+            Networks::Gated(c) => c.norm,
         }
     }
 

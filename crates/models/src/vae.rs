@@ -98,6 +98,14 @@ impl VaeConfig {
     fn validate_gaussian(&self) -> Result<(), ConfigError> {
         check_count("networks.latent_dim", self.latent_dim(), 1)?;
         self.prior.validate()?;
+        if matches!(self.prior, PriorConfig::Vamp { .. })
+            && self.networks.normalization() == Normalization::Batch
+        {
+            bail!(
+                "prior = {}: the VampPrior runs the encoder on its pseudo-inputs, which would move batch norm's running statistics; use networks.norm = none or weight",
+                self.prior.describe()
+            );
+        }
         match &self.networks {
             Networks::Dense(c) => {
                 check_count("networks.input_dim", c.input_dim, 1)?;
@@ -180,6 +188,20 @@ impl VaeConfig {
                 {
                     bail!(
                         "NVIL's learned baseline exists for discrete latents only; use --estimator reinforce"
+                    );
+                }
+                if let Some(fb) = objective.free_bits
+                    && fb.groups > 1
+                    && (self.prior.is_learned()
+                        || matches!(self.latent, LatentConfig::Hierarchy(_)))
+                {
+                    bail!(
+                        "objective.free_bits.groups = {}: per-dimension KLs need a prior and a posterior that factorise over the dimensions, which {} does not: use free_bits.groups = 1",
+                        fb.groups,
+                        match self.latent {
+                            LatentConfig::Hierarchy(_) => "a stochastic hierarchy".to_string(),
+                            _ => format!("the prior {}", self.prior.describe()),
+                        }
                     );
                 }
                 if let Some(fb) = objective.free_bits

@@ -1,16 +1,17 @@
 //! Learned priors in built models: a VampPrior shares every encoder parameter with the
 //! inference network, its pseudo-inputs sit in the generative group, and one ELBO step's
 //! gradient reaches the pseudo-inputs, the mixture's parameters and the encoder through the
-//! prior; estimators that would leave the prior's encoder term out are refused; a
-//! configuration without a `prior` field (runs written before priors existed) reads as the
-//! standard normal.
+//! prior; the prior's own density moves the encoder under a VampPrior and not under a
+//! mixture; estimators that would leave the prior's encoder term out are refused, as are
+//! grouped free bits and batch norm where they cannot work; a run's configuration without a
+//! `prior` field (written before priors existed) reads as the standard normal.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use candle::{Device, Tensor};
-use vaekit_models::{ParamGroup, PriorConfig, RunConfig, VaeConfig};
-use vaekit_nets::DenseConfig;
+use vaekit_models::{ParamGroup, PriorConfig, RunConfig};
+use vaekit_nets::{DenseConfig, Pass};
 use vaekit_objectives::{IwaeGradient, Objective};
 
 fn small(prior: PriorConfig) -> RunConfig {
@@ -89,14 +90,58 @@ fn the_vamp_prior_refuses_estimators_that_split_the_encoder_gradient() {
 }
 
 #[test]
+fn the_vamp_prior_alone_moves_the_encoder() {
+    // log p(z) at fixed points: under a VampPrior its gradient reaches the encoder (the
+    // prior is the encoder at the pseudo-inputs); under a mixture prior it does not.
+    let z = Tensor::new(&[[0.3f32, -1.0, 0.5], [1.2, 0.1, -0.4]], &Device::Cpu).unwrap();
+    for (prior, reaches) in [
+        (PriorConfig::Vamp { pseudo_inputs: 4 }, true),
+        (PriorConfig::Mixture { components: 3 }, false),
+    ] {
+        let model = small(prior).build(&Device::Cpu).unwrap();
+        let lp = model.p.prior(Pass::Train).unwrap().log_prob(&z).unwrap();
+        let grads = lp.sum_all().unwrap().backward().unwrap();
+        let moved = model
+            .store
+            .trainable()
+            .into_iter()
+            .filter(|(n, _)| n.starts_with("encoder."))
+            .any(|(_, v)| common::grad_norm(&grads, &v).is_some_and(|g| g > 0.0));
+        assert_eq!(moved, reaches, "{}", prior.describe());
+    }
+}
+
+#[test]
 fn a_configuration_without_a_prior_reads_as_the_standard_normal() {
+    // A run's config.json written before priors existed: the model's fields at the top
+    // level, no `prior`.
     let cfg = small(PriorConfig::StandardNormal);
-    let mut json = serde_json::to_value(&cfg.model).unwrap();
-    json.as_object_mut().unwrap().remove("prior");
-    let back: VaeConfig = serde_json::from_value(json).unwrap();
-    assert_eq!(back.prior, PriorConfig::StandardNormal);
+    let mut json = serde_json::to_value(&cfg).unwrap();
+    assert!(json.as_object_mut().unwrap().remove("prior").is_some());
+    let back: RunConfig = serde_json::from_value(json).unwrap();
+    assert_eq!(back.model.prior, PriorConfig::StandardNormal);
+    assert_eq!(back, cfg);
     let bad = small(PriorConfig::Mixture { components: 0 })
         .validate()
         .unwrap_err();
     assert!(bad.to_string().contains("prior.components = 0"), "{bad}");
+    // Grouped free bits need factorising densities, which a learned prior does not have.
+    let mut grouped = small(PriorConfig::Mixture { components: 2 });
+    grouped.objective.free_bits = Some(vaekit_objectives::FreeBits {
+        nats_per_dim: 0.25,
+        groups: 3,
+    });
+    let e = grouped.validate().unwrap_err().to_string();
+    assert!(e.contains("free_bits.groups = 3"), "{e}");
+    // A VampPrior would move batch norm's running statistics.
+    let mut bn = small(PriorConfig::Vamp { pseudo_inputs: 4 });
+    if let vaekit_models::Networks::Dense(c) = &mut bn.model.networks {
+        c.norm = vaekit_nets::Normalization::Batch;
+    }
+    assert!(
+        bn.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("batch norm")
+    );
 }

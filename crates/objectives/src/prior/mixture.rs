@@ -64,7 +64,7 @@ impl LatentPrior for MixturePrior {
 
     fn distribution(&self, _pass: Pass) -> Result<PriorRef<'_>> {
         Ok(PriorRef::Built(Box::new(
-            MixtureSameFamily::from_log_scale(
+            MixtureSameFamily::from_log_scale_unchecked(
                 self.logits.clone(),
                 self.loc.clone(),
                 self.log_scale.clone(),

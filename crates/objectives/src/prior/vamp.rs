@@ -84,7 +84,7 @@ impl<E: Encoder> LatentPrior for VampPrior<E> {
         let encoded = self.encoder.forward(&u, pass)?;
         let logits = Tensor::zeros(self.components(), u.dtype(), u.device())?;
         Ok(PriorRef::Built(Box::new(
-            MixtureSameFamily::from_log_scale(logits, encoded.loc, encoded.log_scale)?,
+            MixtureSameFamily::from_log_scale_unchecked(logits, encoded.loc, encoded.log_scale)?,
         )))
     }
 }
