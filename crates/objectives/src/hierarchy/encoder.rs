@@ -90,6 +90,39 @@ impl HierarchicalPosterior<'_> {
     }
 }
 
+impl HierarchicalPosterior<'_> {
+    /// The sampling path of `eps: [B, S, D]`, with DReG's stopped density when `stopped`
+    /// (each conditional run again with detached weights: training draws only).
+    fn path(&self, eps: &Tensor, stopped: bool) -> Result<LatentSample> {
+        let parts = split(eps, &self.encoder.units)?;
+        let (loc, log_scale) = self.first(false)?;
+        let (mut z, mut log_q) = reparameterize(&parts[0], &loc, &log_scale)?;
+        let mut log_q_stopped = if stopped {
+            let (sloc, slog_scale) = self.first(true)?;
+            Some(log_density(&z, &sloc, &slog_scale)?)
+        } else {
+            None
+        };
+        let mut zs = vec![z.clone()];
+        for (l, eps_l) in parts.iter().enumerate().skip(1) {
+            let (loc, log_scale) = self.conditional(l, &z, false)?;
+            let (next, lq) = reparameterize(eps_l, &loc, &log_scale)?;
+            log_q = (log_q + lq)?;
+            if let Some(acc) = log_q_stopped {
+                let (sloc, slog_scale) = self.conditional(l, &z, true)?;
+                log_q_stopped = Some((acc + log_density(&next, &sloc, &slog_scale)?)?);
+            }
+            z = next;
+            zs.push(z.clone());
+        }
+        Ok(LatentSample {
+            z: Tensor::cat(&zs, D::Minus1)?,
+            log_q,
+            log_q_stopped,
+        })
+    }
+}
+
 impl Posterior for HierarchicalPosterior<'_> {
     fn rsample_with_log_prob(
         &self,
@@ -100,31 +133,13 @@ impl Posterior for HierarchicalPosterior<'_> {
         let shape = (num_samples, b, self.encoder.latent_dim());
         let (loc, _) = &self.first;
         let eps = noise.standard_normal(&shape.into(), loc.dtype(), loc.device())?;
-        self.reparameterize(&eps.transpose(0, 1)?.contiguous()?)
+        self.path(&eps.transpose(0, 1)?.contiguous()?, true)
     }
 
-    /// `eps: [B, S, D]`: `z_1 = μ_1(x) + σ_1(x) ε_1`, then each `z_l` from `z_{l-1}`.
+    /// `eps: [B, S, D]`: `z_1 = μ_1(x) + σ_1(x) ε_1`, then each `z_l` from `z_{l-1}`; no
+    /// stopped density (annealing in noise space needs none).
     fn reparameterize(&self, eps: &Tensor) -> Result<LatentSample> {
-        let parts = split(eps, &self.encoder.units)?;
-        let (loc, log_scale) = self.first(false)?;
-        let (mut z, mut log_q) = reparameterize(&parts[0], &loc, &log_scale)?;
-        let (sloc, slog_scale) = self.first(true)?;
-        let mut log_q_stopped = log_density(&z, &sloc, &slog_scale)?;
-        let mut zs = vec![z.clone()];
-        for (l, eps_l) in parts.iter().enumerate().skip(1) {
-            let (loc, log_scale) = self.conditional(l, &z, false)?;
-            let (sloc, slog_scale) = self.conditional(l, &z, true)?;
-            let (next, lq) = reparameterize(eps_l, &loc, &log_scale)?;
-            log_q = (log_q + lq)?;
-            log_q_stopped = (log_q_stopped + log_density(&next, &sloc, &slog_scale)?)?;
-            z = next;
-            zs.push(z.clone());
-        }
-        Ok(LatentSample {
-            z: Tensor::cat(&zs, D::Minus1)?,
-            log_q,
-            log_q_stopped: Some(log_q_stopped),
-        })
+        self.path(eps, false)
     }
 
     fn log_prob(&self, z: &Tensor) -> Result<Tensor> {
