@@ -200,9 +200,10 @@ impl RunConfig {
                 },
                 ..base
             },
-            // The IWAE paper's two-stochastic-layer model (section 5): x - 100 - 100 - z1 (100)
-            // - 50 - 50 - z2 (50), tanh, mirrored generatively; trained as iwae-dense (Adam
-            // with eps 1e-4, batch 20, the 3280-epoch schedule). `--k` makes it an IWAE.
+            // The IWAE paper's two-stochastic-layer model (section 5; the widths of its reference
+            // code's experiments.py): x - 200 - 200 - z1 (100) - 100 - 100 - z2 (50), tanh,
+            // mirrored generatively; trained as iwae-dense (Adam with eps 1e-4, batch 20, the
+            // 3280-epoch schedule). `--k` makes it an IWAE.
             "iwae-2layer" => RunConfig {
                 model: VaeConfig {
                     latent: LatentConfig::Hierarchy(HierarchyConfig::iwae_two_layer(784)),

@@ -23,8 +23,8 @@ fn the_two_layer_preset_has_the_papers_shapes_and_every_parameter_learns() {
         panic!("iwae-2layer: {:?}", cfg.model.latent)
     };
     assert_eq!(h.units(), [100, 50]);
-    assert_eq!(h.layers[0].hidden, [100, 100]);
-    assert_eq!(h.layers[1].hidden, [50, 50]);
+    assert_eq!(h.layers[0].hidden, [200, 200]);
+    assert_eq!(h.layers[1].hidden, [100, 100]);
     assert_eq!(cfg.model.latent_dim(), 150);
     for objective in [
         Objective::Elbo {

@@ -31,19 +31,20 @@ pub struct HierarchyConfig {
 
 impl HierarchyConfig {
     /// The IWAE paper's two-layer model (Burda, Grosse, Salakhutdinov, arXiv 1509.00519,
-    /// section 5): `x` - 100 - 100 - `z_1` (100) - 50 - 50 - `z_2` (50), tanh, mirrored in the
-    /// generative network.
+    /// section 5, and its reference code's `experiments.py`): `x` - 200 - 200 - `z_1` (100) -
+    /// 100 - 100 - `z_2` (50), tanh, mirrored in the generative network (`z_2` - 100 - 100 -
+    /// `z_1` - 200 - 200 - `x`).
     pub fn iwae_two_layer(input_dim: usize) -> Self {
         Self {
             input_dim,
             layers: vec![
                 StochasticLayer {
                     units: 100,
-                    hidden: vec![100, 100],
+                    hidden: vec![200, 200],
                 },
                 StochasticLayer {
                     units: 50,
-                    hidden: vec![50, 50],
+                    hidden: vec![100, 100],
                 },
             ],
             activation: Activation::Tanh,
