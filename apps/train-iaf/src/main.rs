@@ -95,6 +95,11 @@ struct TrainArgs {
     /// for two layers) or categorical:30x10 (a categorical VAE).
     #[arg(long, value_name = "SPEC")]
     latent: Option<String>,
+    /// Inference order of a stochastic hierarchy (--latent hierarchy:U,U, the iwae-2layer
+    /// preset): bottom-up (the IWAE paper's) or top-down (ladder / bidirectional inference
+    /// through the generative path, every layer's KL in closed form). Default: the preset's.
+    #[arg(long, value_name = "ORDER")]
+    inference: Option<String>,
     /// Prior of Gaussian latents: standard (N(0, I)), mog:K (a learned mixture of K
     /// Gaussians) or vamp:K (the VampPrior with K pseudo-inputs); K in 1..=10000. Default:
     /// the preset's.
@@ -158,6 +163,9 @@ fn train(args: &TrainArgs, device: &candle::Device) -> Result<()> {
     }
     if let Some(v) = &args.latent {
         cfg.model.latent = LatentConfig::parse(v)?;
+    }
+    if let Some(v) = &args.inference {
+        cfg.model.latent = cfg.model.latent.clone().with_inference(v)?;
     }
     if let Some(v) = &args.prior {
         cfg.model.prior = PriorConfig::parse(v)?;

@@ -1,14 +1,15 @@
 //! HAIS and BDMC over every latent of a stochastic hierarchy: the two-layer linear-Gaussian
 //! model ([`LinearHierarchy`]), whose `log p(x)` is exact, with the library's bottom-up
-//! posterior ([`HierarchicalEncoder`]). HAIS starts from that posterior in its noise space
-//! (`AisStart::Posterior`) and from `N(0, I)`; BDMC's bounds bracket the exact value.
+//! posterior ([`HierarchicalEncoder`]) and its top-down one ([`TopDownEncoder`]). HAIS starts
+//! from either posterior in its noise space (`AisStart::Posterior`) and from `N(0, I)`; BDMC's
+//! bounds bracket the exact value.
 #![allow(clippy::unwrap_used)]
 
 use candle::{DType, Device, Tensor};
 use vaekit_core::SeededNoise;
 use vaekit_eval::*;
 use vaekit_nets::{ParamStore, Pass};
-use vaekit_objectives::{GenerativeModel, HierarchicalEncoder, LinearHierarchy};
+use vaekit_objectives::{GenerativeModel, HierarchicalEncoder, LinearHierarchy, TopDownEncoder};
 
 const P: usize = 6;
 
@@ -71,6 +72,38 @@ fn encoder(store: &ParamStore) -> HierarchicalEncoder {
     q
 }
 
+/// A top-down posterior over `p`'s generative conditional, with fixed, moderately wide
+/// conditionals: `q(z_2|x)` from `x`, `q(z_1|z_2, x)` from `[x, z_2]`.
+fn top_down_encoder(store: &ParamStore, p: &LinearHierarchy) -> TopDownEncoder {
+    let q = TopDownEncoder::new(
+        &LinearHierarchy::config(P, 2, 1),
+        store.var_builder(DType::F64, &Device::Cpu),
+        p.decoder(),
+    )
+    .unwrap();
+    let set = |name: &str, value: Tensor| store.set(name, &value).unwrap();
+    set(
+        "top.fc0.weight",
+        Tensor::new(&[[0.2, -0.1, 0.1, 0.0, -0.2, 0.1], [0.0; P]], &Device::Cpu).unwrap(),
+    );
+    set("top.fc0.bias", t(&[0.0, -0.3]));
+    set(
+        "merge0.fc0.weight",
+        Tensor::new(
+            &[
+                [0.3, -0.1, 0.2, 0.1, -0.3, 0.2, 0.8],
+                [0.2, 0.3, -0.3, 0.1, 0.0, 0.2, -0.5],
+                [0.0; P + 1],
+                [0.0; P + 1],
+            ],
+            &Device::Cpu,
+        )
+        .unwrap(),
+    );
+    set("merge0.fc0.bias", t(&[0.0, 0.0, -0.6, -0.5]));
+    q
+}
+
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
@@ -103,6 +136,30 @@ fn hais_over_every_latent_matches_the_exact_log_likelihood() {
             r.mean_acceptance
         );
     }
+}
+
+#[test]
+fn hais_from_the_top_down_posterior_matches_the_exact_log_likelihood() {
+    let p = model();
+    let store = ParamStore::new(1);
+    let q = top_down_encoder(&store, &p);
+    let (x, _) = p.sample(8, &mut SeededNoise::new(2), Pass::Eval).unwrap();
+    let exact = p.log_marginal(&x).unwrap().to_vec1::<f64>().unwrap();
+    let config = AisConfig {
+        num_steps: 300,
+        chains: 32,
+        batch_size: 4,
+        start: AisStart::Posterior,
+        ..AisConfig::default()
+    };
+    let r = ais_log_likelihood(&q, &p, &x, &config, &mut SeededNoise::new(3), &mut ()).unwrap();
+    let err = mean(&r.log_likelihoods) - mean(&exact);
+    let se = r.chain_std_errors.iter().map(|e| e * e).sum::<f64>().sqrt() / exact.len() as f64;
+    assert!(
+        err.abs() < 0.05 + 3.0 * se,
+        "mean error {err} (standard error {se})"
+    );
+    assert!(r.mean_acceptance > 0.4, "acceptance {}", r.mean_acceptance);
 }
 
 #[test]

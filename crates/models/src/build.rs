@@ -14,8 +14,8 @@ use vaekit_nets::{
 };
 use vaekit_objectives::{
     DecoderModel, DiscreteDecoder, DiscreteEncoder, EncoderFlow, GenerativeModel,
-    HierarchicalDecoder, HierarchicalEncoder, InferenceNetwork, LatentPrior, MixturePrior,
-    StandardNormalPrior, VampPrior, data_dependent_init,
+    HierarchicalDecoder, HierarchicalEncoder, HierarchyInference, InferenceNetwork, LatentPrior,
+    MixturePrior, StandardNormalPrior, TopDownEncoder, VampPrior, data_dependent_init,
 };
 
 /// The path of the encoder's parameters (`encoder.*`), in the inference group.
@@ -116,14 +116,18 @@ fn pair(
             Box::new(DiscreteEncoder::new(c, vb.pp(ENCODER_PATH))?),
             Box::new(DiscreteDecoder::new(c, DType::F32, vb.pp(DECODER_PATH))?),
         ),
-        LatentConfig::Hierarchy(c) => (
-            Box::new(HierarchicalEncoder::new(c, vb.pp(ENCODER_PATH))?),
-            Box::new(HierarchicalDecoder::new(
-                c,
-                cfg.likelihood,
-                vb.pp(DECODER_PATH),
-            )?),
-        ),
+        LatentConfig::Hierarchy(c) => {
+            let decoder = HierarchicalDecoder::new(c, cfg.likelihood, vb.pp(DECODER_PATH))?;
+            let encoder: Box<dyn InferenceNetwork> = match c.inference {
+                HierarchyInference::BottomUp => {
+                    Box::new(HierarchicalEncoder::new(c, vb.pp(ENCODER_PATH))?)
+                }
+                HierarchyInference::TopDown => {
+                    Box::new(TopDownEncoder::new(c, vb.pp(ENCODER_PATH), &decoder)?)
+                }
+            };
+            (encoder, Box::new(decoder))
+        }
     })
 }
 

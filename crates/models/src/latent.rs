@@ -3,7 +3,9 @@
 use crate::ConfigError;
 use serde::{Deserialize, Serialize};
 use vaekit_nets::Activation;
-use vaekit_objectives::{DiscreteConfig, HierarchyConfig, LatentUnits, StochasticLayer};
+use vaekit_objectives::{
+    DiscreteConfig, HierarchyConfig, HierarchyInference, LatentUnits, StochasticLayer,
+};
 
 /// The latent variables.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -15,15 +17,16 @@ pub enum LatentConfig {
     /// Discrete latents: a sigmoid belief network or a categorical VAE, which replaces
     /// `networks` and `flow`.
     Discrete(DiscreteConfig),
-    /// A hierarchy of Gaussian latent layers (bottom-up inference, top-down generation),
-    /// which replaces `networks`, `flow` and `prior`.
+    /// A hierarchy of Gaussian latent layers (top-down generation; bottom-up or top-down
+    /// inference), which replaces `networks`, `flow` and `prior`.
     Hierarchy(HierarchyConfig),
 }
 
 impl LatentConfig {
     /// Parses `gaussian`, `bernoulli:200`, `bernoulli:200,200`, `categorical:30x10` or
     /// `hierarchy:100,50` (Gaussian layers of 100 and 50 units, bottom first, each reached
-    /// through two tanh layers as wide as itself: the IWAE paper's two-layer model).
+    /// through two tanh layers twice as wide as itself: the IWAE paper's two-layer model,
+    /// bottom-up; [`LatentConfig::with_inference`] makes it top-down).
     ///
     /// # Errors
     /// Another form, or a configuration that fails its own validation.
@@ -56,10 +59,11 @@ impl LatentConfig {
                         .iter()
                         .map(|&u| StochasticLayer {
                             units: u,
-                            hidden: vec![u, u],
+                            hidden: vec![2 * u, 2 * u],
                         })
                         .collect(),
                     activation: Activation::Tanh,
+                    inference: HierarchyInference::BottomUp,
                 };
                 config
                     .validate()
@@ -79,13 +83,37 @@ impl LatentConfig {
         Ok(LatentConfig::Discrete(config))
     }
 
+    /// This configuration with a stochastic hierarchy's inference order set to `name`
+    /// (`bottom-up` or `top-down`: `--inference`).
+    ///
+    /// # Errors
+    /// Another name, or latents that are not a hierarchy, naming `--inference`.
+    pub fn with_inference(self, name: &str) -> Result<Self, ConfigError> {
+        let inference = HierarchyInference::parse(name)
+            .map_err(|e| ConfigError::new(format!("invalid --inference {name:?}: {e}")))?;
+        match self {
+            LatentConfig::Hierarchy(c) => {
+                Ok(LatentConfig::Hierarchy(HierarchyConfig { inference, ..c }))
+            }
+            other => Err(ConfigError::new(format!(
+                "--inference {name}: it orders a stochastic hierarchy's layers (--latent hierarchy:U,U or the iwae-2layer preset); these latents are {}",
+                other.describe()
+            ))),
+        }
+    }
+
     /// A short description (`bernoulli:200,200`).
     pub fn describe(&self) -> String {
         match self {
             LatentConfig::Gaussian => "gaussian".into(),
             LatentConfig::Hierarchy(c) => {
                 let units: Vec<String> = c.layers.iter().map(|l| l.units.to_string()).collect();
-                format!("hierarchy:{}", units.join(","))
+                match c.inference {
+                    HierarchyInference::BottomUp => format!("hierarchy:{}", units.join(",")),
+                    HierarchyInference::TopDown => {
+                        format!("hierarchy:{} (top-down inference)", units.join(","))
+                    }
+                }
             }
             LatentConfig::Discrete(c) => {
                 let parts: Vec<String> = c

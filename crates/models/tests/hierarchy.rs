@@ -1,13 +1,13 @@
 //! The `iwae-2layer` preset and `--latent hierarchy:..`: the IWAE paper's shapes, every
-//! parameter reached by one step's gradient under the ELBO, IWAE and DReG, a flow or a
-//! learned prior refused, and the parser's range.
+//! parameter reached by one step's gradient under the ELBO (with the layered KL), IWAE and
+//! DReG in both inference orders, a flow or a learned prior refused, and the parsers' range.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use candle::{Device, Tensor};
 use vaekit_models::{FlowConfig, LatentConfig, PriorConfig, RunConfig};
-use vaekit_objectives::{IwaeGradient, Objective};
+use vaekit_objectives::{HierarchyInference, IwaeGradient, KlMethod, Objective};
 
 fn batch() -> Tensor {
     let v: Vec<f32> = (0..4 * 784)
@@ -26,25 +26,45 @@ fn the_two_layer_preset_has_the_papers_shapes_and_every_parameter_learns() {
     assert_eq!(h.layers[0].hidden, [200, 200]);
     assert_eq!(h.layers[1].hidden, [100, 100]);
     assert_eq!(cfg.model.latent_dim(), 150);
-    for objective in [
-        Objective::Elbo {
-            num_samples: 1,
-            analytic_kl: true,
-        },
-        Objective::Iwae {
-            num_samples: 3,
-            gradient: IwaeGradient::Standard,
-        },
-        Objective::Iwae {
-            num_samples: 3,
-            gradient: IwaeGradient::Dreg,
-        },
-    ] {
+    assert_eq!(h.inference, HierarchyInference::BottomUp);
+    let mut top_down = cfg.clone();
+    top_down.model.latent = top_down.model.latent.with_inference("top-down").unwrap();
+    for (cfg, objective) in [&cfg, &top_down].into_iter().flat_map(|c| {
+        [
+            Objective::Elbo {
+                num_samples: 1,
+                analytic_kl: true,
+            },
+            Objective::Iwae {
+                num_samples: 3,
+                gradient: IwaeGradient::Standard,
+            },
+            Objective::Iwae {
+                num_samples: 3,
+                gradient: IwaeGradient::Dreg,
+            },
+        ]
+        .map(|o| (c, o))
+    }) {
         let mut cfg = cfg.clone();
         cfg.objective.objective = objective;
         cfg.validate().unwrap();
         let (model, eval, grads) = common::one_step(&cfg, &batch());
         assert!(eval.bound.is_finite());
+        if matches!(objective, Objective::Elbo { .. }) {
+            let analytic_layers = match cfg.model.latent {
+                LatentConfig::Hierarchy(ref h) if h.inference == HierarchyInference::TopDown => 2,
+                _ => 1,
+            };
+            assert_eq!(
+                eval.kl_method,
+                KlMethod::PerLayer {
+                    analytic_layers,
+                    layers: 2,
+                    num_samples: 1
+                }
+            );
+        }
         let params = model.store.trainable();
         assert!(params.len() >= 20, "{} parameters", params.len());
         for (name, var) in params {
@@ -72,6 +92,26 @@ fn hierarchies_refuse_flows_and_learned_priors_and_parse_their_layers() {
     let parsed = LatentConfig::parse("hierarchy:100,50").unwrap();
     assert_eq!(parsed, base.model.latent);
     assert_eq!(parsed.describe(), "hierarchy:100,50");
+    let top_down = parsed.clone().with_inference("top-down").unwrap();
+    assert_eq!(top_down.describe(), "hierarchy:100,50 (top-down inference)");
+    assert_eq!(top_down.with_inference("bottom-up").unwrap(), parsed);
+    let err = LatentConfig::parse("hierarchy:100,50")
+        .unwrap()
+        .with_inference("sideways")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--inference") && err.contains("sideways"),
+        "{err}"
+    );
+    let err = LatentConfig::Gaussian
+        .with_inference("top-down")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--inference") && err.contains("gaussian"),
+        "{err}"
+    );
     for bad in [
         "hierarchy:100",
         "hierarchy:0,5",

@@ -1,5 +1,6 @@
 //! The ELBO: `E_q[log p(x|z)] - KL(q(z|x) || p(z))`, the KL in closed form where the
-//! registry has the pair, with KL warm-up and free bits (in groups through an IAF).
+//! registry has the pair (or layer by layer for a hierarchy, [`crate::LayeredKl`]), with KL
+//! warm-up and free bits (in groups through an IAF).
 
 use crate::context::EvalContext;
 use crate::draw::{Draw, reparameterized_posterior};
@@ -53,33 +54,52 @@ pub(crate) fn elbo(
     };
     let latent_dim = sample.z.dim(D::Minus1)?;
     let z = sample.z.clone();
+    // A layered posterior's KL: closed forms layer by layer where the pair allows.
+    let layered = match (analytic, grouped_free_bits) {
+        (None, None) if analytic_kl => posterior.layered_kl(&z, &*prior)?,
+        _ => None,
+    };
     let draw = Draw::score_with_prior(sample, model, &*prior, x, pass)?;
-    let (kl, method, per_dim) = match analytic {
-        Some(q) => {
-            let per_dim = match per_dim_pair(q, &*prior) {
-                Some((bq, bp)) => Some(default_registry().analytic(bq, bp)?),
-                None => None,
-            };
-            (
-                default_registry().analytic(q, &*prior)?,
-                KlMethod::Analytic,
-                per_dim,
-            )
-        }
-        None => {
-            // `log q_d − log p_d` per dimension, averaged over the draws: [B, D].
-            let per_dim = match (&log_q_dims, prior.reinterpreted()) {
-                (Some(dims), Some((bp, 1))) => Some((dims - bp.log_prob(&z)?)?.mean(D::Minus2)?),
-                (Some(_), _) => candle::bail!(
-                    "objective: grouped free bits need a prior that factorizes over the latent dimensions"
-                ),
-                (None, _) => None,
-            };
-            (
-                (&draw.log_q - &draw.log_prior)?.mean(D::Minus1)?,
-                KlMethod::MonteCarlo { num_samples },
-                per_dim,
-            )
+    let (kl, method, per_dim) = if let Some(layered) = layered {
+        (
+            layered.per_draw.mean(D::Minus1)?,
+            KlMethod::PerLayer {
+                analytic_layers: layered.analytic_layers,
+                layers: layered.layers,
+                num_samples,
+            },
+            None,
+        )
+    } else {
+        match analytic {
+            Some(q) => {
+                let per_dim = match per_dim_pair(q, &*prior) {
+                    Some((bq, bp)) => Some(default_registry().analytic(bq, bp)?),
+                    None => None,
+                };
+                (
+                    default_registry().analytic(q, &*prior)?,
+                    KlMethod::Analytic,
+                    per_dim,
+                )
+            }
+            None => {
+                // `log q_d − log p_d` per dimension, averaged over the draws: [B, D].
+                let per_dim = match (&log_q_dims, prior.reinterpreted()) {
+                    (Some(dims), Some((bp, 1))) => {
+                        Some((dims - bp.log_prob(&z)?)?.mean(D::Minus2)?)
+                    }
+                    (Some(_), _) => candle::bail!(
+                        "objective: grouped free bits need a prior that factorizes over the latent dimensions"
+                    ),
+                    (None, _) => None,
+                };
+                (
+                    (&draw.log_q - &draw.log_prior)?.mean(D::Minus1)?,
+                    KlMethod::MonteCarlo { num_samples },
+                    per_dim,
+                )
+            }
         }
     };
     if let (Some(groups), None) = (grouped_free_bits, &per_dim) {

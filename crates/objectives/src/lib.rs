@@ -49,13 +49,15 @@ pub use evaluate::{data_dependent_init, evaluate};
 pub use evaluation::Evaluation;
 pub use hierarchy::{
     HierarchicalDecoder, HierarchicalEncoder, HierarchicalPosterior, HierarchicalPrior,
-    HierarchyConfig, StochasticLayer,
+    HierarchyConfig, HierarchyInference, StochasticLayer, TopDownEncoder, TopDownPosterior,
 };
 pub use linear_gaussian::{LinearEncoder, LinearGaussian};
 pub use linear_hierarchy::LinearHierarchy;
 pub use loss::{Loss, LossSummary};
-pub use model::{GenerativeModel, InferenceNetwork, LatentSample, Posterior};
+pub use model::{GenerativeModel, InferenceNetwork, LatentSample, LayeredKl, Posterior};
 pub use objective::{FreeBits, IwaeGradient, KlWarmup, Objective, ObjectiveConfig};
 pub use prior::{LatentPrior, MixturePrior, PriorRef, StandardNormalPrior, VampPrior};
 pub use relaxation::{Relaxation, TemperatureSchedule};
 pub use vae::{DecoderModel, EncoderFlow, GaussianFlowPosterior};
+/// How [`Evaluation::kl`] was computed (from `vaekit-distributions`).
+pub use vaekit_distributions::KlMethod;

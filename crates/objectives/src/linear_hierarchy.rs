@@ -1,7 +1,7 @@
 //! A two-layer linear-Gaussian hierarchy whose `log p(x)` is exact: the reference model of
 //! the hierarchy tests.
 
-use crate::hierarchy::{HierarchicalDecoder, HierarchyConfig, StochasticLayer};
+use crate::hierarchy::{HierarchicalDecoder, HierarchyConfig, HierarchyInference, StochasticLayer};
 use crate::linear_gaussian::LinearGaussian;
 use crate::model::GenerativeModel;
 use crate::prior::PriorRef;
@@ -98,7 +98,14 @@ impl LinearHierarchy {
                 },
             ],
             activation: Activation::Identity,
+            inference: HierarchyInference::BottomUp,
         }
+    }
+
+    /// The hierarchical decoder that holds the prior (for a [`crate::TopDownEncoder`], which
+    /// shares its conditionals).
+    pub fn decoder(&self) -> &HierarchicalDecoder {
+        &self.prior
     }
 
     /// The exact `log p(x)` per row, in f64.

@@ -32,12 +32,59 @@ impl Mlp {
         Ok(Self { layers, activation })
     }
 
+    /// A deterministic feature stack `in -> widths..`, the activation after every layer (use
+    /// [`Mlp::forward_activated`]); with no widths, the identity.
+    ///
+    /// # Errors
+    /// candle's.
+    pub(crate) fn stack(
+        in_dim: usize,
+        widths: &[usize],
+        activation: Activation,
+        vb: &VarBuilder,
+    ) -> Result<Self> {
+        match widths.split_last() {
+            Some((&last, hidden)) => Self::new(in_dim, hidden, last, activation, vb),
+            None => Ok(Self {
+                layers: Vec::new(),
+                activation,
+            }),
+        }
+    }
+
     /// The same network with every parameter detached: gradients flow through its input
     /// only (DReG's `log q` at stopped parameters).
     pub(crate) fn detached(&self) -> Self {
         Self {
             layers: self.layers.iter().map(Linear::detached).collect(),
             activation: self.activation,
+        }
+    }
+
+    /// Every layer but the last, each followed by the activation: `[N, in]` gives the last
+    /// hidden layer's `[N, hidden]` (`x` itself when there is no hidden layer).
+    pub(crate) fn trunk(&self, x: &Tensor, pass: Pass) -> Result<Tensor> {
+        let mut h = x.clone();
+        for layer in &self.layers[..self.layers.len().saturating_sub(1)] {
+            h = layer.forward_act(&h, self.activation, pass)?;
+        }
+        Ok(h)
+    }
+
+    /// Every layer followed by the activation, the last one too (a deterministic feature
+    /// stack); `x` itself when there is no layer.
+    pub(crate) fn forward_activated(&self, x: &Tensor, pass: Pass) -> Result<Tensor> {
+        match self.layers.last() {
+            Some(last) => last.forward_act(&self.trunk(x, pass)?, self.activation, pass),
+            None => Ok(x.clone()),
+        }
+    }
+
+    /// Width of [`Mlp::trunk`]'s output given the input width `in_dim`.
+    pub(crate) fn trunk_dim(&self, in_dim: usize) -> usize {
+        match self.layers.len() {
+            0 | 1 => in_dim,
+            n => self.layers[n - 2].out_dim(),
         }
     }
 

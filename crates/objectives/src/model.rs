@@ -31,6 +31,20 @@ impl LatentSample {
     }
 }
 
+/// The KL of a layered posterior to a layered prior along the posterior's own draws:
+/// closed forms for the layers whose prior conditional depends only on layers drawn before
+/// them, `log q − log p` of the draw for the others.
+#[derive(Debug, Clone)]
+pub struct LayeredKl {
+    /// Per draw, `[B, S]`; its mean over draws is an unbiased estimate of `KL(q(z|x) || p(z))`
+    /// with less variance than `log q − log p` alone.
+    pub per_draw: Tensor,
+    /// Layers in closed form.
+    pub analytic_layers: usize,
+    /// All latent layers.
+    pub layers: usize,
+}
+
 /// `q(z|x)` for one batch.
 pub trait Posterior {
     /// `num_samples` reparameterized samples per data point, with `log q`.
@@ -88,6 +102,18 @@ pub trait Posterior {
     /// The posterior as a plain distribution (event `[D]`, batch `[B]`) when it is one (no
     /// flow): the KL registry can then give an analytic KL.
     fn as_distribution(&self) -> Option<&dyn Distribution>;
+
+    /// The KL to `prior` layer by layer along draws `z: [B, S, D]` of this posterior, with
+    /// closed forms where the pair of conditionals allows ([`LayeredKl`]); `None` (the
+    /// default) when the posterior is not layered or `prior` is not the matching kind, and the
+    /// ELBO then estimates the KL by `log q − log p`.
+    ///
+    /// # Errors
+    /// Tensor errors.
+    fn layered_kl(&self, z: &Tensor, prior: &dyn Distribution) -> Result<Option<LayeredKl>> {
+        let _ = (z, prior);
+        Ok(None)
+    }
 
     /// Whether [`Posterior::rsample_with_log_prob`] is differentiable in the posterior's
     /// parameters through `z` (false for discrete latents, whose `rsample_with_log_prob`

@@ -3,15 +3,18 @@
 //! `x | z_1 ~ N(W z_1 + b, s² I)` give `x ~ N(W a + b, W (A Aᵀ + diag(σ²)) Wᵀ + s² I)`, which
 //! this file evaluates by its own Cholesky factorisation. The hierarchy's prior and bottom-up
 //! posterior are the library's ([`HierarchicalDecoder`]'s, [`HierarchicalEncoder`]) with
-//! linear layers; the bounds are ordered, importance sampling converges to the exact value, the
-//! posterior's density at its own draws is the density along its sampling path, DReG's
-//! stopped density has the same value, and the prior's draws have its moments.
+//! linear layers, and so is the top-down posterior ([`TopDownEncoder`]); in both orders the
+//! bounds are ordered, importance sampling converges to the exact value, the posterior's
+//! density at its own draws is the density along its sampling path, DReG's stopped density
+//! has the same value, and the layered KL is an unbiased, less variable estimate of
+//! `log q − log p`; the prior's draws have its moments; and the top-down posterior set to the
+//! exact one (a model where it is in the family) gives log-weights equal to `log p(x)`.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use candle::{DType, Device, Tensor};
-use vaekit_core::SeededNoise;
+use vaekit_core::{NoiseSource, SeededNoise};
 use vaekit_nets::{ParamStore, Pass};
 use vaekit_objectives::*;
 
@@ -129,9 +132,12 @@ fn bounds_are_ordered_and_importance_sampling_converges_to_the_exact_log_p() {
     )
     .and_then(Evaluation::checked)
     .unwrap();
+    // The top layer's KL in closed form given z_1; z_1's against p(z_1|z_2) by its draw.
     assert_eq!(
         eval.kl_method,
-        vaekit_distributions::KlMethod::MonteCarlo {
+        vaekit_distributions::KlMethod::PerLayer {
+            analytic_layers: 1,
+            layers: 2,
             num_samples: samples
         }
     );
@@ -229,5 +235,272 @@ fn the_prior_draws_have_its_moments_and_the_ancestral_density() {
         let cov = vec![vec![(-1.0f64).exp(), 0.0], vec![0.0, 0.4f64.exp()]];
         let want = top + common::gaussian_log_density(&pt[..2], &mean, &cov);
         assert!((got - want).abs() < 1e-10, "{got} vs {want}");
+    }
+}
+
+/// A top-down encoder over `p`'s generative conditional with moderate, fixed weights:
+/// `q(z_2|x)` from `x`, `q(z_1|z_2, x)` from `[x, z_2]` (every layer linear here, so the
+/// bottom-up features are `x` itself and the shared top-down state is `z_2`).
+fn top_down_encoder(store: &ParamStore, p: &LinearHierarchy) -> TopDownEncoder {
+    let q = TopDownEncoder::new(
+        &LinearHierarchy::config(P, 2, 1),
+        store.var_builder(DType::F64, &Device::Cpu).pp("encoder"),
+        p.decoder(),
+    )
+    .unwrap();
+    set(
+        store,
+        "encoder.top.fc0.weight",
+        &[&[0.3, -0.2, 0.4], &[0.0, 0.05, 0.0]],
+    );
+    set(store, "encoder.top.fc0.bias", &[&[0.1, -0.3]]);
+    let merge: [&[f64]; 4] = [
+        &[0.4, -0.2, 0.3, 0.5],
+        &[0.1, 0.5, -0.3, -0.4],
+        &[0.0, 0.05, 0.0, 0.1],
+        &[0.0, 0.0, -0.05, 0.0],
+    ];
+    set(store, "encoder.merge0.fc0.weight", &merge);
+    set(store, "encoder.merge0.fc0.bias", &[&[0.1, -0.1, -0.3, 0.2]]);
+    q
+}
+
+#[test]
+fn top_down_inference_orders_the_bounds_and_its_importance_sampling_converges() {
+    let store = ParamStore::new(9);
+    let p = model();
+    let q = top_down_encoder(&store, &p);
+    let n = 16;
+    let (x, _) = p.sample(n, &mut SeededNoise::new(2), Pass::Eval).unwrap();
+    let log_p = p.log_marginal(&x).unwrap().mean_all().unwrap();
+    let log_p = log_p.to_scalar::<f64>().unwrap();
+    let samples = 20_000;
+    let eval = evaluate(
+        &elbo(samples),
+        EvalContext::new(&q, &p, &x, &mut SeededNoise::new(3)),
+    )
+    .and_then(Evaluation::checked)
+    .unwrap();
+    assert_eq!(
+        eval.kl_method,
+        vaekit_distributions::KlMethod::PerLayer {
+            analytic_layers: 2,
+            layers: 2,
+            num_samples: samples
+        }
+    );
+    let lw = eval.log_weights;
+    let bound = |k: usize| common::iwae_bound(&lw, k);
+    let (e, i10, i100, is) = (bound(1), bound(10), bound(100), bound(samples));
+    assert!(
+        e < i10 - 0.05 && i10 < i100 && i100 <= is + 1e-9,
+        "ELBO {e}, IWAE-10 {i10}, IWAE-100 {i100}, IS {is}, exact {log_p}"
+    );
+    assert!(
+        (is - log_p).abs() < 0.03,
+        "IS-{samples} {is} vs exact {log_p}"
+    );
+    // The ELBO with the closed-form KLs estimates the same bound as the mean log-weight.
+    assert!((eval.bound - e).abs() < 0.05, "{} vs {e}", eval.bound);
+}
+
+/// Mean and standard error of `log q − log p − layered KL` over draws of `post`: the
+/// layered KL must be an unbiased estimate of the Monte Carlo one.
+fn layered_against_monte_carlo(
+    post: &dyn Posterior,
+    prior: &dyn vaekit_distributions::Distribution,
+    samples: usize,
+) -> (f64, f64, LayeredKl) {
+    let draw = post
+        .rsample_with_log_prob(samples, &mut SeededNoise::new(12))
+        .unwrap();
+    let layered = post.layered_kl(&draw.z, prior).unwrap().unwrap();
+    let mc = (&draw.log_q - prior.log_prob(&draw.z).unwrap()).unwrap();
+    let diff = (mc - &layered.per_draw)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
+    let m = diff.len() as f64;
+    let mean = diff.iter().sum::<f64>() / m;
+    let var = diff.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (m - 1.0);
+    (mean, (var / m).sqrt(), layered)
+}
+
+#[test]
+fn the_layered_kl_is_an_unbiased_estimate_of_the_monte_carlo_kl_in_both_orders() {
+    let p = model();
+    let (x, _) = p.sample(4, &mut SeededNoise::new(10), Pass::Eval).unwrap();
+    let prior = p.prior(Pass::Eval).unwrap();
+    let bottom_store = ParamStore::new(1);
+    let bottom_up = encoder(&bottom_store);
+    let top_store = ParamStore::new(1);
+    let top_down = top_down_encoder(&top_store, &p);
+    for (name, q, analytic) in [
+        ("bottom-up", &bottom_up as &dyn InferenceNetwork, 1),
+        ("top-down", &top_down as &dyn InferenceNetwork, 2),
+    ] {
+        let post = q.forward(&x, Pass::Eval).unwrap();
+        let (mean, se, layered) = layered_against_monte_carlo(&*post, &*prior, 50_000);
+        assert_eq!((layered.analytic_layers, layered.layers), (analytic, 2));
+        assert_eq!(layered.per_draw.dims(), [4, 50_000]);
+        assert!(mean.abs() < 4.0 * se, "{name}: {mean} ± {se}");
+        // The closed forms remove variance: the layered KL varies less than log q − log p.
+        let draw = post
+            .rsample_with_log_prob(2_000, &mut SeededNoise::new(13))
+            .unwrap();
+        let spread = |t: &Tensor| {
+            let v = t.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let m = v.iter().sum::<f64>() / v.len() as f64;
+            v.iter().map(|d| (d - m).powi(2)).sum::<f64>() / v.len() as f64
+        };
+        let mc = (&draw.log_q - prior.log_prob(&draw.z).unwrap()).unwrap();
+        let layered = post.layered_kl(&draw.z, &*prior).unwrap().unwrap();
+        assert!(
+            spread(&layered.per_draw) < spread(&mc),
+            "{name}: {} vs {}",
+            spread(&layered.per_draw),
+            spread(&mc)
+        );
+    }
+}
+
+#[test]
+fn the_top_down_density_at_its_draws_is_the_density_along_the_path() {
+    let store = ParamStore::new(4);
+    let p = model();
+    let q = top_down_encoder(&store, &p);
+    let (x, _) = p.sample(5, &mut SeededNoise::new(5), Pass::Eval).unwrap();
+    let post = q.forward(&x, Pass::Train).unwrap();
+    let draw = post
+        .rsample_with_log_prob(7, &mut SeededNoise::new(6))
+        .unwrap();
+    assert_eq!(draw.z.dims(), [5, 7, 3]);
+    let again = post.log_prob(&draw.z).unwrap();
+    let stopped = draw.log_q_stopped.clone().unwrap();
+    for (name, other) in [("log_prob", &again), ("stopped", &stopped)] {
+        let diff = (other - &draw.log_q).unwrap().abs().unwrap();
+        let diff = diff.max_all().unwrap().to_scalar::<f64>().unwrap();
+        assert!(diff < 1e-10, "{name}: {diff}");
+    }
+    // The noise-space path gives the same draw.
+    let eps = SeededNoise::new(6)
+        .standard_normal(&(7, 5, 3).into(), DType::F64, &Device::Cpu)
+        .unwrap()
+        .transpose(0, 1)
+        .unwrap()
+        .contiguous()
+        .unwrap();
+    let path = post.reparameterize(&eps).unwrap();
+    let diff = (&path.z - &draw.z).unwrap().abs().unwrap();
+    assert!(diff.max_all().unwrap().to_scalar::<f64>().unwrap() < 1e-12);
+    // The stopped density detaches the shared generative path too: its gradient reaches
+    // the decoder's conditional only through z, unlike the full density's.
+    let shared = store
+        .trainable()
+        .into_iter()
+        .find(|(n, _)| n == "encoder.merge0.fc0.bias")
+        .unwrap()
+        .1;
+    let full = draw.log_q.sum_all().unwrap().backward().unwrap();
+    let path = stopped.sum_all().unwrap().backward().unwrap();
+    let g = |grads: &candle::backprop::GradStore| {
+        grads
+            .get(shared.as_tensor())
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap()
+    };
+    let (gf, gp) = (g(&full), g(&path));
+    // d/d(bias of z_1's log-scale) of log q along the path: -1 per draw and dimension for
+    // the full density (ε fixed), while the stopped density sees only z_1 move.
+    assert!((gf[2] + 35.0).abs() < 1e-9, "{gf:?}");
+    assert!((gf[2] - gp[2]).abs() > 1e-6, "{gf:?} vs {gp:?}");
+}
+
+/// `x = (W A) z_2 + W (a + σ ε) + b + s η` with orthogonal columns of `W`, so the exact
+/// posterior `p(z_2|x) p(z_1|z_2, x)` is in the top-down family (diagonal conditionals,
+/// linear in `x` and `z_2`): set to it, every log-weight is `log p(x)`.
+#[test]
+fn top_down_inference_set_to_the_exact_posterior_has_constant_log_weights() {
+    let (a, a0, log_sigma) = ([1.2, -0.7], [0.3, -0.1], [-0.5, 0.2]);
+    let w = [[1.0, 0.5], [1.0, -0.5], [0.5, 0.0]];
+    let (b, s) = ([0.2, -0.4, 0.1], 0.5);
+    let t = |v: &[f64]| Tensor::new(v, &Device::Cpu).unwrap();
+    let p = LinearHierarchy::new(
+        &t(&a).unsqueeze(1).unwrap(),
+        &t(&a0),
+        &t(&log_sigma),
+        &Tensor::new(&w, &Device::Cpu).unwrap(),
+        &t(&b),
+        s,
+    )
+    .unwrap();
+    let var1: Vec<f64> = log_sigma.iter().map(|l: &f64| (2.0 * l).exp()).collect();
+    // p(z_2|x): u = W A, c = W a + b, C = W diag(σ²) Wᵀ + s² I.
+    let u: Vec<f64> = (0..P).map(|i| w[i][0] * a[0] + w[i][1] * a[1]).collect();
+    let c: Vec<f64> = (0..P)
+        .map(|i| w[i][0] * a0[0] + w[i][1] * a0[1] + b[i])
+        .collect();
+    let cov: Vec<Vec<f64>> = (0..P)
+        .map(|i| {
+            (0..P)
+                .map(|j| {
+                    let ww = w[i][0] * w[j][0] * var1[0] + w[i][1] * w[j][1] * var1[1];
+                    ww + if i == j { s * s } else { 0.0 }
+                })
+                .collect()
+        })
+        .collect();
+    let ciu = common::solve(&cov, &u);
+    let v2 = 1.0 / (1.0 + u.iter().zip(&ciu).map(|(a, b)| a * b).sum::<f64>());
+    let row: Vec<f64> = ciu.iter().map(|v| v2 * v).collect();
+    let bias = -row.iter().zip(&c).map(|(r, c)| r * c).sum::<f64>();
+    let store = ParamStore::new(1);
+    let q = top_down_encoder(&store, &p);
+    set(&store, "encoder.top.fc0.weight", &[&row, &[0.0, 0.0, 0.0]]);
+    set(&store, "encoder.top.fc0.bias", &[&[bias, 0.5 * v2.ln()]]);
+    // p(z_1|z_2, x): precision Λ_i = 1/σ_i² + Σ_p W_pi² / s² (diagonal: orthogonal columns).
+    let mut rows = Vec::new();
+    let mut biases = Vec::new();
+    let mut log_scales = Vec::new();
+    for i in 0..2 {
+        let lam = 1.0 / var1[i] + (0..P).map(|p| w[p][i] * w[p][i]).sum::<f64>() / (s * s);
+        let mut r: Vec<f64> = (0..P).map(|p| w[p][i] / (s * s * lam)).collect();
+        r.push(a[i] / (var1[i] * lam));
+        rows.push(r);
+        let wb = (0..P).map(|p| w[p][i] * b[p]).sum::<f64>() / (s * s);
+        biases.push((a0[i] / var1[i] - wb) / lam);
+        log_scales.push(-0.5 * lam.ln());
+    }
+    let zero = [0.0; P + 1];
+    set(
+        &store,
+        "encoder.merge0.fc0.weight",
+        &[&rows[0], &rows[1], &zero, &zero],
+    );
+    set(
+        &store,
+        "encoder.merge0.fc0.bias",
+        &[&[biases[0], biases[1], log_scales[0], log_scales[1]]],
+    );
+    let (x, _) = p.sample(6, &mut SeededNoise::new(14), Pass::Eval).unwrap();
+    let exact = p.log_marginal(&x).unwrap().to_vec1::<f64>().unwrap();
+    let eval = evaluate(
+        &elbo(50),
+        EvalContext::new(&q, &p, &x, &mut SeededNoise::new(15)),
+    )
+    .unwrap();
+    for (row, want) in eval
+        .log_weights
+        .to_vec2::<f64>()
+        .unwrap()
+        .iter()
+        .zip(&exact)
+    {
+        for lw in row {
+            assert!((lw - want).abs() < 1e-9, "{lw} vs {want}");
+        }
     }
 }

@@ -24,6 +24,17 @@ pub enum KlMethod {
         /// Number of draws.
         num_samples: usize,
     },
+    /// A layered model's KL along `num_samples` draws: closed forms for `analytic_layers` of
+    /// the `layers` latent layers (given the draws they condition on), `ln q − ln p` of the
+    /// draws for the others.
+    PerLayer {
+        /// Layers in closed form.
+        analytic_layers: usize,
+        /// All latent layers.
+        layers: usize,
+        /// Number of draws.
+        num_samples: usize,
+    },
 }
 
 /// A KL divergence and how it was obtained.

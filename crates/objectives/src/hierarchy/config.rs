@@ -14,6 +14,45 @@ pub struct StochasticLayer {
     pub hidden: Vec<usize>,
 }
 
+/// How the posterior orders a hierarchy's layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HierarchyInference {
+    /// `q(z_1|x) Π_l q(z_l|z_{l-1})`, each layer from the one below (the IWAE paper's
+    /// two-layer model; [`crate::HierarchicalEncoder`]). The KL of the top layer is in closed
+    /// form given the draw below it; the others are Monte Carlo, since `p(z_l|z_{l+1})`
+    /// depends on a layer drawn after `z_l`.
+    #[default]
+    BottomUp,
+    /// `q(z_L|x) Π_l q(z_l|z_{l+1}, x)`, top first, each layer from a deterministic
+    /// bottom-up pass over `x` and the generative network's own top-down state: the ladder
+    /// VAE's and the IAF paper's bidirectional inference, sharing the generative path
+    /// ([`crate::TopDownEncoder`]). Every layer's KL is in closed form given the layer above.
+    TopDown,
+}
+
+impl HierarchyInference {
+    /// Parses `bottom-up` or `top-down`.
+    ///
+    /// # Errors
+    /// Any other name.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "bottom-up" => Ok(Self::BottomUp),
+            "top-down" => Ok(Self::TopDown),
+            other => candle::bail!("inference {other:?}: use bottom-up or top-down"),
+        }
+    }
+
+    /// `bottom-up` or `top-down`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::BottomUp => "bottom-up",
+            Self::TopDown => "top-down",
+        }
+    }
+}
+
 /// A hierarchy of Gaussian latent layers over `input_dim` observed values.
 ///
 /// Parameters: the encoder's `layer{l}.fc{i}` (layer `l` maps `x` or `z_{l-1}` to the
@@ -27,6 +66,9 @@ pub struct HierarchyConfig {
     pub layers: Vec<StochasticLayer>,
     /// Activation of every hidden layer.
     pub activation: Activation,
+    /// The order of inference (bottom-up unless configured).
+    #[serde(default)]
+    pub inference: HierarchyInference,
 }
 
 impl HierarchyConfig {
@@ -48,6 +90,7 @@ impl HierarchyConfig {
                 },
             ],
             activation: Activation::Tanh,
+            inference: HierarchyInference::BottomUp,
         }
     }
 

@@ -27,6 +27,16 @@ pub struct HierarchicalDecoder {
 }
 
 impl HierarchicalDecoder {
+    /// The networks of `p(z_l|z_{l+1})`, `l = 0 .. L - 2` (a top-down encoder shares them).
+    pub(crate) fn conditionals(&self) -> &[Mlp] {
+        &self.layers
+    }
+
+    /// The units of every layer, bottom first.
+    pub(crate) fn units(&self) -> &[usize] {
+        &self.units
+    }
+
     /// The decoder of `config` with `likelihood` pixels, parameters at `vb.pp("layer{l}")`
     /// and `vb.pp("pixels")`.
     ///
@@ -86,8 +96,8 @@ impl GenerativeModel for HierarchicalDecoder {
 }
 
 /// `p(z) = N(z_L; 0, I) Π_{l<L} p(z_l | z_{l+1})` over `z = [z_1, .., z_L]`: event `[D]`,
-/// batch `[]`. Its networks are plain linear layers, so the density is the same in every
-/// kind of pass.
+/// batch `[]`. Its networks have no normalisation, so the density is the same in every kind
+/// of pass.
 #[derive(Debug, Clone)]
 pub struct HierarchicalPrior {
     layers: Vec<Mlp>,
@@ -102,6 +112,22 @@ impl HierarchicalPrior {
     /// `(loc, log_scale)` of `z_l` given `z_{l+1}: [N, D_{l+1}]`.
     fn conditional(&self, l: usize, above: &Tensor) -> Result<(Tensor, Tensor)> {
         head(&self.layers[l].forward(above, Pass::Eval)?)
+    }
+
+    /// [`HierarchicalPrior::conditional`] of draws `[B, S, D_{l+1}]`, each `[B, S, D_l]`.
+    pub(crate) fn conditional_draws(&self, l: usize, above: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (b, s, d) = above.dims3()?;
+        let (loc, log_scale) = self.conditional(l, &above.reshape((b * s, d))?)?;
+        let width = loc.dim(D::Minus1)?;
+        Ok((
+            loc.reshape((b, s, width))?,
+            log_scale.reshape((b, s, width))?,
+        ))
+    }
+
+    /// The units of every layer, bottom first.
+    pub(crate) fn units(&self) -> &[usize] {
+        &self.units
     }
 }
 

@@ -1,9 +1,10 @@
 //! Bottom-up inference: `q(z_1|x) Π_l q(z_l|z_{l-1})`.
 
 use super::config::{HierarchyConfig, split};
-use super::gaussian::{head, log_density, reparameterize};
+use super::decoder::HierarchicalPrior;
+use super::gaussian::{head, kl_to_standard, log_density, reparameterize};
 use crate::mlp::Mlp;
-use crate::model::{InferenceNetwork, LatentSample, Posterior};
+use crate::model::{InferenceNetwork, LatentSample, LayeredKl, Posterior};
 use candle::{D, Result, Tensor};
 use candle_nn::VarBuilder;
 use vaekit_core::NoiseSource;
@@ -155,6 +156,39 @@ impl Posterior for HierarchicalPosterior<'_> {
 
     fn as_distribution(&self) -> Option<&dyn Distribution> {
         None
+    }
+
+    /// Against a [`HierarchicalPrior`] of the same layers: the top layer's KL to `N(0, I)` in
+    /// closed form given `z_{L-1}`; each lower layer's `log q(z_l|z_{l-1}) − log p(z_l|z_{l+1})`
+    /// of the draw (`z_{l+1}` is drawn after `z_l`, so no closed form applies).
+    fn layered_kl(&self, z: &Tensor, prior: &dyn Distribution) -> Result<Option<LayeredKl>> {
+        let any: &dyn std::any::Any = prior;
+        let Some(prior) = any.downcast_ref::<HierarchicalPrior>() else {
+            return Ok(None);
+        };
+        if prior.units() != self.encoder.units.as_slice() {
+            return Ok(None);
+        }
+        let parts = split(z, &self.encoder.units)?;
+        let top = parts.len() - 1;
+        let (loc, log_scale) = self.conditional(top, &parts[top - 1], false)?;
+        let mut per_draw = kl_to_standard(&loc, &log_scale)?;
+        for l in 0..top {
+            let (q_loc, q_log_scale) = if l == 0 {
+                self.first(false)?
+            } else {
+                self.conditional(l, &parts[l - 1], false)?
+            };
+            let (p_loc, p_log_scale) = prior.conditional_draws(l, &parts[l + 1])?;
+            let log_q = log_density(&parts[l], &q_loc, &q_log_scale)?;
+            let log_p = log_density(&parts[l], &p_loc, &p_log_scale)?;
+            per_draw = (per_draw + (log_q - log_p)?)?;
+        }
+        Ok(Some(LayeredKl {
+            per_draw,
+            analytic_layers: 1,
+            layers: parts.len(),
+        }))
     }
 }
 

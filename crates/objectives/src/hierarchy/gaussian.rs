@@ -28,3 +28,26 @@ pub(crate) fn reparameterize(
     let per = ((eps.sqr()? * -0.5)?.broadcast_sub(log_scale)? - HALF_LN_2PI)?;
     Ok((z, per.sum(D::Minus1)?))
 }
+
+/// `KL(N(q_loc, exp(q_log_scale)) || N(p_loc, exp(p_log_scale)))` summed over the last
+/// dimension (broadcasting): `Σ_d [log σ_p − log σ_q + (σ_q² + (μ_q − μ_p)²) / (2 σ_p²) − ½]`.
+pub(crate) fn kl(
+    q_loc: &Tensor,
+    q_log_scale: &Tensor,
+    p_loc: &Tensor,
+    p_log_scale: &Tensor,
+) -> Result<Tensor> {
+    let ratio = q_log_scale.broadcast_sub(p_log_scale)?; // log σ_q − log σ_p
+    let diff = q_loc
+        .broadcast_sub(p_loc)?
+        .broadcast_div(&p_log_scale.exp()?)?;
+    let per = ((((ratio.clone() * 2.0)?.exp()? + diff.sqr()?)? * 0.5)? - ratio)?;
+    (per - 0.5)?.sum(D::Minus1)
+}
+
+/// `KL(N(loc, exp(log_scale)) || N(0, I))` summed over the last dimension:
+/// `Σ_d [(σ² + μ²) / 2 − log σ − ½]`.
+pub(crate) fn kl_to_standard(loc: &Tensor, log_scale: &Tensor) -> Result<Tensor> {
+    let per = ((((log_scale * 2.0)?.exp()? + loc.sqr()?)? * 0.5)? - log_scale)?;
+    (per - 0.5)?.sum(D::Minus1)
+}

@@ -63,3 +63,29 @@ pub fn transpose(a: &[Vec<f64>]) -> Vec<Vec<f64>> {
         .map(|j| a.iter().map(|row| row[j]).collect())
         .collect()
 }
+
+/// `M⁻¹ v` by Gaussian elimination with partial pivoting (`M` square, non-singular).
+pub fn solve(m: &[Vec<f64>], v: &[f64]) -> Vec<f64> {
+    let n = v.len();
+    let mut a: Vec<Vec<f64>> = m
+        .iter()
+        .zip(v)
+        .map(|(row, &b)| row.iter().copied().chain(std::iter::once(b)).collect())
+        .collect();
+    for col in 0..n {
+        let pivot = (col..n)
+            .max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))
+            .unwrap_or(col);
+        a.swap(col, pivot);
+        let pivot_row = a[col].clone();
+        for (r, row) in a.iter_mut().enumerate() {
+            if r != col {
+                let f = row[col] / pivot_row[col];
+                for (x, p) in row.iter_mut().zip(&pivot_row).skip(col) {
+                    *x -= f * p;
+                }
+            }
+        }
+    }
+    (0..n).map(|i| a[i][n] / a[i][i]).collect()
+}

@@ -1,0 +1,273 @@
+//! Top-down inference that shares the generative path: `q(z_L|x) Π_l q(z_l|z_{l+1}, x)`.
+
+use super::config::{HierarchyConfig, split};
+use super::decoder::{HierarchicalDecoder, HierarchicalPrior};
+use super::gaussian::{head, kl, kl_to_standard, log_density, reparameterize};
+use crate::mlp::Mlp;
+use crate::model::{InferenceNetwork, LatentSample, LayeredKl, Posterior};
+use candle::{D, Result, Tensor};
+use candle_nn::VarBuilder;
+use vaekit_core::NoiseSource;
+use vaekit_distributions::Distribution;
+use vaekit_nets::Pass;
+
+/// The inference network of a [`HierarchyConfig`] with
+/// [`crate::HierarchyInference::TopDown`]: a deterministic bottom-up pass
+/// `d_l = up_l(d_{l-1})` (`d_{-1} = x`, through layer `l`'s hidden widths), then top first:
+/// `q(z_L|x) = N(top(d_{L-1}))` and, for `l < L`, `q(z_l|z_{l+1}, x) = N(merge_l([d_l, h_l]))`
+/// where `h_l` is the last hidden layer of the generative network of `p(z_l|z_{l+1})` at the
+/// drawn `z_{l+1}`, the very network the decoder uses (its variables are shared, so the
+/// generative path is trained by both terms of the ELBO).
+///
+/// This is the ladder VAE's inference order (Sønderby et al., arXiv 1602.02282) and the IAF
+/// paper's bidirectional inference (Kingma et al., arXiv 1606.04934, section 6), with a
+/// learned merge of the two paths instead of precision weighting. Each posterior
+/// conditional and its prior conditional share their conditioning variable, so every
+/// layer's KL has a closed form given the layer above ([`Posterior::layered_kl`]).
+///
+/// Parameters: `up{l}.fc{i}`, `top.fc0`, `merge{l}.fc0`, plus the decoder's `layer{l}.*`.
+#[derive(Debug, Clone)]
+pub struct TopDownEncoder {
+    up: Vec<Mlp>,
+    top: Mlp,
+    merge: Vec<Mlp>,
+    down: Vec<Mlp>,
+    units: Vec<usize>,
+}
+
+impl TopDownEncoder {
+    /// The encoder of `config` over `decoder`'s generative conditionals, its own parameters
+    /// at `vb`.
+    ///
+    /// # Errors
+    /// [`HierarchyConfig::validate`]'s; a decoder of other layers; candle's.
+    pub fn new(
+        config: &HierarchyConfig,
+        vb: VarBuilder,
+        decoder: &HierarchicalDecoder,
+    ) -> Result<Self> {
+        config.validate()?;
+        let units = config.units();
+        let down = decoder.conditionals().to_vec();
+        if decoder.units() != units.as_slice() || down.len() + 1 != units.len() {
+            candle::bail!(
+                "TopDownEncoder: the decoder's layers {:?} differ from the configuration's {units:?}",
+                decoder.units()
+            );
+        }
+        let mut below = config.input_dim;
+        let (mut up, mut widths) = (Vec::new(), Vec::new());
+        for (l, layer) in config.layers.iter().enumerate() {
+            up.push(Mlp::stack(
+                below,
+                &layer.hidden,
+                config.activation,
+                &vb.pp(format!("up{l}")),
+            )?);
+            below = layer.hidden.last().copied().unwrap_or(below);
+            widths.push(below);
+        }
+        let last = units.len() - 1;
+        let top = Mlp::new(
+            widths[last],
+            &[],
+            2 * units[last],
+            config.activation,
+            &vb.pp("top"),
+        )?;
+        let merge = (0..last)
+            .map(|l| {
+                let h = down[l].trunk_dim(units[l + 1]);
+                Mlp::new(
+                    widths[l] + h,
+                    &[],
+                    2 * units[l],
+                    config.activation,
+                    &vb.pp(format!("merge{l}")),
+                )
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            up,
+            top,
+            merge,
+            down,
+            units,
+        })
+    }
+
+    /// The latent dimension `D = Σ_l D_l`.
+    pub fn latent_dim(&self) -> usize {
+        self.units.iter().sum()
+    }
+}
+
+/// `q(z|x)` of a [`TopDownEncoder`] for one batch: `z = [z_1, .., z_L]` (bottom first, as
+/// the decoder reads it), drawn from the top down from standard-normal noise of the same
+/// shape. `log_prob` at arbitrary points is exact, so IS, HAIS, score-function estimators and
+/// DReG (whose stopped density detaches every parameter, the shared generative path's too)
+/// apply.
+#[derive(Debug)]
+pub struct TopDownPosterior<'a> {
+    encoder: &'a TopDownEncoder,
+    /// `d_l`, `[B, w_l]`, for every layer.
+    features: Vec<Tensor>,
+    /// `q(z_L|x)`: `[B, D_L]` each.
+    top: (Tensor, Tensor),
+    pass: Pass<'a>,
+}
+
+impl TopDownPosterior<'_> {
+    /// `(loc, log_scale)` of `z_l` (`l < L - 1`) given `z_{l+1}: [B, S, D_{l+1}]` and `x`,
+    /// each `[B, S, D_l]`, with every parameter detached when `stopped`.
+    fn conditional(&self, l: usize, above: &Tensor, stopped: bool) -> Result<(Tensor, Tensor)> {
+        let (b, s, d) = above.dims3()?;
+        let rows = above.reshape((b * s, d))?;
+        let (down, merge, feature) = if stopped {
+            (
+                self.encoder.down[l].detached(),
+                self.encoder.merge[l].detached(),
+                self.features[l].detach(),
+            )
+        } else {
+            (
+                self.encoder.down[l].clone(),
+                self.encoder.merge[l].clone(),
+                self.features[l].clone(),
+            )
+        };
+        let h = down.trunk(&rows, self.pass)?;
+        let w = feature.dim(D::Minus1)?;
+        let feature = feature
+            .unsqueeze(1)?
+            .broadcast_as((b, s, w))?
+            .reshape((b * s, w))?;
+        let out = merge.forward(&Tensor::cat(&[&feature, &h], D::Minus1)?, self.pass)?;
+        head(&out.reshape((b, s, out.dim(D::Minus1)?))?)
+    }
+
+    /// `q(z_L|x)` as `[B, 1, D_L]` each, detached when `stopped`.
+    fn top(&self, stopped: bool) -> Result<(Tensor, Tensor)> {
+        let (loc, log_scale) = &self.top;
+        let (loc, log_scale) = if stopped {
+            (loc.detach(), log_scale.detach())
+        } else {
+            (loc.clone(), log_scale.clone())
+        };
+        Ok((loc.unsqueeze(1)?, log_scale.unsqueeze(1)?))
+    }
+
+    /// The sampling path of `eps: [B, S, D]`, with DReG's stopped density when `stopped`.
+    fn path(&self, eps: &Tensor, stopped: bool) -> Result<LatentSample> {
+        let parts = split(eps, &self.encoder.units)?;
+        let last = parts.len() - 1;
+        let (loc, log_scale) = self.top(false)?;
+        let (z_top, mut log_q) = reparameterize(&parts[last], &loc, &log_scale)?;
+        let mut log_q_stopped = if stopped {
+            let (loc, log_scale) = self.top(true)?;
+            Some(log_density(&z_top, &loc, &log_scale)?)
+        } else {
+            None
+        };
+        let mut zs = vec![z_top];
+        for l in (0..last).rev() {
+            let above = zs.last().cloned().unwrap_or_else(|| unreachable!());
+            let (loc, log_scale) = self.conditional(l, &above, false)?;
+            let (z, lq) = reparameterize(&parts[l], &loc, &log_scale)?;
+            log_q = (log_q + lq)?;
+            if let Some(acc) = log_q_stopped {
+                let (loc, log_scale) = self.conditional(l, &above, true)?;
+                log_q_stopped = Some((acc + log_density(&z, &loc, &log_scale)?)?);
+            }
+            zs.push(z);
+        }
+        zs.reverse();
+        Ok(LatentSample {
+            z: Tensor::cat(&zs, D::Minus1)?,
+            log_q,
+            log_q_stopped,
+        })
+    }
+}
+
+impl Posterior for TopDownPosterior<'_> {
+    fn rsample_with_log_prob(
+        &self,
+        num_samples: usize,
+        noise: &mut dyn NoiseSource,
+    ) -> Result<LatentSample> {
+        let (loc, _) = &self.top;
+        let b = loc.dim(0)?;
+        let shape = (num_samples, b, self.encoder.latent_dim());
+        let eps = noise.standard_normal(&shape.into(), loc.dtype(), loc.device())?;
+        self.path(&eps.transpose(0, 1)?.contiguous()?, true)
+    }
+
+    /// `eps: [B, S, D]` (bottom first, as `z`): `z_L = μ_L(x) + σ_L(x) ε_L`, then each `z_l`
+    /// from `z_{l+1}`; no stopped density.
+    fn reparameterize(&self, eps: &Tensor) -> Result<LatentSample> {
+        self.path(eps, false)
+    }
+
+    fn log_prob(&self, z: &Tensor) -> Result<Tensor> {
+        let parts = split(z, &self.encoder.units)?;
+        let last = parts.len() - 1;
+        let (loc, log_scale) = self.top(false)?;
+        let mut log_q = log_density(&parts[last], &loc, &log_scale)?;
+        for l in 0..last {
+            let (loc, log_scale) = self.conditional(l, &parts[l + 1], false)?;
+            log_q = (log_q + log_density(&parts[l], &loc, &log_scale)?)?;
+        }
+        Ok(log_q)
+    }
+
+    fn as_distribution(&self) -> Option<&dyn Distribution> {
+        None
+    }
+
+    /// Against a [`HierarchicalPrior`] of the same layers, every layer in closed form: the
+    /// top's KL to `N(0, I)` and each lower layer's KL to `p(z_l|z_{l+1})` at the drawn
+    /// `z_{l+1}`.
+    fn layered_kl(&self, z: &Tensor, prior: &dyn Distribution) -> Result<Option<LayeredKl>> {
+        let any: &dyn std::any::Any = prior;
+        let Some(prior) = any.downcast_ref::<HierarchicalPrior>() else {
+            return Ok(None);
+        };
+        if prior.units() != self.encoder.units.as_slice() {
+            return Ok(None);
+        }
+        let parts = split(z, &self.encoder.units)?;
+        let last = parts.len() - 1;
+        let (b, s, _) = z.dims3()?;
+        let (loc, log_scale) = self.top(false)?;
+        let mut per_draw = kl_to_standard(&loc, &log_scale)?.broadcast_as((b, s))?;
+        for l in 0..last {
+            let (q_loc, q_log_scale) = self.conditional(l, &parts[l + 1], false)?;
+            let (p_loc, p_log_scale) = prior.conditional_draws(l, &parts[l + 1])?;
+            per_draw = (per_draw + kl(&q_loc, &q_log_scale, &p_loc, &p_log_scale)?)?;
+        }
+        Ok(Some(LayeredKl {
+            per_draw,
+            analytic_layers: parts.len(),
+            layers: parts.len(),
+        }))
+    }
+}
+
+impl InferenceNetwork for TopDownEncoder {
+    fn forward<'a>(&'a self, x: &Tensor, pass: Pass<'a>) -> Result<Box<dyn Posterior + 'a>> {
+        let mut features = Vec::with_capacity(self.up.len());
+        let mut d = x.clone();
+        for up in &self.up {
+            d = up.forward_activated(&d, pass)?;
+            features.push(d.clone());
+        }
+        let top = head(&self.top.forward(&d, pass)?)?;
+        Ok(Box::new(TopDownPosterior {
+            encoder: self,
+            features,
+            top,
+            pass,
+        }))
+    }
+}
