@@ -96,8 +96,10 @@ struct TrainArgs {
     #[arg(long, value_name = "SPEC")]
     latent: Option<String>,
     /// Inference order of a stochastic hierarchy (--latent hierarchy:U,U, the iwae-2layer
-    /// preset): bottom-up (the IWAE paper's) or top-down (ladder / bidirectional inference
-    /// through the generative path, every layer's KL in closed form). Default: the preset's.
+    /// preset): bottom-up (the IWAE paper's) or top-down (the ladder VAE's: each layer's
+    /// prior conditional times a bottom-up Gaussian, every layer's KL in closed form; train
+    /// it with a KL warm-up, objective.warmup.epochs in a --config file). Default: the
+    /// preset's.
     #[arg(long, value_name = "ORDER")]
     inference: Option<String>,
     /// Prior of Gaussian latents: standard (N(0, I)), mog:K (a learned mixture of K

@@ -73,7 +73,8 @@ fn encoder(store: &ParamStore) -> HierarchicalEncoder {
 }
 
 /// A top-down posterior over `p`'s generative conditional, with fixed, moderately wide
-/// conditionals: `q(z_2|x)` from `x`, `q(z_1|z_2, x)` from `[x, z_2]`.
+/// bottom-up Gaussians: `q(z_2|x)` from `head1`, `q(z_1|z_2, x)` the prior conditional times
+/// `head0`'s Gaussian.
 fn top_down_encoder(store: &ParamStore, p: &LinearHierarchy) -> TopDownEncoder {
     let q = TopDownEncoder::new(
         &LinearHierarchy::config(P, 2, 1),
@@ -83,24 +84,24 @@ fn top_down_encoder(store: &ParamStore, p: &LinearHierarchy) -> TopDownEncoder {
     .unwrap();
     let set = |name: &str, value: Tensor| store.set(name, &value).unwrap();
     set(
-        "top.fc0.weight",
+        "head1.fc0.weight",
         Tensor::new(&[[0.2, -0.1, 0.1, 0.0, -0.2, 0.1], [0.0; P]], &Device::Cpu).unwrap(),
     );
-    set("top.fc0.bias", t(&[0.0, -0.3]));
+    set("head1.fc0.bias", t(&[0.0, -0.3]));
     set(
-        "merge0.fc0.weight",
+        "head0.fc0.weight",
         Tensor::new(
             &[
-                [0.3, -0.1, 0.2, 0.1, -0.3, 0.2, 0.8],
-                [0.2, 0.3, -0.3, 0.1, 0.0, 0.2, -0.5],
-                [0.0; P + 1],
-                [0.0; P + 1],
+                [0.3, -0.1, 0.2, 0.1, -0.3, 0.2],
+                [0.2, 0.3, -0.3, 0.1, 0.0, 0.2],
+                [0.0; P],
+                [0.0; P],
             ],
             &Device::Cpu,
         )
         .unwrap(),
     );
-    set("merge0.fc0.bias", t(&[0.0, 0.0, -0.6, -0.5]));
+    set("head0.fc0.bias", t(&[0.0, 0.0, 0.0, 0.2]));
     q
 }
 

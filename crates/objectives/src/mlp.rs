@@ -80,14 +80,6 @@ impl Mlp {
         }
     }
 
-    /// Width of [`Mlp::trunk`]'s output given the input width `in_dim`.
-    pub(crate) fn trunk_dim(&self, in_dim: usize) -> usize {
-        match self.layers.len() {
-            0 | 1 => in_dim,
-            n => self.layers[n - 2].out_dim(),
-        }
-    }
-
     /// `[N, in]` gives `[N, out]`.
     pub(crate) fn forward(&self, x: &Tensor, pass: Pass) -> Result<Tensor> {
         let mut h = x.clone();

@@ -24,10 +24,11 @@ pub enum HierarchyInference {
     /// depends on a layer drawn after `z_l`.
     #[default]
     BottomUp,
-    /// `q(z_L|x) Π_l q(z_l|z_{l+1}, x)`, top first, each layer from a deterministic
-    /// bottom-up pass over `x` and the generative network's own top-down state: the ladder
-    /// VAE's and the IAF paper's bidirectional inference, sharing the generative path
-    /// ([`crate::TopDownEncoder`]). Every layer's KL is in closed form given the layer above.
+    /// `q(z_L|x) Π_l q(z_l|z_{l+1}, x)`, top first, each conditional the decoder's own
+    /// `p(z_l|z_{l+1})` times a Gaussian from a deterministic bottom-up pass over `x`: the
+    /// ladder VAE's inference, sharing the generative path ([`crate::TopDownEncoder`]). Every
+    /// layer's KL is in closed form given the layer above. It needs a KL warm-up to keep its
+    /// latents active, as in the ladder VAE paper.
     TopDown,
 }
 

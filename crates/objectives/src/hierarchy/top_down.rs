@@ -12,25 +12,25 @@ use vaekit_distributions::Distribution;
 use vaekit_nets::Pass;
 
 /// The inference network of a [`HierarchyConfig`] with
-/// [`crate::HierarchyInference::TopDown`]: a deterministic bottom-up pass
-/// `d_l = up_l(d_{l-1})` (`d_{-1} = x`, through layer `l`'s hidden widths), then top first:
-/// `q(z_L|x) = N(top(d_{L-1}))` and, for `l < L`, `q(z_l|z_{l+1}, x) = N(merge_l([d_l, h_l]))`
-/// where `h_l` is the last hidden layer of the generative network of `p(z_l|z_{l+1})` at the
-/// drawn `z_{l+1}`, the very network the decoder uses (its variables are shared, so the
+/// [`crate::HierarchyInference::TopDown`], the ladder VAE's (Sønderby et al., arXiv
+/// 1602.02282): a deterministic bottom-up pass `d_l = up_l(d_{l-1})` (`d_{-1} = x`, through
+/// layer `l`'s hidden widths) and a Gaussian `N(μ_l(d_l), σ_l(d_l))` from each (`head{l}`);
+/// then, top first, `q(z_L|x) = N(μ_L, σ_L)` and, for `l < L`,
+/// `q(z_l|z_{l+1}, x) ∝ p(z_l|z_{l+1}) N(z_l; μ_l, σ_l)`: the precisions add,
+/// `σ_q⁻² = σ_p⁻² + σ_l⁻²`, and `μ_q = σ_q² (σ_p⁻² μ_p + σ_l⁻² μ_l)`, where `p(z_l|z_{l+1})` is
+/// the decoder's own conditional at the drawn `z_{l+1}` (its variables are shared, so the
 /// generative path is trained by both terms of the ELBO).
 ///
-/// This is the ladder VAE's inference order (Sønderby et al., arXiv 1602.02282) and the IAF
-/// paper's bidirectional inference (Kingma et al., arXiv 1606.04934, section 6), with a
-/// learned merge of the two paths instead of precision weighting. Each posterior
-/// conditional and its prior conditional share their conditioning variable, so every
-/// layer's KL has a closed form given the layer above ([`Posterior::layered_kl`]).
+/// When the bottom-up factor is the likelihood's Gaussian factor, as in a linear-Gaussian
+/// model, this is the exact posterior. Each posterior conditional and its prior conditional
+/// share their conditioning variable, so every layer's KL has a closed form given the layer
+/// above ([`Posterior::layered_kl`]).
 ///
-/// Parameters: `up{l}.fc{i}`, `top.fc0`, `merge{l}.fc0`, plus the decoder's `layer{l}.*`.
+/// Parameters: `up{l}.fc{i}` and `head{l}.fc0`, plus the decoder's `layer{l}.*`.
 #[derive(Debug, Clone)]
 pub struct TopDownEncoder {
     up: Vec<Mlp>,
-    top: Mlp,
-    merge: Vec<Mlp>,
+    heads: Vec<Mlp>,
     down: Vec<Mlp>,
     units: Vec<usize>,
 }
@@ -67,30 +67,20 @@ impl TopDownEncoder {
             below = layer.hidden.last().copied().unwrap_or(below);
             widths.push(below);
         }
-        let last = units.len() - 1;
-        let top = Mlp::new(
-            widths[last],
-            &[],
-            2 * units[last],
-            config.activation,
-            &vb.pp("top"),
-        )?;
-        let merge = (0..last)
+        let heads = (0..units.len())
             .map(|l| {
-                let h = down[l].trunk_dim(units[l + 1]);
                 Mlp::new(
-                    widths[l] + h,
+                    widths[l],
                     &[],
                     2 * units[l],
                     config.activation,
-                    &vb.pp(format!("merge{l}")),
+                    &vb.pp(format!("head{l}")),
                 )
             })
             .collect::<Result<_>>()?;
         Ok(Self {
             up,
-            top,
-            merge,
+            heads,
             down,
             units,
         })
@@ -110,51 +100,51 @@ impl TopDownEncoder {
 #[derive(Debug)]
 pub struct TopDownPosterior<'a> {
     encoder: &'a TopDownEncoder,
-    /// `d_l`, `[B, w_l]`, for every layer.
-    features: Vec<Tensor>,
-    /// `q(z_L|x)`: `[B, D_L]` each.
-    top: (Tensor, Tensor),
+    /// The bottom-up Gaussians `(μ_l, log σ_l)`, `[B, D_l]` each, for every layer (the top
+    /// one is `q(z_L|x)`).
+    bottom_up: Vec<(Tensor, Tensor)>,
     pass: Pass<'a>,
 }
 
 impl TopDownPosterior<'_> {
     /// `(loc, log_scale)` of `z_l` (`l < L - 1`) given `z_{l+1}: [B, S, D_{l+1}]` and `x`,
-    /// each `[B, S, D_l]`, with every parameter detached when `stopped`.
+    /// each `[B, S, D_l]`, with every parameter detached when `stopped`: the prior
+    /// conditional and the bottom-up Gaussian multiplied, in log space (the weights
+    /// `σ_p⁻² / σ_q⁻²` and `σ_l⁻² / σ_q⁻²` by a log-sum-exp).
     fn conditional(&self, l: usize, above: &Tensor, stopped: bool) -> Result<(Tensor, Tensor)> {
         let (b, s, d) = above.dims3()?;
         let rows = above.reshape((b * s, d))?;
-        let (down, merge, feature) = if stopped {
-            (
-                self.encoder.down[l].detached(),
-                self.encoder.merge[l].detached(),
-                self.features[l].detach(),
-            )
+        let down = &self.encoder.down[l];
+        let out = if stopped {
+            down.detached().forward(&rows, self.pass)?
         } else {
-            (
-                self.encoder.down[l].clone(),
-                self.encoder.merge[l].clone(),
-                self.features[l].clone(),
-            )
+            down.forward(&rows, self.pass)?
         };
-        let h = down.trunk(&rows, self.pass)?;
-        let w = feature.dim(D::Minus1)?;
-        let feature = feature
-            .unsqueeze(1)?
-            .broadcast_as((b, s, w))?
-            .reshape((b * s, w))?;
-        let out = merge.forward(&Tensor::cat(&[&feature, &h], D::Minus1)?, self.pass)?;
-        head(&out.reshape((b, s, out.dim(D::Minus1)?))?)
+        let (p_loc, p_log_scale) = head(&out.reshape((b, s, out.dim(D::Minus1)?))?)?;
+        let (u_loc, u_log_scale) = self.bottom_up(l, stopped)?;
+        // log precisions, [B, S, D_l] and [B, 1, D_l].
+        let (a, c) = ((p_log_scale * -2.0)?, (u_log_scale * -2.0)?);
+        let m = a.broadcast_maximum(&c)?;
+        let lse = (((a.broadcast_sub(&m)?.exp()? + c.broadcast_sub(&m)?.exp()?)?.log()?) + &m)?;
+        let (wp, wu) = (a.broadcast_sub(&lse)?.exp()?, c.broadcast_sub(&lse)?.exp()?);
+        let loc = ((wp * p_loc)? + wu.broadcast_mul(&u_loc)?)?;
+        Ok((loc, (lse * -0.5)?))
     }
 
-    /// `q(z_L|x)` as `[B, 1, D_L]` each, detached when `stopped`.
-    fn top(&self, stopped: bool) -> Result<(Tensor, Tensor)> {
-        let (loc, log_scale) = &self.top;
+    /// Layer `l`'s bottom-up Gaussian as `[B, 1, D_l]` each, detached when `stopped`.
+    fn bottom_up(&self, l: usize, stopped: bool) -> Result<(Tensor, Tensor)> {
+        let (loc, log_scale) = &self.bottom_up[l];
         let (loc, log_scale) = if stopped {
             (loc.detach(), log_scale.detach())
         } else {
             (loc.clone(), log_scale.clone())
         };
         Ok((loc.unsqueeze(1)?, log_scale.unsqueeze(1)?))
+    }
+
+    /// `q(z_L|x)` as `[B, 1, D_L]` each, detached when `stopped`.
+    fn top(&self, stopped: bool) -> Result<(Tensor, Tensor)> {
+        self.bottom_up(self.bottom_up.len() - 1, stopped)
     }
 
     /// The sampling path of `eps: [B, S, D]`, with DReG's stopped density when `stopped`.
@@ -196,7 +186,7 @@ impl Posterior for TopDownPosterior<'_> {
         num_samples: usize,
         noise: &mut dyn NoiseSource,
     ) -> Result<LatentSample> {
-        let (loc, _) = &self.top;
+        let (loc, _) = &self.bottom_up[0];
         let b = loc.dim(0)?;
         let shape = (num_samples, b, self.encoder.latent_dim());
         let eps = noise.standard_normal(&shape.into(), loc.dtype(), loc.device())?;
@@ -256,17 +246,15 @@ impl Posterior for TopDownPosterior<'_> {
 
 impl InferenceNetwork for TopDownEncoder {
     fn forward<'a>(&'a self, x: &Tensor, pass: Pass<'a>) -> Result<Box<dyn Posterior + 'a>> {
-        let mut features = Vec::with_capacity(self.up.len());
+        let mut bottom_up = Vec::with_capacity(self.up.len());
         let mut d = x.clone();
-        for up in &self.up {
+        for (up, head_net) in self.up.iter().zip(&self.heads) {
             d = up.forward_activated(&d, pass)?;
-            features.push(d.clone());
+            bottom_up.push(head(&head_net.forward(&d, pass)?)?);
         }
-        let top = head(&self.top.forward(&d, pass)?)?;
         Ok(Box::new(TopDownPosterior {
             encoder: self,
-            features,
-            top,
+            bottom_up,
             pass,
         }))
     }
