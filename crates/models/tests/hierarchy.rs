@@ -137,3 +137,13 @@ fn a_hierarchy_takes_the_discretized_logistic_likelihood() {
     assert!(eval.bound.is_finite() && eval.bound < 0.0, "{}", eval.bound);
     assert!(eval.reconstruction < 0.0, "{}", eval.reconstruction);
 }
+
+#[test]
+fn a_hierarchy_written_before_the_inference_order_existed_reads_as_bottom_up() {
+    let latent = RunConfig::preset("iwae-2layer").unwrap().model.latent;
+    let mut json = serde_json::to_value(&latent).unwrap();
+    assert_eq!(json["inference"], "bottom-up");
+    json.as_object_mut().unwrap().remove("inference").unwrap();
+    let back: LatentConfig = serde_json::from_value(json).unwrap();
+    assert_eq!(back, latent);
+}

@@ -16,7 +16,7 @@ pub struct Evaluation {
     pub bound: f64,
     /// Mean `E_q[log p(x|z)]`.
     pub reconstruction: f64,
-    /// Mean KL (analytic or Monte Carlo, see `kl_method`).
+    /// Mean KL (analytic, Monte Carlo or layer by layer, see `kl_method`).
     pub kl: f64,
     /// Mean `log p(x, z)` over samples and batch.
     pub mean_log_p: f64,

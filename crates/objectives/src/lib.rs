@@ -10,7 +10,7 @@
 //!   [`VampPrior`]) implement them for vaekit's networks;
 //!   [`LinearGaussian`] and [`LinearHierarchy`] are models whose `log p(x)` is exact; [`DiscreteEncoder`] and
 //!   [`DiscreteDecoder`] give sigmoid belief networks and categorical-latent VAEs.
-//! - [`Objective`]: ELBO (analytic or Monte Carlo KL, reported in [`Evaluation::kl_method`]),
+//! - [`Objective`]: ELBO (analytic, Monte Carlo or layered KL, reported in [`Evaluation::kl_method`]),
 //!   IWAE with the standard or the doubly reparameterized gradient; for latents that cannot
 //!   be reparameterized, REINFORCE with NVIL's baselines ([`ScoreBaseline`]), VIMCO,
 //!   reweighted wake-sleep (separate model and inference losses) and the Concrete relaxation

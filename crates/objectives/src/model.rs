@@ -37,7 +37,9 @@ impl LatentSample {
 #[derive(Debug, Clone)]
 pub struct LayeredKl {
     /// Per draw, `[B, S]`; its mean over draws is an unbiased estimate of `KL(q(z|x) || p(z))`
-    /// with less variance than `log q − log p` alone.
+    /// (each closed form is the conditional expectation of its layer's `log q − log p` given
+    /// the layers it conditions on). It usually varies less than `log q − log p`, though not
+    /// always, and an ELBO with it is no longer exact at the exact posterior.
     pub per_draw: Tensor,
     /// Layers in closed form.
     pub analytic_layers: usize,

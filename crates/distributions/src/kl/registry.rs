@@ -13,8 +13,9 @@ use vaekit_core::NoiseSource;
 
 type KlFn = fn(&dyn Any, &dyn Any) -> Result<Tensor>;
 
-/// How a [`KlEstimate`] was computed.
+/// How a [`KlEstimate`] (or an objective's KL) was computed; more ways may be added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum KlMethod {
     /// A registered closed form.
     Analytic,

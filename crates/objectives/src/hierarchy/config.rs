@@ -56,9 +56,11 @@ impl HierarchyInference {
 
 /// A hierarchy of Gaussian latent layers over `input_dim` observed values.
 ///
-/// Parameters: the encoder's `layer{l}.fc{i}` (layer `l` maps `x` or `z_{l-1}` to the
-/// location and log-scale of `z_l`), the decoder's `layer{l}.fc{i}` (`z_{l+1}` to `z_l`, for
-/// `l < L - 1`) and `pixels.fc{i}` (`z_1` to the likelihood's parameters).
+/// Parameters: the decoder's `layer{l}.fc{i}` (`z_{l+1}` to `z_l`, for `l < L - 1`) and
+/// `pixels.fc{i}` (`z_1` to the likelihood's parameters); bottom-up, the encoder's
+/// `layer{l}.fc{i}` (layer `l` maps `x` or `z_{l-1}` to the location and log-scale of `z_l`);
+/// top-down, the encoder's `up{l}.fc{i}` (the deterministic bottom-up pass) and `head{l}.fc0`
+/// (each layer's bottom-up Gaussian), with the decoder's conditionals shared.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HierarchyConfig {
     /// Observed values per data point `P` (784 for MNIST).
@@ -74,7 +76,8 @@ pub struct HierarchyConfig {
 
 impl HierarchyConfig {
     /// The IWAE paper's two-layer model (Burda, Grosse, Salakhutdinov, arXiv 1509.00519,
-    /// section 5, and its reference code's `experiments.py`): `x` - 200 - 200 - `z_1` (100) -
+    /// section 5) with the hidden widths of its reference code's `experiments.py` (the
+    /// paper's text gives half of them; the code produced its table): `x` - 200 - 200 - `z_1` (100) -
     /// 100 - 100 - `z_2` (50), tanh, mirrored in the generative network (`z_2` - 100 - 100 -
     /// `z_1` - 200 - 200 - `x`).
     pub fn iwae_two_layer(input_dim: usize) -> Self {

@@ -21,8 +21,13 @@ use vaekit_nets::Pass;
 /// the decoder's own conditional at the drawn `z_{l+1}` (its variables are shared, so the
 /// generative path is trained by both terms of the ELBO).
 ///
-/// When the bottom-up factor is the likelihood's Gaussian factor, as in a linear-Gaussian
-/// model, this is the exact posterior. Each posterior conditional and its prior conditional
+/// In a two-layer linear-Gaussian model whose likelihood factor `p(x|z_1)` is a diagonal
+/// Gaussian in `z_1` (orthogonal loadings), the exact posterior is in this family (the tests
+/// set it); in general it is not.
+///
+/// Parameter groups: the shared conditionals are the decoder's (generative group). Under
+/// DReG they get the IWAE gradient (unbiased; DReG's variance reduction does not reach their
+/// role in `q`); under reweighted wake-sleep they follow the wake-θ update only. Each posterior conditional and its prior conditional
 /// share their conditioning variable, so every layer's KL has a closed form given the layer
 /// above ([`Posterior::layered_kl`]).
 ///
