@@ -129,6 +129,16 @@ impl HierarchicalPrior {
     pub(crate) fn units(&self) -> &[usize] {
         &self.units
     }
+
+    /// `prior` as a hierarchical prior with layers of `units`, if it is one.
+    pub(crate) fn matching<'p>(
+        prior: &'p dyn Distribution,
+        units: &[usize],
+    ) -> Option<&'p HierarchicalPrior> {
+        let any: &dyn std::any::Any = prior;
+        any.downcast_ref::<HierarchicalPrior>()
+            .filter(|p| p.units() == units)
+    }
 }
 
 impl Distribution for HierarchicalPrior {

@@ -2,7 +2,7 @@
 
 use super::config::{HierarchyConfig, split};
 use super::decoder::HierarchicalPrior;
-use super::gaussian::{head, kl_to_standard, log_density, reparameterize};
+use super::gaussian::{conditional_over_draws, head, kl_to_standard, log_density, reparameterize};
 use crate::mlp::Mlp;
 use crate::model::{InferenceNetwork, LatentSample, LayeredKl, Posterior};
 use candle::{D, Result, Tensor};
@@ -68,16 +68,7 @@ impl HierarchicalPosterior<'_> {
     /// `(loc, log_scale)` of layer `l >= 1` given `z_{l-1}: [B, S, D_{l-1}]`, each
     /// `[B, S, D_l]`, with the parameters detached when `stopped`.
     fn conditional(&self, l: usize, below: &Tensor, stopped: bool) -> Result<(Tensor, Tensor)> {
-        let (b, s, d) = below.dims3()?;
-        let rows = below.reshape((b * s, d))?;
-        let net = &self.encoder.layers[l];
-        let out = if stopped {
-            net.detached().forward(&rows, self.pass)?
-        } else {
-            net.forward(&rows, self.pass)?
-        };
-        let (loc, log_scale) = head(&out.reshape((b, s, out.dim(D::Minus1)?))?)?;
-        Ok((loc, log_scale))
+        conditional_over_draws(&self.encoder.layers[l], below, stopped, self.pass)
     }
 
     fn first(&self, stopped: bool) -> Result<(Tensor, Tensor)> {
@@ -162,13 +153,9 @@ impl Posterior for HierarchicalPosterior<'_> {
     /// closed form given `z_{L-1}`; each lower layer's `log q(z_l|z_{l-1}) − log p(z_l|z_{l+1})`
     /// of the draw (`z_{l+1}` is drawn after `z_l`, so no closed form applies).
     fn layered_kl(&self, z: &Tensor, prior: &dyn Distribution) -> Result<Option<LayeredKl>> {
-        let any: &dyn std::any::Any = prior;
-        let Some(prior) = any.downcast_ref::<HierarchicalPrior>() else {
+        let Some(prior) = HierarchicalPrior::matching(prior, &self.encoder.units) else {
             return Ok(None);
         };
-        if prior.units() != self.encoder.units.as_slice() {
-            return Ok(None);
-        }
         let parts = split(z, &self.encoder.units)?;
         let top = parts.len() - 1;
         let (loc, log_scale) = self.conditional(top, &parts[top - 1], false)?;

@@ -1,6 +1,8 @@
 //! The diagonal Gaussian conditionals of a hierarchy.
 
+use crate::mlp::Mlp;
 use candle::{D, Result, Tensor};
+use vaekit_nets::Pass;
 
 const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
 
@@ -50,4 +52,22 @@ pub(crate) fn kl(
 pub(crate) fn kl_to_standard(loc: &Tensor, log_scale: &Tensor) -> Result<Tensor> {
     let per = ((((log_scale * 2.0)?.exp()? + loc.sqr()?)? * 0.5)? - log_scale)?;
     (per - 0.5)?.sum(D::Minus1)
+}
+
+/// A conditional network over draws `[B, S, D_in]` (rows `B S` at once), with its parameters
+/// detached when `stopped`: `(loc, log_scale)`, each `[B, S, D_out]`.
+pub(crate) fn conditional_over_draws(
+    net: &Mlp,
+    given: &Tensor,
+    stopped: bool,
+    pass: Pass,
+) -> Result<(Tensor, Tensor)> {
+    let (b, s, d) = given.dims3()?;
+    let rows = given.reshape((b * s, d))?;
+    let out = if stopped {
+        net.detached().forward(&rows, pass)?
+    } else {
+        net.forward(&rows, pass)?
+    };
+    head(&out.reshape((b, s, out.dim(D::Minus1)?))?)
 }

@@ -2,7 +2,9 @@
 
 use super::config::{HierarchyConfig, split};
 use super::decoder::{HierarchicalDecoder, HierarchicalPrior};
-use super::gaussian::{head, kl, kl_to_standard, log_density, reparameterize};
+use super::gaussian::{
+    conditional_over_draws, head, kl, kl_to_standard, log_density, reparameterize,
+};
 use crate::mlp::Mlp;
 use crate::model::{InferenceNetwork, LatentSample, LayeredKl, Posterior};
 use candle::{D, Result, Tensor};
@@ -117,15 +119,8 @@ impl TopDownPosterior<'_> {
     /// conditional and the bottom-up Gaussian multiplied, in log space (the weights
     /// `σ_p⁻² / σ_q⁻²` and `σ_l⁻² / σ_q⁻²` by a log-sum-exp).
     fn conditional(&self, l: usize, above: &Tensor, stopped: bool) -> Result<(Tensor, Tensor)> {
-        let (b, s, d) = above.dims3()?;
-        let rows = above.reshape((b * s, d))?;
-        let down = &self.encoder.down[l];
-        let out = if stopped {
-            down.detached().forward(&rows, self.pass)?
-        } else {
-            down.forward(&rows, self.pass)?
-        };
-        let (p_loc, p_log_scale) = head(&out.reshape((b, s, out.dim(D::Minus1)?))?)?;
+        let (p_loc, p_log_scale) =
+            conditional_over_draws(&self.encoder.down[l], above, stopped, self.pass)?;
         let (u_loc, u_log_scale) = self.bottom_up(l, stopped)?;
         // log precisions, [B, S, D_l] and [B, 1, D_l].
         let (a, c) = ((p_log_scale * -2.0)?, (u_log_scale * -2.0)?);
@@ -224,13 +219,9 @@ impl Posterior for TopDownPosterior<'_> {
     /// top's KL to `N(0, I)` and each lower layer's KL to `p(z_l|z_{l+1})` at the drawn
     /// `z_{l+1}`.
     fn layered_kl(&self, z: &Tensor, prior: &dyn Distribution) -> Result<Option<LayeredKl>> {
-        let any: &dyn std::any::Any = prior;
-        let Some(prior) = any.downcast_ref::<HierarchicalPrior>() else {
+        let Some(prior) = HierarchicalPrior::matching(prior, &self.encoder.units) else {
             return Ok(None);
         };
-        if prior.units() != self.encoder.units.as_slice() {
-            return Ok(None);
-        }
         let parts = split(z, &self.encoder.units)?;
         let last = parts.len() - 1;
         let (b, s, _) = z.dims3()?;
