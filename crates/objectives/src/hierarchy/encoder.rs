@@ -2,7 +2,9 @@
 
 use super::config::{HierarchyConfig, split};
 use super::decoder::HierarchicalPrior;
-use super::gaussian::{conditional_over_draws, head, kl_to_standard, log_density, reparameterize};
+use super::gaussian::{
+    conditional_over_draws, head, kl_to_standard, log_density, over_draws, reparameterize,
+};
 use crate::mlp::Mlp;
 use crate::model::{InferenceNetwork, LatentSample, LayeredKl, Posterior};
 use candle::{D, Result, Tensor};
@@ -72,13 +74,7 @@ impl HierarchicalPosterior<'_> {
     }
 
     fn first(&self, stopped: bool) -> Result<(Tensor, Tensor)> {
-        let (loc, log_scale) = &self.first;
-        let (loc, log_scale) = if stopped {
-            (loc.detach(), log_scale.detach())
-        } else {
-            (loc.clone(), log_scale.clone())
-        };
-        Ok((loc.unsqueeze(1)?, log_scale.unsqueeze(1)?))
+        over_draws(&self.first, stopped)
     }
 }
 

@@ -71,3 +71,15 @@ pub(crate) fn conditional_over_draws(
     };
     head(&out.reshape((b, s, out.dim(D::Minus1)?))?)
 }
+
+/// A per-data-point `(loc, log_scale)`, `[B, D]` each, as `[B, 1, D]` to broadcast over draws,
+/// detached when `stopped`.
+pub(crate) fn over_draws(pair: &(Tensor, Tensor), stopped: bool) -> Result<(Tensor, Tensor)> {
+    let (loc, log_scale) = pair;
+    let (loc, log_scale) = if stopped {
+        (loc.detach(), log_scale.detach())
+    } else {
+        (loc.clone(), log_scale.clone())
+    };
+    Ok((loc.unsqueeze(1)?, log_scale.unsqueeze(1)?))
+}

@@ -3,7 +3,7 @@
 use super::config::{HierarchyConfig, split};
 use super::decoder::{HierarchicalDecoder, HierarchicalPrior};
 use super::gaussian::{
-    conditional_over_draws, head, kl, kl_to_standard, log_density, reparameterize,
+    conditional_over_draws, head, kl, kl_to_standard, log_density, over_draws, reparameterize,
 };
 use crate::mlp::Mlp;
 use crate::model::{InferenceNetwork, LatentSample, LayeredKl, Posterior};
@@ -133,13 +133,7 @@ impl TopDownPosterior<'_> {
 
     /// Layer `l`'s bottom-up Gaussian as `[B, 1, D_l]` each, detached when `stopped`.
     fn bottom_up(&self, l: usize, stopped: bool) -> Result<(Tensor, Tensor)> {
-        let (loc, log_scale) = &self.bottom_up[l];
-        let (loc, log_scale) = if stopped {
-            (loc.detach(), log_scale.detach())
-        } else {
-            (loc.clone(), log_scale.clone())
-        };
-        Ok((loc.unsqueeze(1)?, log_scale.unsqueeze(1)?))
+        over_draws(&self.bottom_up[l], stopped)
     }
 
     /// `q(z_L|x)` as `[B, 1, D_L]` each, detached when `stopped`.
