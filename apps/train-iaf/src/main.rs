@@ -102,6 +102,13 @@ struct TrainArgs {
     /// preset's.
     #[arg(long, value_name = "ORDER")]
     inference: Option<String>,
+    /// Gated IAF steps after every layer of a stochastic hierarchy's posterior, 0 to 64 (0:
+    /// none): each a MADE of two hidden layers (the smallest multiple of every layer's units
+    /// that is at least twice the largest, 200 for iwae-2layer) with a context as wide as the
+    /// largest layer (widths above 8192 are refused). Trains with elbo or iwae, not DReG or
+    /// the score-function estimators. Default: the preset's (none).
+    #[arg(long, value_name = "STEPS")]
+    layer_iaf: Option<usize>,
     /// Prior of Gaussian latents: standard (N(0, I)), mog:K (a learned mixture of K
     /// Gaussians) or vamp:K (the VampPrior with K pseudo-inputs); K in 1..=10000. Default:
     /// the preset's.
@@ -168,6 +175,9 @@ fn train(args: &TrainArgs, device: &candle::Device) -> Result<()> {
     }
     if let Some(v) = &args.inference {
         cfg.model.latent = cfg.model.latent.clone().with_inference(v)?;
+    }
+    if let Some(steps) = args.layer_iaf {
+        cfg.model.latent = cfg.model.latent.clone().with_layer_iaf(steps)?;
     }
     if let Some(v) = &args.prior {
         cfg.model.prior = PriorConfig::parse(v)?;

@@ -1,5 +1,6 @@
 //! Deeper models from the crates: the IWAE paper's two-stochastic-layer VAE (`iwae-2layer`),
-//! the same hierarchy with top-down inference through its generative path, and a VAE with a
+//! the same hierarchy with top-down inference through its generative path, the hierarchy with
+//! two IAF steps in each layer's posterior, and a VAE with a
 //! VampPrior (`vamp-dense`), each trained for a few epochs on the first N MNIST training
 //! images, then scored on the first 200 test images by the test ELBO, IS-200 and, over all
 //! 150 latents of the hierarchies, HAIS started from the posterior.
@@ -25,9 +26,12 @@ fn main() -> anyhow::Result<()> {
     let test = binarize_fixed(&mnist.test.images_f32(&dev)?.narrow(0, 0, 200)?, 123)?;
     let mut top_down = RunConfig::preset("iwae-2layer")?;
     top_down.model.latent = top_down.model.latent.with_inference("top-down")?;
+    let mut layer_iaf = RunConfig::preset("iwae-2layer")?;
+    layer_iaf.model.latent = layer_iaf.model.latent.with_layer_iaf(2)?;
     let runs = [
         ("iwae-2layer", RunConfig::preset("iwae-2layer")?),
         ("iwae-2layer, top-down", top_down),
+        ("iwae-2layer, IAF in each layer", layer_iaf),
         ("vamp-dense", RunConfig::preset("vamp-dense")?),
     ];
     for (preset, cfg) in runs {

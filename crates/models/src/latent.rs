@@ -4,7 +4,7 @@ use crate::ConfigError;
 use serde::{Deserialize, Serialize};
 use vaekit_nets::Activation;
 use vaekit_objectives::{
-    DiscreteConfig, HierarchyConfig, HierarchyInference, LatentUnits, StochasticLayer,
+    DiscreteConfig, HierarchyConfig, HierarchyInference, LatentUnits, LayerIaf, StochasticLayer,
 };
 
 /// The latent variables.
@@ -64,6 +64,7 @@ impl LatentConfig {
                         .collect(),
                     activation: Activation::Tanh,
                     inference: HierarchyInference::BottomUp,
+                    iaf: None,
                 };
                 config
                     .validate()
@@ -102,18 +103,60 @@ impl LatentConfig {
         }
     }
 
+    /// This configuration with `steps` gated IAF steps after every layer of a stochastic
+    /// hierarchy's posterior (`--layer-iaf`; 0 removes them): each a MADE of two hidden
+    /// layers of width `w`, the smallest multiple of every layer's units that is at least
+    /// twice the largest (200 for the iwae-2layer model's 100 and 50), conditioned on a
+    /// context as wide as the largest layer. See [`LayerIaf`].
+    ///
+    /// # Errors
+    /// `steps` above 64, latents that are not a hierarchy, layers whose widths would exceed
+    /// 8192 or whose largest exceeds 4096 units, naming `--layer-iaf`.
+    pub fn with_layer_iaf(self, steps: usize) -> Result<Self, ConfigError> {
+        let LatentConfig::Hierarchy(c) = self else {
+            return Err(ConfigError::new(format!(
+                "--layer-iaf {steps}: it adds IAF steps to a stochastic hierarchy's layers (--latent hierarchy:U,U or the iwae-2layer preset); these latents are {}",
+                self.describe()
+            )));
+        };
+        if steps > 64 {
+            return Err(ConfigError::new(format!(
+                "--layer-iaf {steps}: must be 0 to 64"
+            )));
+        }
+        let units = c.units();
+        let largest = units.iter().copied().max().unwrap_or(1);
+        let lcm = units
+            .iter()
+            .fold(1usize, |a, &u| (a / gcd(a, u)).saturating_mul(u));
+        let width = (2 * largest).div_ceil(lcm) * lcm;
+        if width > MAX_LAYER_IAF_WIDTH {
+            return Err(ConfigError::new(format!(
+                "--layer-iaf {steps}: the layers {units:?} need MADE widths that are multiples of {lcm}, here {width}, above {MAX_LAYER_IAF_WIDTH}: set latent.iaf in a --config file"
+            )));
+        }
+        let iaf = (steps > 0).then(|| LayerIaf::gated(steps, vec![width, width], largest));
+        if let Some(iaf) = &iaf {
+            iaf.validate(&units)
+                .map_err(|e| ConfigError::new(format!("--layer-iaf {steps}: {e}")))?;
+        }
+        Ok(LatentConfig::Hierarchy(HierarchyConfig { iaf, ..c }))
+    }
+
     /// A short description (`bernoulli:200,200`).
     pub fn describe(&self) -> String {
         match self {
             LatentConfig::Gaussian => "gaussian".into(),
             LatentConfig::Hierarchy(c) => {
                 let units: Vec<String> = c.layers.iter().map(|l| l.units.to_string()).collect();
-                match c.inference {
-                    HierarchyInference::BottomUp => format!("hierarchy:{}", units.join(",")),
-                    HierarchyInference::TopDown => {
-                        format!("hierarchy:{} (top-down inference)", units.join(","))
-                    }
+                let mut text = format!("hierarchy:{}", units.join(","));
+                if c.inference == HierarchyInference::TopDown {
+                    text.push_str(" (top-down inference)");
                 }
+                if let Some(iaf) = &c.iaf {
+                    text.push_str(&format!(" with {} IAF steps per layer", iaf.steps));
+                }
+                text
             }
             LatentConfig::Discrete(c) => {
                 let parts: Vec<String> = c
@@ -130,4 +173,12 @@ impl LatentConfig {
             }
         }
     }
+}
+
+/// The widest MADE layer `--layer-iaf` builds.
+const MAX_LAYER_IAF_WIDTH: usize = 8192;
+
+/// The greatest common divisor.
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
 }

@@ -66,12 +66,15 @@ impl VaeConfig {
         match &self.latent {
             LatentConfig::Discrete(c) => {
                 c.validate().map_err(|e| ConfigError::new(e.to_string()))?;
-                self.no_flow_own_prior("discrete latents")?;
+                self.no_flow_own_prior("discrete latents", "")?;
             }
             LatentConfig::Gaussian => self.validate_gaussian()?,
             LatentConfig::Hierarchy(c) => {
                 c.validate().map_err(|e| ConfigError::new(e.to_string()))?;
-                self.no_flow_own_prior("stochastic hierarchies")?;
+                self.no_flow_own_prior(
+                    "stochastic hierarchies",
+                    " (IAF steps in each layer: --layer-iaf or latent.iaf)",
+                )?;
             }
         }
         if let Likelihood::DiscretizedLogistic { num_bins } = self.likelihood {
@@ -80,11 +83,18 @@ impl VaeConfig {
         Ok(())
     }
 
-    /// Latents that replace the networks (discrete ones, hierarchies) take no flow and
-    /// bring their own prior.
-    fn no_flow_own_prior(&self, kind: &str) -> Result<(), ConfigError> {
+    /// Whether the posterior's density is known along its sampling path only: a flow after
+    /// the encoder's Gaussian, or IAF steps in a hierarchy's layers.
+    fn path_density_only(&self) -> bool {
+        !matches!(self.flow, FlowConfig::None)
+            || matches!(&self.latent, LatentConfig::Hierarchy(c) if c.iaf.is_some())
+    }
+
+    /// Latents that replace the networks (discrete ones, hierarchies) take no flow (`hint`
+    /// ends the message) and bring their own prior.
+    fn no_flow_own_prior(&self, kind: &str, hint: &str) -> Result<(), ConfigError> {
         if !matches!(self.flow, FlowConfig::None) {
-            bail!("{kind} take no flow");
+            bail!("{kind} take no flow{hint}");
         }
         if self.prior.is_learned() {
             bail!(
@@ -155,8 +165,9 @@ impl VaeConfig {
 
     /// Checks that `objective` can train this model: pathwise bounds (ELBO, IWAE) need
     /// Gaussian latents and the Concrete relaxation discrete ones; NVIL's learned baseline
-    /// needs a discrete model with a baseline network; VIMCO needs two draws or more; DReG a
-    /// posterior without a flow; free-bits groups at most the latent dimension.
+    /// needs a discrete model with a baseline network; VIMCO needs two draws or more; DReG and
+    /// the score-function estimators a posterior without a flow (or layer IAFs); free-bits
+    /// groups at most the latent dimension.
     ///
     /// # Errors
     /// The first rule broken.
@@ -225,8 +236,15 @@ impl VaeConfig {
             Objective::Iwae {
                 gradient: IwaeGradient::Dreg,
                 ..
-            } if !matches!(self.flow, FlowConfig::None) => {
-                bail!("DReG needs a posterior without a flow")
+            } if self.path_density_only() => {
+                bail!("DReG needs a posterior without a flow (or layer IAFs)")
+            }
+            Objective::Reinforce { .. } | Objective::Vimco { .. } | Objective::Rws { .. }
+                if self.path_density_only() =>
+            {
+                bail!(
+                    "the score-function estimators (reinforce, nvil, vimco, rws) need log q at any point, which a flow posterior (or layer IAFs) has only along its sampling path: use --estimator elbo or iwae"
+                )
             }
             Objective::Iwae {
                 gradient: IwaeGradient::Dreg,

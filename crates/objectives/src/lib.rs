@@ -49,7 +49,8 @@ pub use evaluate::{data_dependent_init, evaluate};
 pub use evaluation::Evaluation;
 pub use hierarchy::{
     HierarchicalDecoder, HierarchicalEncoder, HierarchicalPosterior, HierarchicalPrior,
-    HierarchyConfig, HierarchyInference, StochasticLayer, TopDownEncoder, TopDownPosterior,
+    HierarchyConfig, HierarchyInference, LayerIaf, StochasticLayer, TopDownEncoder,
+    TopDownPosterior,
 };
 pub use linear_gaussian::{LinearEncoder, LinearGaussian};
 pub use linear_hierarchy::LinearHierarchy;

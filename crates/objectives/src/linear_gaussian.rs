@@ -185,8 +185,13 @@ fn cholesky_solve(l: &[Vec<f64>], v: &[f64]) -> Vec<f64> {
 impl GenerativeModel for LinearGaussian {
     fn forward(&self, z: &Tensor, _pass: Pass) -> Result<Box<dyn Distribution>> {
         let mean = z.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
-        let scale = mean.ones_like()?.affine(self.noise_scale, 0.0)?;
-        Ok(Box::new(Independent::new(Normal::new(mean, scale)?, 1)?))
+        // Unchecked, as a network's likelihood would be: a non-finite `z` (an HMC trajectory
+        // that diverged) gives a non-finite density, which the sampler rejects, not an error.
+        let log_scale = mean.zeros_like()?.affine(0.0, self.noise_scale.ln())?;
+        Ok(Box::new(Independent::new(
+            Normal::from_log_scale_unchecked(mean, log_scale)?,
+            1,
+        )?))
     }
     fn prior(&self, _pass: Pass) -> Result<PriorRef<'_>> {
         Ok(PriorRef::Fixed(&self.prior))

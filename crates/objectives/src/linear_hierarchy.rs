@@ -99,6 +99,7 @@ impl LinearHierarchy {
             ],
             activation: Activation::Identity,
             inference: HierarchyInference::BottomUp,
+            iaf: None,
         }
     }
 

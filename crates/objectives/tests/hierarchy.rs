@@ -19,8 +19,6 @@ use vaekit_core::{NoiseSource, SeededNoise};
 use vaekit_nets::{ParamStore, Pass};
 use vaekit_objectives::*;
 
-const P: usize = 3;
-
 fn set(store: &ParamStore, name: &str, rows: &[&[f64]]) {
     let t = Tensor::new(
         rows.iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
@@ -35,23 +33,7 @@ fn set(store: &ParamStore, name: &str, rows: &[&[f64]]) {
     store.set(name, &t).unwrap();
 }
 
-const W: [[f64; 2]; P] = [[1.0, 0.5], [-0.3, 0.8], [0.6, -1.1]];
-const B: [f64; P] = [0.2, -0.4, 0.1];
-const S: f64 = 0.5;
-
-/// `A = [1.2, -0.7]ᵀ`, `a = [0.3, -0.1]`, `log σ = [-0.5, 0.2]`.
-fn model() -> LinearHierarchy {
-    let t = |v: &[f64]| Tensor::new(v, &Device::Cpu).unwrap();
-    LinearHierarchy::new(
-        &t(&[1.2, -0.7]).unsqueeze(1).unwrap(),
-        &t(&[0.3, -0.1]),
-        &t(&[-0.5, 0.2]),
-        &Tensor::new(&W, &Device::Cpu).unwrap(),
-        &t(&B),
-        S,
-    )
-    .unwrap()
-}
+use common::two_layer::{B, P, S, W, model};
 
 fn exact_log_p(x: &[f64]) -> f64 {
     let (a, a0) = (vec![vec![1.2], vec![-0.7]], [0.3, -0.1]);

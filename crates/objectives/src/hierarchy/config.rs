@@ -1,5 +1,6 @@
 //! The shape of a stochastic hierarchy.
 
+use super::layer_flow::LayerIaf;
 use candle::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 use vaekit_nets::Activation;
@@ -60,7 +61,8 @@ impl HierarchyInference {
 /// `pixels.fc{i}` (`z_1` to the likelihood's parameters); bottom-up, the encoder's
 /// `layer{l}.fc{i}` (layer `l` maps `x` or `z_{l-1}` to the location and log-scale of `z_l`);
 /// top-down, the encoder's `up{l}.fc{i}` (the deterministic bottom-up pass) and `head{l}.fc0`
-/// (each layer's bottom-up Gaussian), with the decoder's conditionals shared.
+/// (each layer's bottom-up Gaussian), with the decoder's conditionals shared; with `iaf`,
+/// `flow{l}.iaf{k}` in the encoder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HierarchyConfig {
     /// Observed values per data point `P` (784 for MNIST).
@@ -72,6 +74,9 @@ pub struct HierarchyConfig {
     /// The order of inference (bottom-up unless configured).
     #[serde(default)]
     pub inference: HierarchyInference,
+    /// IAF steps after every layer's Gaussian in the posterior (none unless configured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iaf: Option<LayerIaf>,
 }
 
 impl HierarchyConfig {
@@ -95,6 +100,7 @@ impl HierarchyConfig {
             ],
             activation: Activation::Tanh,
             inference: HierarchyInference::BottomUp,
+            iaf: None,
         }
     }
 
@@ -111,8 +117,8 @@ impl HierarchyConfig {
     /// Checks the counts.
     ///
     /// # Errors
-    /// `input_dim` 0, fewer than two layers, a layer of 0 units or a hidden width of 0,
-    /// naming the field.
+    /// `input_dim` 0, fewer than two layers, a layer of 0 units or a hidden width of 0, or
+    /// [`LayerIaf::validate`]'s, naming the field.
     pub fn validate(&self) -> Result<()> {
         if self.input_dim == 0 {
             candle::bail!("latent.input_dim = 0: must be at least 1");
@@ -130,6 +136,9 @@ impl HierarchyConfig {
             if layer.hidden.contains(&0) {
                 candle::bail!("latent.layers[{l}].hidden: every width must be at least 1");
             }
+        }
+        if let Some(iaf) = &self.iaf {
+            iaf.validate(&self.units())?;
         }
         Ok(())
     }

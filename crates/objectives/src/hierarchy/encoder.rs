@@ -3,22 +3,27 @@
 use super::config::{HierarchyConfig, split};
 use super::decoder::HierarchicalPrior;
 use super::gaussian::{
-    conditional_over_draws, head, kl_to_standard, log_density, over_draws, reparameterize,
+    head_and_context, kl_to_standard, log_density, net_over_draws, over_draws, reparameterize,
 };
+use super::layer_flow::{LayerFlows, through};
 use crate::mlp::Mlp;
 use crate::model::{InferenceNetwork, LatentSample, LayeredKl, Posterior};
 use candle::{D, Result, Tensor};
 use candle_nn::VarBuilder;
+use std::sync::Arc;
 use vaekit_core::NoiseSource;
 use vaekit_distributions::Distribution;
 use vaekit_nets::Pass;
 
 /// The inference network of a [`HierarchyConfig`]: layer `l` maps `x` (`l = 0`) or `z_{l-1}`
-/// through its hidden layers to the location and log-scale of `z_l`.
+/// through its hidden layers to the location and log-scale of `z_l` (and, with
+/// [`HierarchyConfig::iaf`], a context for the layer's IAF steps, which then transform the
+/// Gaussian draw; [`crate::LayerIaf`]).
 #[derive(Debug, Clone)]
 pub struct HierarchicalEncoder {
     layers: Vec<Mlp>,
     units: Vec<usize>,
+    flows: Option<Arc<LayerFlows>>,
 }
 
 impl HierarchicalEncoder {
@@ -28,13 +33,15 @@ impl HierarchicalEncoder {
     /// [`HierarchyConfig::validate`]'s; candle's.
     pub fn new(config: &HierarchyConfig, vb: VarBuilder) -> Result<Self> {
         config.validate()?;
+        let units = config.units();
+        let (flows, context) = LayerFlows::of_config(config, &vb)?;
         let mut below = config.input_dim;
         let mut layers = Vec::with_capacity(config.layers.len());
         for (l, layer) in config.layers.iter().enumerate() {
             layers.push(Mlp::new(
                 below,
                 &layer.hidden,
-                2 * layer.units,
+                2 * layer.units + context,
                 config.activation,
                 &vb.pp(format!("layer{l}")),
             )?);
@@ -42,7 +49,8 @@ impl HierarchicalEncoder {
         }
         Ok(Self {
             layers,
-            units: config.units(),
+            units,
+            flows,
         })
     }
 
@@ -55,22 +63,41 @@ impl HierarchicalEncoder {
 /// `q(z|x)` of a [`HierarchicalEncoder`] for one batch: `z = [z_1, .., z_L]`, drawn layer by
 /// layer from standard-normal noise of the same shape.
 ///
-/// `log_prob` at arbitrary points is exact (each conditional is a diagonal Gaussian), so
-/// score-function estimators and DReG apply; `log_q_stopped` runs every conditional with
-/// detached parameters but attached inputs, so its gradient flows through `z` only.
+/// Without layer flows, `log_prob` at arbitrary points is exact (each conditional is a
+/// diagonal Gaussian), so score-function estimators and DReG apply; `log_q_stopped` runs
+/// every conditional with detached parameters but attached inputs, so its gradient flows
+/// through `z` only. With them, the density is known along the sampling path only
+/// ([`crate::LayerIaf`]).
 #[derive(Debug)]
 pub struct HierarchicalPosterior<'a> {
     encoder: &'a HierarchicalEncoder,
     /// `q(z_1|x)`: `[B, D_1]` each.
     first: (Tensor, Tensor),
+    /// The first layer's flow context, `[B, C]`.
+    first_context: Option<Tensor>,
     pass: Pass<'a>,
 }
+
+/// A layer's Gaussian and its flow context, `[B, S, D_l]` each and `[B, S, C]` or
+/// `[B, 1, C]`.
+type Conditional = ((Tensor, Tensor), Option<Tensor>);
 
 impl HierarchicalPosterior<'_> {
     /// `(loc, log_scale)` of layer `l >= 1` given `z_{l-1}: [B, S, D_{l-1}]`, each
     /// `[B, S, D_l]`, with the parameters detached when `stopped`.
     fn conditional(&self, l: usize, below: &Tensor, stopped: bool) -> Result<(Tensor, Tensor)> {
-        conditional_over_draws(&self.encoder.layers[l], below, stopped, self.pass)
+        Ok(self.conditional_with_context(l, below, stopped)?.0)
+    }
+
+    /// [`Self::conditional`] with the layer's flow context.
+    fn conditional_with_context(
+        &self,
+        l: usize,
+        below: &Tensor,
+        stopped: bool,
+    ) -> Result<Conditional> {
+        let out = net_over_draws(&self.encoder.layers[l], below, stopped, self.pass)?;
+        head_and_context(&out, self.encoder.units[l])
     }
 
     fn first(&self, stopped: bool) -> Result<(Tensor, Tensor)> {
@@ -80,11 +107,20 @@ impl HierarchicalPosterior<'_> {
 
 impl HierarchicalPosterior<'_> {
     /// The sampling path of `eps: [B, S, D]`, with DReG's stopped density when `stopped`
-    /// (each conditional run again with detached weights: training draws only).
+    /// (each conditional run again with detached weights: training draws only; none with
+    /// layer flows).
     fn path(&self, eps: &Tensor, stopped: bool) -> Result<LatentSample> {
+        let stopped = stopped && self.encoder.flows.is_none();
         let parts = split(eps, &self.encoder.units)?;
         let (loc, log_scale) = self.first(false)?;
-        let (mut z, mut log_q) = reparameterize(&parts[0], &loc, &log_scale)?;
+        let context = self
+            .first_context
+            .as_ref()
+            .map(|c| c.unsqueeze(1))
+            .transpose()?;
+        let flows = self.encoder.flows.as_deref();
+        let base = reparameterize(&parts[0], &loc, &log_scale)?;
+        let (mut z, mut log_q) = through(flows, 0, base, context.as_ref(), self.pass)?;
         let mut log_q_stopped = if stopped {
             let (sloc, slog_scale) = self.first(true)?;
             Some(log_density(&z, &sloc, &slog_scale)?)
@@ -93,8 +129,9 @@ impl HierarchicalPosterior<'_> {
         };
         let mut zs = vec![z.clone()];
         for (l, eps_l) in parts.iter().enumerate().skip(1) {
-            let (loc, log_scale) = self.conditional(l, &z, false)?;
-            let (next, lq) = reparameterize(eps_l, &loc, &log_scale)?;
+            let ((loc, log_scale), context) = self.conditional_with_context(l, &z, false)?;
+            let base = reparameterize(eps_l, &loc, &log_scale)?;
+            let (next, lq) = through(flows, l, base, context.as_ref(), self.pass)?;
             log_q = (log_q + lq)?;
             if let Some(acc) = log_q_stopped {
                 let (sloc, slog_scale) = self.conditional(l, &z, true)?;
@@ -130,7 +167,10 @@ impl Posterior for HierarchicalPosterior<'_> {
         self.path(eps, false)
     }
 
+    /// # Errors
+    /// With layer flows, whose density is known along the sampling path only.
     fn log_prob(&self, z: &Tensor) -> Result<Tensor> {
+        no_flows(self.encoder.flows.is_some())?;
         let parts = split(z, &self.encoder.units)?;
         let (loc, log_scale) = self.first(false)?;
         let mut log_q = log_density(&parts[0], &loc, &log_scale)?;
@@ -147,8 +187,12 @@ impl Posterior for HierarchicalPosterior<'_> {
 
     /// Against a [`HierarchicalPrior`] of the same layers: the top layer's KL to `N(0, I)` in
     /// closed form given `z_{L-1}`; each lower layer's `log q(z_l|z_{l-1}) − log p(z_l|z_{l+1})`
-    /// of the draw (`z_{l+1}` is drawn after `z_l`, so no closed form applies).
+    /// of the draw (`z_{l+1}` is drawn after `z_l`, so no closed form applies). `None` with
+    /// layer flows.
     fn layered_kl(&self, z: &Tensor, prior: &dyn Distribution) -> Result<Option<LayeredKl>> {
+        if self.encoder.flows.is_some() {
+            return Ok(None);
+        }
         let Some(prior) = HierarchicalPrior::matching(prior, &self.encoder.units) else {
             return Ok(None);
         };
@@ -178,10 +222,22 @@ impl Posterior for HierarchicalPosterior<'_> {
 impl InferenceNetwork for HierarchicalEncoder {
     fn forward<'a>(&'a self, x: &Tensor, pass: Pass<'a>) -> Result<Box<dyn Posterior + 'a>> {
         let out = self.layers[0].forward(x, pass)?;
+        let (first, first_context) = head_and_context(&out, self.units[0])?;
         Ok(Box::new(HierarchicalPosterior {
             encoder: self,
-            first: head(&out)?,
+            first,
+            first_context,
             pass,
         }))
     }
+}
+
+/// The error of `log_prob` on a posterior with layer flows.
+pub(crate) fn no_flows(has_flows: bool) -> Result<()> {
+    if has_flows {
+        candle::bail!(
+            "log_prob: a hierarchy with layer IAFs has a density only along its sampling path; use rsample_with_log_prob"
+        );
+    }
+    Ok(())
 }

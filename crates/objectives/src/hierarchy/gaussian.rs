@@ -12,6 +12,26 @@ pub(crate) fn head(out: &Tensor) -> Result<(Tensor, Tensor)> {
     Ok((out.narrow(D::Minus1, 0, d)?, out.narrow(D::Minus1, d, d)?))
 }
 
+/// A network output `[.., 2 D + C]` as `((loc, log_scale), context)`, `[.., D]` each and
+/// `[.., C]` (`None` when `C` is 0).
+pub(crate) fn head_and_context(
+    out: &Tensor,
+    units: usize,
+) -> Result<((Tensor, Tensor), Option<Tensor>)> {
+    let width = out.dim(D::Minus1)?;
+    let Some(c) = width.checked_sub(2 * units) else {
+        candle::bail!("a layer's output of width {width} cannot hold a Gaussian of {units} units");
+    };
+    let pair = (
+        out.narrow(D::Minus1, 0, units)?,
+        out.narrow(D::Minus1, units, units)?,
+    );
+    let context = (c > 0)
+        .then(|| out.narrow(D::Minus1, 2 * units, c))
+        .transpose()?;
+    Ok((pair, context))
+}
+
 /// `Σ_d log N(z_d; loc_d, exp(log_scale_d))` over the last dimension (broadcasting).
 pub(crate) fn log_density(z: &Tensor, loc: &Tensor, log_scale: &Tensor) -> Result<Tensor> {
     let u = z.broadcast_sub(loc)?.broadcast_div(&log_scale.exp()?)?;
@@ -62,6 +82,17 @@ pub(crate) fn conditional_over_draws(
     stopped: bool,
     pass: Pass,
 ) -> Result<(Tensor, Tensor)> {
+    head(&net_over_draws(net, given, stopped, pass)?)
+}
+
+/// A network over draws `[B, S, D_in]` (rows `B S` at once), its parameters detached when
+/// `stopped`: its output `[B, S, out]`.
+pub(crate) fn net_over_draws(
+    net: &Mlp,
+    given: &Tensor,
+    stopped: bool,
+    pass: Pass,
+) -> Result<Tensor> {
     let (b, s, d) = given.dims3()?;
     let rows = given.reshape((b * s, d))?;
     let out = if stopped {
@@ -69,7 +100,7 @@ pub(crate) fn conditional_over_draws(
     } else {
         net.forward(&rows, pass)?
     };
-    head(&out.reshape((b, s, out.dim(D::Minus1)?))?)
+    out.reshape((b, s, out.dim(D::Minus1)?))
 }
 
 /// A per-data-point `(loc, log_scale)`, `[B, D]` each, as `[B, 1, D]` to broadcast over draws,

@@ -2,13 +2,17 @@
 
 use super::config::{HierarchyConfig, split};
 use super::decoder::{HierarchicalDecoder, HierarchicalPrior};
+use super::encoder::no_flows;
 use super::gaussian::{
-    conditional_over_draws, head, kl, kl_to_standard, log_density, over_draws, reparameterize,
+    conditional_over_draws, head_and_context, kl, kl_to_standard, log_density, over_draws,
+    reparameterize,
 };
+use super::layer_flow::{LayerFlows, through};
 use crate::mlp::Mlp;
 use crate::model::{InferenceNetwork, LatentSample, LayeredKl, Posterior};
 use candle::{D, Result, Tensor};
 use candle_nn::VarBuilder;
+use std::sync::Arc;
 use vaekit_core::NoiseSource;
 use vaekit_distributions::Distribution;
 use vaekit_nets::Pass;
@@ -33,13 +37,19 @@ use vaekit_nets::Pass;
 /// share their conditioning variable, so every layer's KL has a closed form given the layer
 /// above ([`Posterior::layered_kl`]).
 ///
-/// Parameters: `up{l}.fc{i}` and `head{l}.fc0`, plus the decoder's `layer{l}.*`.
+/// With [`HierarchyConfig::iaf`], each `head{l}` also emits a context and the layer's IAF
+/// steps transform its draw ([`crate::LayerIaf`]); the layer below is then conditioned on the
+/// transformed draw.
+///
+/// Parameters: `up{l}.fc{i}`, `head{l}.fc0` and, with layer flows, `flow{l}.iaf{k}.*`, plus
+/// the decoder's `layer{l}.*`.
 #[derive(Debug, Clone)]
 pub struct TopDownEncoder {
     up: Vec<Mlp>,
     heads: Vec<Mlp>,
     down: Vec<Mlp>,
     units: Vec<usize>,
+    flows: Option<Arc<LayerFlows>>,
 }
 
 impl TopDownEncoder {
@@ -62,6 +72,7 @@ impl TopDownEncoder {
                 decoder.units()
             );
         }
+        let (flows, context) = LayerFlows::of_config(config, &vb)?;
         let mut below = config.input_dim;
         let (mut up, mut widths) = (Vec::new(), Vec::new());
         for (l, layer) in config.layers.iter().enumerate() {
@@ -79,7 +90,7 @@ impl TopDownEncoder {
                 Mlp::new(
                     widths[l],
                     &[],
-                    2 * units[l],
+                    2 * units[l] + context,
                     config.activation,
                     &vb.pp(format!("head{l}")),
                 )
@@ -90,6 +101,7 @@ impl TopDownEncoder {
             heads,
             down,
             units,
+            flows,
         })
     }
 
@@ -101,15 +113,18 @@ impl TopDownEncoder {
 
 /// `q(z|x)` of a [`TopDownEncoder`] for one batch: `z = [z_1, .., z_L]` (bottom first, as
 /// the decoder reads it), drawn from the top down from standard-normal noise of the same
-/// shape. `log_prob` at arbitrary points is exact, so IS, HAIS, score-function estimators and
-/// DReG (whose stopped density detaches every parameter, the shared generative path's too)
-/// apply.
+/// shape. Without layer flows, `log_prob` at arbitrary points is exact, so IS, HAIS,
+/// score-function estimators and DReG (whose stopped density detaches every parameter, the
+/// shared generative path's too) apply; with them, the density is known along the sampling
+/// path only ([`crate::LayerIaf`]).
 #[derive(Debug)]
 pub struct TopDownPosterior<'a> {
     encoder: &'a TopDownEncoder,
     /// The bottom-up Gaussians `(μ_l, log σ_l)`, `[B, D_l]` each, for every layer (the top
     /// one is `q(z_L|x)`).
     bottom_up: Vec<(Tensor, Tensor)>,
+    /// Each layer's flow context, `[B, C]` (with layer flows).
+    contexts: Vec<Option<Tensor>>,
     pass: Pass<'a>,
 }
 
@@ -141,12 +156,31 @@ impl TopDownPosterior<'_> {
         self.bottom_up(self.bottom_up.len() - 1, stopped)
     }
 
-    /// The sampling path of `eps: [B, S, D]`, with DReG's stopped density when `stopped`.
+    /// Layer `l`'s draw from its base draw and `log q` of it, through the layer's flow when
+    /// there is one (its context broadcast over the draws).
+    fn flow(&self, l: usize, base: (Tensor, Tensor)) -> Result<(Tensor, Tensor)> {
+        let context = self.contexts[l]
+            .as_ref()
+            .map(|c| c.unsqueeze(1))
+            .transpose()?;
+        through(
+            self.encoder.flows.as_deref(),
+            l,
+            base,
+            context.as_ref(),
+            self.pass,
+        )
+    }
+
+    /// The sampling path of `eps: [B, S, D]`, with DReG's stopped density when `stopped`
+    /// (none with layer flows).
     fn path(&self, eps: &Tensor, stopped: bool) -> Result<LatentSample> {
+        let stopped = stopped && self.encoder.flows.is_none();
         let parts = split(eps, &self.encoder.units)?;
         let last = parts.len() - 1;
         let (loc, log_scale) = self.top(false)?;
-        let (z_top, mut log_q) = reparameterize(&parts[last], &loc, &log_scale)?;
+        let (z_top, mut log_q) =
+            self.flow(last, reparameterize(&parts[last], &loc, &log_scale)?)?;
         let mut log_q_stopped = if stopped {
             let (loc, log_scale) = self.top(true)?;
             Some(log_density(&z_top, &loc, &log_scale)?)
@@ -157,7 +191,7 @@ impl TopDownPosterior<'_> {
         for l in (0..last).rev() {
             let above = zs.last().cloned().unwrap_or_else(|| unreachable!());
             let (loc, log_scale) = self.conditional(l, &above, false)?;
-            let (z, lq) = reparameterize(&parts[l], &loc, &log_scale)?;
+            let (z, lq) = self.flow(l, reparameterize(&parts[l], &loc, &log_scale)?)?;
             log_q = (log_q + lq)?;
             if let Some(acc) = log_q_stopped {
                 let (loc, log_scale) = self.conditional(l, &above, true)?;
@@ -193,7 +227,10 @@ impl Posterior for TopDownPosterior<'_> {
         self.path(eps, false)
     }
 
+    /// # Errors
+    /// With layer flows, whose density is known along the sampling path only.
     fn log_prob(&self, z: &Tensor) -> Result<Tensor> {
+        no_flows(self.encoder.flows.is_some())?;
         let parts = split(z, &self.encoder.units)?;
         let last = parts.len() - 1;
         let (loc, log_scale) = self.top(false)?;
@@ -211,8 +248,11 @@ impl Posterior for TopDownPosterior<'_> {
 
     /// Against a [`HierarchicalPrior`] of the same layers, every layer in closed form: the
     /// top's KL to `N(0, I)` and each lower layer's KL to `p(z_l|z_{l+1})` at the drawn
-    /// `z_{l+1}`.
+    /// `z_{l+1}`. `None` with layer flows.
     fn layered_kl(&self, z: &Tensor, prior: &dyn Distribution) -> Result<Option<LayeredKl>> {
+        if self.encoder.flows.is_some() {
+            return Ok(None);
+        }
         let Some(prior) = HierarchicalPrior::matching(prior, &self.encoder.units) else {
             return Ok(None);
         };
@@ -236,15 +276,18 @@ impl Posterior for TopDownPosterior<'_> {
 
 impl InferenceNetwork for TopDownEncoder {
     fn forward<'a>(&'a self, x: &Tensor, pass: Pass<'a>) -> Result<Box<dyn Posterior + 'a>> {
-        let mut bottom_up = Vec::with_capacity(self.up.len());
+        let (mut bottom_up, mut contexts) = (Vec::new(), Vec::new());
         let mut d = x.clone();
-        for (up, head_net) in self.up.iter().zip(&self.heads) {
+        for ((up, head_net), &units) in self.up.iter().zip(&self.heads).zip(&self.units) {
             d = up.forward_activated(&d, pass)?;
-            bottom_up.push(head(&head_net.forward(&d, pass)?)?);
+            let (pair, context) = head_and_context(&head_net.forward(&d, pass)?, units)?;
+            bottom_up.push(pair);
+            contexts.push(context);
         }
         Ok(Box::new(TopDownPosterior {
             encoder: self,
             bottom_up,
+            contexts,
             pass,
         }))
     }

@@ -1,6 +1,8 @@
 //! Closed forms shared by the exact-model tests, in plain f64.
 #![allow(dead_code)]
 
+pub mod two_layer;
+
 /// `ln 2π`.
 pub const LN_2PI: f64 = 1.837_877_066_409_345_5;
 
