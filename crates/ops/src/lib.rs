@@ -17,8 +17,9 @@
 //!   MADE's [`masked`] weights.
 //! - [`linear_bernoulli_sum`]: the decoder's output layer and its Bernoulli log-likelihood as
 //!   one op, whose logits never enter the graph.
-//! - The optimizer's passes: [`adam_update`] (Adam / Adamax in place, [`AdamStep`]) and the
-//!   gradient norm's [`squared_norm`].
+//! - The optimizer's passes: [`adam_update_host`] (Adam / Adamax in one pass, with the moments
+//!   in host memory: [`HostMoments`]), [`adam_update`] (three in-place passes over moments
+//!   held as tensors, on CPU or CUDA; [`AdamStep`]) and the gradient norm's [`squared_norm`].
 //! - [`fma_peak_gflops`]: the CPU's measured FMA peak (the widest FMAs it has, [`fma_isa`]),
 //!   which every performance figure is quoted against.
 //! - The diagonal Gaussian's hot path: [`normal_log_prob_sum`],
@@ -45,6 +46,7 @@
 #[cfg(feature = "fast-alloc")]
 pub use vaekit_alloc::configure as configure_process;
 
+mod adam_host;
 mod adam_update;
 mod awake;
 mod box_muller;
@@ -72,6 +74,9 @@ pub mod testing;
 mod threads;
 mod weight_ops;
 
+pub use adam_host::{
+    HostMoments, HostUpdate, adam_update_host, adam_update_host_all, adam_update_host_applies,
+};
 pub use adam_update::{AdamStep, adam_update, adam_update_applies};
 pub use awake::{IDLE_LIMIT, START_LIMIT, keep_awake};
 // Philox's and Box–Muller's building blocks, for vaekit-core's `SeededNoise` only.
