@@ -423,6 +423,57 @@ mod tests {
         Ok(())
     }
 
+    /// A gradient that stops: the moments decay to zero without ever holding a subnormal
+    /// number (f32 and f64, Adam and Adamax, both kernels), and the parameter stops moving.
+    #[test]
+    fn decaying_moments_skip_the_subnormal_range() -> Result<()> {
+        let dev = &Device::Cpu;
+        for adamax in [false, true] {
+            for dtype in [DType::F32, DType::F64] {
+                let step = AdamStep {
+                    adamax,
+                    beta1: 0.5,
+                    beta2: 0.5,
+                    eps: 1e-8,
+                    weight_decay: 0.0,
+                };
+                let p = Tensor::ones(3, dtype, dev)?;
+                let p3 = p.copy()?;
+                let (m3, v3) = (p.zeros_like()?, p.zeros_like()?);
+                let mut host = HostMoments::zeros(&p)?;
+                let tiny = if dtype == DType::F32 {
+                    f64::from(f32::MIN_POSITIVE)
+                } else {
+                    f64::MIN_POSITIVE
+                };
+                // 0.5^k passes f64's smallest normal number after about 1022 steps.
+                for t in 1..=1100 {
+                    let g = if t == 1 {
+                        p.ones_like()?
+                    } else {
+                        p.zeros_like()?
+                    };
+                    adam_update_host(&step, 1e-3, t, &p, &g, &mut host)?;
+                    crate::adam_update(&step, 1e-3, t, &p3, &g, &m3, &v3)?;
+                    let (m, v) = host.to_tensors(p.shape())?;
+                    for x in [m, v, m3.clone(), v3.clone()] {
+                        for x in x.to_dtype(DType::F64)?.to_vec1::<f64>()? {
+                            assert!(x == 0.0 || x.abs() >= tiny, "{dtype:?} step {t}: {x:e}");
+                        }
+                    }
+                }
+                let (m, v) = host.to_tensors(p.shape())?;
+                assert_eq!(m.to_dtype(DType::F64)?.to_vec1::<f64>()?, vec![0.0; 3]);
+                assert_eq!(v.to_dtype(DType::F64)?.to_vec1::<f64>()?, vec![0.0; 3]);
+                assert_eq!(
+                    p.to_dtype(DType::F64)?.to_vec1::<f64>()?,
+                    p3.to_dtype(DType::F64)?.to_vec1::<f64>()?
+                );
+            }
+        }
+        Ok(())
+    }
+
     #[test]
     fn converts_to_and_from_tensors() -> Result<()> {
         let dev = &Device::Cpu;

@@ -138,6 +138,19 @@ fn optimizer() -> Vec<Vec<f32>> {
         for x in [&p, &m, &v] {
             out.push(x.to_vec1().unwrap());
         }
+        // The one-pass update with host moments, above the threading threshold.
+        let n = PAR_MIN_ELEMS + 1003;
+        let p = tensor(&values_n(n, 1.0), &[n]);
+        let mut moments = HostMoments::zeros(&p).unwrap();
+        for t in 1..=3 {
+            let g = tensor(&values_n(n, 0.1 * t as f32), &[n]);
+            adam_update_host(&step, 1e-3, t, &p, &g, &mut moments).unwrap();
+        }
+        out.push(p.to_vec1().unwrap());
+        if let HostMoments::F32 { m, v } = moments {
+            out.push(m);
+            out.push(v);
+        }
     }
     out.push(vec![
         squared_norm(&tensor(&values(3.0), &[1003])).unwrap() as f32
