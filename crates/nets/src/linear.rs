@@ -117,6 +117,18 @@ impl Linear {
         if x.rank() > 2 && self.bn.is_none() {
             return self.on_rows(x, |rows| self.forward(rows, pass));
         }
+        if let (Some(g), None, Some(b), 2, false) = (
+            &self.g,
+            &self.bn,
+            &self.bias,
+            x.rank(),
+            matches!(pass, Pass::DataInit(_)),
+        ) {
+            // Weight norm: mask, norms, product and scale as one op (its backward without
+            // the weight-sized intermediate gradients), then the bias.
+            let y = vaekit_ops::weight_norm_linear(x, &self.weight, self.mask.as_ref(), g)?;
+            return vaekit_ops::bias_add(&y, b);
+        }
         let v = self.masked()?;
         if let (None, None, Some(b), 2) = (&self.g, &self.bn, &self.bias, x.rank()) {
             // The plain layer: the bias added inside the GEMM's output pass.

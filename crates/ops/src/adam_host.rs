@@ -118,6 +118,14 @@ impl HostMoments {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Whether the moments are of `dtype`.
+    pub fn matches(&self, dtype: DType) -> bool {
+        matches!(
+            (self, dtype),
+            (Self::F32 { .. }, DType::F32) | (Self::F64 { .. }, DType::F64)
+        )
+    }
 }
 
 /// The step's constants, in the order the three passes of [`crate::adam_update`] use them.
@@ -307,9 +315,11 @@ pub struct HostUpdate<'a> {
 /// updated in one parallel region instead of one after another, each of which is too short
 /// to share on its own. Each parameter's values are those of [`adam_update_host`].
 ///
+/// The parameters must not share storage (each update holds its parameter's storage lock).
+///
 /// # Errors
-/// The first failing parameter's error (those of [`adam_update_host`]); the others may have
-/// been updated.
+/// One failing parameter's error (those of [`adam_update_host`]); the others may have been
+/// updated.
 pub fn adam_update_host_all(
     c: &AdamStep,
     lr: f64,
@@ -447,7 +457,11 @@ mod tests {
                     f64::MIN_POSITIVE
                 };
                 // 0.5^k passes f64's smallest normal number after about 1022 steps.
+                let mut settled = None;
                 for t in 1..=1100 {
+                    if t == 1050 {
+                        settled = Some(p.to_dtype(DType::F64)?.to_vec1::<f64>()?);
+                    }
                     let g = if t == 1 {
                         p.ones_like()?
                     } else {
@@ -462,6 +476,8 @@ mod tests {
                         }
                     }
                 }
+                // With both moments zero the parameter no longer moves.
+                assert_eq!(Some(p.to_dtype(DType::F64)?.to_vec1::<f64>()?), settled);
                 let (m, v) = host.to_tensors(p.shape())?;
                 assert_eq!(m.to_dtype(DType::F64)?.to_vec1::<f64>()?, vec![0.0; 3]);
                 assert_eq!(v.to_dtype(DType::F64)?.to_vec1::<f64>()?, vec![0.0; 3]);

@@ -14,7 +14,8 @@
 //!   [`conv2d_bias`] / [`conv_transpose2d_bias`] with the bias, weight norm, a pre-activation
 //!   and a residual scale fused in; [`ConvGeometry`] describes one.
 //! - Per-channel passes: [`bias_add`], [`channel_affine`]; weight norm's [`row_norm`] and the
-//!   MADE's [`masked`] weights.
+//!   MADE's [`masked`] weights, and [`weight_norm_linear`]: a weight-normalised (masked)
+//!   layer's product with its backward as one op.
 //! - [`linear_bernoulli_sum`]: the decoder's output layer and its Bernoulli log-likelihood as
 //!   one op, whose logits never enter the graph.
 //! - The optimizer's passes: [`adam_update_host`] (Adam / Adamax in one pass, with the moments
@@ -72,6 +73,7 @@ mod squared_norm;
 mod storage;
 pub mod testing;
 mod threads;
+mod weight_norm_linear;
 mod weight_ops;
 
 pub use adam_host::{
@@ -106,4 +108,5 @@ pub use philox::{LANES, philox_blocks, words64};
 pub use squared_norm::squared_norm;
 pub use storage::{contiguous_part, contiguous_slice, has_cpu_kernel, has_kernel};
 pub use threads::{PAR_MIN_ELEMS, POOL_STACK_BYTES, for_chunks, for_chunks_above, on_pool, pool};
+pub use weight_norm_linear::weight_norm_linear;
 pub use weight_ops::{masked, row_norm};

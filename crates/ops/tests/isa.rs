@@ -147,10 +147,11 @@ fn optimizer() -> Vec<Vec<f32>> {
             adam_update_host(&step, 1e-3, t, &p, &g, &mut moments).unwrap();
         }
         out.push(p.to_vec1().unwrap());
-        if let HostMoments::F32 { m, v } = moments {
-            out.push(m);
-            out.push(v);
-        }
+        let HostMoments::F32 { m, v } = moments else {
+            panic!("f32 parameter, f32 moments");
+        };
+        out.push(m);
+        out.push(v);
     }
     out.push(vec![
         squared_norm(&tensor(&values(3.0), &[1003])).unwrap() as f32

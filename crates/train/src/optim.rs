@@ -2,7 +2,7 @@
 
 use candle::{Result, Shape, Tensor, Var};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use vaekit_ops::{
     AdamStep, HostMoments, HostUpdate, adam_update, adam_update_applies, adam_update_host_all,
@@ -64,12 +64,14 @@ impl Default for OptimizerConfig {
 /// Adam or Adamax over named variables. State: the step count and, per parameter name, the
 /// first moment `m` and the second moment `v` (Adam) or infinity norm `u` (Adamax).
 ///
-/// On the CPU (f32, f64) the moments live in host vectors and each parameter is updated in
-/// one fused pass (`vaekit_ops::adam_update_host`); on CUDA with the `cuda` feature the
-/// moments are tensors updated in place by fused kernels (`vaekit_ops::adam_update`,
-/// `vaekit-kernels`); on other devices, and for other dtypes, the update is composed from
-/// candle ops. All three give the same values (the fused ones bit for bit on the CPU). The
-/// state is owned: [`Optimizer::state_tensors`] and [`Optimizer::load_state`] copy.
+/// On the CPU (contiguous f32 and f64 parameters) the moments live in host vectors and each
+/// parameter is updated in one fused pass (`vaekit_ops::adam_update_host`), all of a step's
+/// parameters in one parallel region, moments below the smallest normal number stored as
+/// zero; on CUDA with the `cuda` feature the moments are tensors updated in place by fused
+/// kernels (`vaekit_ops::adam_update`, `vaekit-kernels`, without that flush); on other
+/// devices, and for other dtypes or strided parameters, the update is composed from candle
+/// ops. The three agree to rounding (and the flush). The state is owned:
+/// [`Optimizer::state_tensors`] and [`Optimizer::load_state`] copy.
 #[derive(Debug)]
 pub struct Optimizer {
     config: OptimizerConfig,
@@ -111,8 +113,12 @@ impl Optimizer {
 
     /// Applies one update with learning rate `lr`: `params[i]` moves along `grads[i]`.
     ///
+    /// Everything is checked before anything moves: on a length, name, shape or dtype error
+    /// the parameters, the moments and the step count stay as they were.
+    ///
     /// # Errors
-    /// Length or shape mismatches.
+    /// Length mismatches, a name or a variable given twice, a gradient or saved moment whose
+    /// shape is not its parameter's, a dtype the update does not cover.
     pub fn step(&mut self, params: &[(String, Var)], grads: &[Tensor], lr: f64) -> Result<()> {
         if params.len() != grads.len() {
             candle::bail!(
@@ -121,42 +127,77 @@ impl Optimizer {
                 grads.len()
             );
         }
-        self.step += 1;
-        let t = self.step as i32;
-        let c = self.config;
+        let (mut names, mut ids) = (HashSet::new(), HashSet::new());
+        for (name, var) in params {
+            if !names.insert(name.as_str()) || !ids.insert(var.as_tensor().id()) {
+                candle::bail!("optimizer: parameter {name} is given twice (by name or variable)");
+            }
+        }
         let grads: Vec<Tensor> = params
             .iter()
             .zip(grads)
-            .map(|((_, var), g)| g.to_dtype(var.dtype()))
+            .map(|((name, var), g)| {
+                if g.shape() != var.shape() {
+                    candle::bail!(
+                        "optimizer: gradient {:?} for parameter {name} of {:?}",
+                        g.dims(),
+                        var.dims()
+                    );
+                }
+                g.to_dtype(var.dtype())
+            })
             .collect::<Result<_>>()?;
-        // The CPU's parameters: moments in host memory (converted in place first, so that an
-        // error leaves them as they were), then all updated in one parallel region.
+        // The CPU's parameters keep their moments in host memory; saved tensors are converted
+        // (and checked) before any update.
         let mut host = Vec::new();
+        let mut converted = Vec::new();
         for (i, ((name, var), g)) in params.iter().zip(&grads).enumerate() {
             let p = var.as_tensor();
             if !(adam_update_host_applies(p) && g.device().is_cpu()) {
-                self.update_other(name, var, g, lr, t)?;
                 continue;
             }
-            let moments = match self.state.get(name) {
-                Some(Moments::Host { .. }) => None,
-                Some(Moments::Tensors(m, v)) => Some(HostMoments::from_tensors(m, v)?),
-                None => Some(HostMoments::zeros(p)?),
-            };
-            if let Some(moments) = moments {
-                let shape = p.shape().clone();
-                self.state
-                    .insert(name.clone(), Moments::Host { moments, shape });
-            }
             host.push(i);
+            let moments = match self.state.get(name) {
+                Some(Moments::Host { shape, .. }) if shape == p.shape() => continue,
+                Some(Moments::Host { shape, .. }) => candle::bail!(
+                    "optimizer: moments of {name} have shape {shape:?}, the parameter {:?}",
+                    p.dims()
+                ),
+                Some(Moments::Tensors(m, v)) if m.shape() == p.shape() => {
+                    HostMoments::from_tensors(m, v)?
+                }
+                Some(Moments::Tensors(m, _)) => candle::bail!(
+                    "optimizer: moments of {name} have shape {:?}, the parameter {:?}",
+                    m.dims(),
+                    p.dims()
+                ),
+                None => HostMoments::zeros(p)?,
+            };
+            if moments.len() != p.elem_count() || !moments.matches(p.dtype()) {
+                candle::bail!("optimizer: saved moments of {name} do not fit the parameter");
+            }
+            converted.push((name.clone(), moments, p.shape().clone()));
         }
-        let mut taken: Vec<(usize, HostMoments, Shape)> = host
-            .into_iter()
-            .filter_map(|i| match self.state.remove(&params[i].0) {
-                Some(Moments::Host { moments, shape }) => Some((i, moments, shape)),
-                _ => None,
-            })
-            .collect();
+        for (name, moments, shape) in converted {
+            self.state.insert(name, Moments::Host { moments, shape });
+        }
+        self.step += 1;
+        let t = self.step as i32;
+        let c = self.config;
+        // Other devices and dtypes, one after another.
+        for ((name, var), g) in params.iter().zip(&grads) {
+            if !(adam_update_host_applies(var.as_tensor()) && g.device().is_cpu()) {
+                self.update_other(name, var, g, lr, t)?;
+            }
+        }
+        // The CPU's, all in one parallel region.
+        let mut taken: Vec<(usize, HostMoments, Shape)> = Vec::with_capacity(host.len());
+        for i in host {
+            match self.state.remove(&params[i].0) {
+                Some(Moments::Host { moments, shape }) => taken.push((i, moments, shape)),
+                _ => candle::bail!("optimizer: the moments of {} went missing", params[i].0),
+            }
+        }
         let mut updates: Vec<HostUpdate> = taken
             .iter_mut()
             .map(|(i, moments, _)| HostUpdate {
@@ -417,7 +458,99 @@ mod tests {
         };
         assert_eq!(bits(straight.as_tensor())?, bits(resumed.as_tensor())?);
         let (a, b) = (opt.state_tensors()?, after.state_tensors()?);
+        assert_eq!(bits(&a["m.w"])?, bits(&b["m.w"])?);
         assert_eq!(bits(&a["v.w"])?, bits(&b["v.w"])?);
+        Ok(())
+    }
+
+    /// A step refused for a bad gradient, a repeated name or a repeated variable changes
+    /// nothing: parameters, moments and the step count stay as they were.
+    #[test]
+    fn a_refused_step_changes_nothing() -> Result<()> {
+        let dev = &Device::Cpu;
+        let (a, b) = (
+            Var::from_tensor(&Tensor::ones((2, 3), candle::DType::F32, dev)?)?,
+            Var::from_tensor(&Tensor::ones(4, candle::DType::F32, dev)?)?,
+        );
+        let params = vec![("a".to_string(), a.clone()), ("b".to_string(), b.clone())];
+        let grads = vec![
+            a.as_tensor().affine(0.5, 0.0)?,
+            b.as_tensor().affine(-1.0, 0.0)?,
+        ];
+        let mut opt = Optimizer::new(OptimizerConfig::default());
+        opt.step(&params, &grads, 0.1)?;
+        let (before, pa, pb) = (
+            opt.state_tensors()?,
+            a.to_vec2::<f32>()?,
+            b.to_vec1::<f32>()?,
+        );
+        let wrong = vec![grads[0].clone(), Tensor::ones(5, candle::DType::F32, dev)?];
+        let e = opt.step(&params, &wrong, 0.1).unwrap_err();
+        assert!(e.to_string().contains("gradient [5]"), "{e}");
+        let twice = vec![("a".to_string(), a.clone()), ("a".to_string(), b.clone())];
+        assert!(opt.step(&twice, &grads, 0.1).is_err());
+        let shared = vec![("a".to_string(), a.clone()), ("c".to_string(), a.clone())];
+        let e = opt
+            .step(&shared, &[grads[0].clone(), grads[0].clone()], 0.1)
+            .unwrap_err();
+        assert!(e.to_string().contains("twice"), "{e}");
+        assert_eq!(opt.step_count(), 1);
+        assert_eq!(a.to_vec2::<f32>()?, pa);
+        assert_eq!(b.to_vec1::<f32>()?, pb);
+        let after = opt.state_tensors()?;
+        for (k, t) in &before {
+            assert_eq!(
+                t.flatten_all()?.to_vec1::<f32>()?,
+                after[k].flatten_all()?.to_vec1::<f32>()?
+            );
+        }
+        // A saved moment of another shape is refused when loaded into a step.
+        let mut wrong_shape = before.clone();
+        wrong_shape.insert(
+            "m.a".into(),
+            Tensor::zeros((3, 2), candle::DType::F32, dev)?,
+        );
+        wrong_shape.insert(
+            "v.a".into(),
+            Tensor::zeros((3, 2), candle::DType::F32, dev)?,
+        );
+        let mut loaded = Optimizer::new(OptimizerConfig::default());
+        loaded.load_state(&wrong_shape, 1)?;
+        let e = loaded.step(&params, &grads, 0.1).unwrap_err();
+        assert!(e.to_string().contains("moments of a"), "{e}");
+        assert_eq!(a.to_vec2::<f32>()?, pa);
+        Ok(())
+    }
+
+    /// A step over a CPU f32 parameter (one-pass host update) and an f16 one (the composed
+    /// update) moves both as Adam's first step does: by about `lr` against the gradient's sign.
+    #[test]
+    fn host_and_composed_parameters_in_one_step() -> Result<()> {
+        let dev = &Device::Cpu;
+        let a = Var::from_tensor(&Tensor::ones(3, candle::DType::F32, dev)?)?;
+        let h = Var::from_tensor(&Tensor::ones(3, candle::DType::F16, dev)?)?;
+        let params = vec![("a".to_string(), a.clone()), ("h".to_string(), h.clone())];
+        let grads = vec![
+            Tensor::new(&[1f32, -2.0, 0.5], dev)?,
+            Tensor::new(&[-1f32, 3.0, 0.25], dev)?.to_dtype(candle::DType::F16)?,
+        ];
+        let mut opt = Optimizer::new(OptimizerConfig::default());
+        opt.step(&params, &grads, 0.01)?;
+        let moved = |v: &Var| -> Result<Vec<f32>> {
+            Ok(v.to_dtype(candle::DType::F32)?
+                .to_vec1::<f32>()?
+                .iter()
+                .map(|x| x - 1.0)
+                .collect())
+        };
+        for (v, want) in [(&a, [-0.01f32, 0.01, -0.01]), (&h, [0.01, -0.01, -0.01])] {
+            for (got, want) in moved(v)?.iter().zip(want) {
+                assert!((got - want).abs() < 1e-3, "{got} against {want}");
+            }
+        }
+        let saved = opt.state_tensors()?;
+        assert_eq!(saved["m.h"].dtype(), candle::DType::F16);
+        assert_eq!(saved["m.a"].dims(), &[3]);
         Ok(())
     }
 }
