@@ -114,6 +114,7 @@ fn linear_layers_on_rank_3_inputs_match_broadcast_matmul() {
         (Normalization::None, false),
         (Normalization::Weight, false),
         (Normalization::None, true),
+        (Normalization::Weight, true),
     ] {
         let store = ParamStore::new(3);
         let vb = store.var_builder(DType::F64, &Device::Cpu);

@@ -100,6 +100,69 @@ fn masked_rows<T: WithDType>(w: &[T], mask: Option<&[T]>, k: usize) -> (Option<V
     }
 }
 
+/// A kernel over three float slices and the layer's `(N, in, out)`, for [`on_floats`].
+trait FloatKernel {
+    fn run<T: WithDType>(
+        &self,
+        a: &[T],
+        b: &[T],
+        c: &[T],
+        d: (usize, usize, usize),
+    ) -> Result<Vec<T>>;
+}
+
+/// `kernel` on three CPU operands of one float type (f32 or f64), each contiguous.
+fn on_floats<K: FloatKernel>(
+    kernel: &K,
+    [(s1, l1), (s2, l2), (s3, l3)]: [(&CpuStorage, &Layout); 3],
+    [n1, n2, n3]: [&str; 3],
+    d: (usize, usize, usize),
+) -> Result<CpuStorage> {
+    Ok(match (s1, s2, s3) {
+        (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
+            CpuStorage::F32(kernel.run::<f32>(
+                contiguous_slice(s1, l1, n1)?,
+                contiguous_slice(s2, l2, n2)?,
+                contiguous_slice(s3, l3, n3)?,
+                d,
+            )?)
+        }
+        (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
+            CpuStorage::F64(kernel.run::<f64>(
+                contiguous_slice(s1, l1, n1)?,
+                contiguous_slice(s2, l2, n2)?,
+                contiguous_slice(s3, l3, n3)?,
+                d,
+            )?)
+        }
+        _ => bail!("weight-norm linear: f32 or f64 operands of one dtype expected"),
+    })
+}
+
+impl FloatKernel for WeightNormLinear {
+    fn run<T: WithDType>(
+        &self,
+        x: &[T],
+        w: &[T],
+        g: &[T],
+        d: (usize, usize, usize),
+    ) -> Result<Vec<T>> {
+        self.forward(x, w, g, d)
+    }
+}
+
+impl FloatKernel for WeightGrad {
+    fn run<T: WithDType>(
+        &self,
+        gs: &[T],
+        x: &[T],
+        coef: &[T],
+        d: (usize, usize, usize),
+    ) -> Result<Vec<T>> {
+        self.grad(gs, x, coef, d)
+    }
+}
+
 impl WeightNormLinear {
     fn forward<T: WithDType>(
         &self,
@@ -169,25 +232,12 @@ impl CustomOp3 for WeightNormLinear {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let d = dims(l1, l2, l3)?;
-        let out = match (s1, s2, s3) {
-            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                CpuStorage::F32(self.forward::<f32>(
-                    contiguous_slice(s1, l1, "x")?,
-                    contiguous_slice(s2, l2, "the weight")?,
-                    contiguous_slice(s3, l3, "g")?,
-                    d,
-                )?)
-            }
-            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                CpuStorage::F64(self.forward::<f64>(
-                    contiguous_slice(s1, l1, "x")?,
-                    contiguous_slice(s2, l2, "the weight")?,
-                    contiguous_slice(s3, l3, "g")?,
-                    d,
-                )?)
-            }
-            _ => bail!("weight-norm linear: f32 or f64 operands of one dtype expected"),
-        };
+        let out = on_floats(
+            self,
+            [(s1, l1), (s2, l2), (s3, l3)],
+            ["x", "the weight", "g"],
+            d,
+        )?;
         Ok((out, Shape::from((d.0, d.2))))
     }
 
@@ -203,16 +253,24 @@ impl CustomOp3 for WeightNormLinear {
         let Some(saved) = saved else {
             bail!("weight-norm linear: backward before forward");
         };
-        let v = saved.v.clone().unwrap_or_else(|| w.clone());
+        // The gradients are plain tensors: the operands enter detached. Without a mask `v` is
+        // the live weight, read as it is now (as the composed path's backward reads it).
+        let v = match &saved.v {
+            Some(v) => v.clone(),
+            None => w.detach(),
+        };
         let grad = grad.contiguous()?;
-        let s = (g / &saved.norms)?;
+        let s = (g.detach() / &saved.norms)?;
         let gs = grad.broadcast_mul(&s.unsqueeze(0)?)?;
-        // c_i = Σ_b G_bi t_bi.
-        let c = (&grad * &saved.t)?.sum(0)?;
         let dx = match x.track_op() {
             true => Some(gs.matmul(&v)?),
             false => None,
         };
+        if !(g.track_op() || w.track_op()) {
+            return Ok((dx, None, None));
+        }
+        // c_i = Σ_b G_bi t_bi.
+        let c = (&grad * &saved.t)?.sum(0)?;
         let dg = match g.track_op() {
             true => Some((&c / &saved.norms)?),
             false => None,
@@ -307,26 +365,8 @@ impl CustomOp3 for WeightGrad {
                 self.v.dims()
             );
         }
-        let d = (n, k, o);
-        let out = match (s1, s2, s3) {
-            (CpuStorage::F32(_), CpuStorage::F32(_), CpuStorage::F32(_)) => {
-                CpuStorage::F32(self.grad::<f32>(
-                    contiguous_slice(s1, l1, "the scaled gradient")?,
-                    contiguous_slice(s2, l2, "x")?,
-                    contiguous_slice(s3, l3, "the norm coefficient")?,
-                    d,
-                )?)
-            }
-            (CpuStorage::F64(_), CpuStorage::F64(_), CpuStorage::F64(_)) => {
-                CpuStorage::F64(self.grad::<f64>(
-                    contiguous_slice(s1, l1, "the scaled gradient")?,
-                    contiguous_slice(s2, l2, "x")?,
-                    contiguous_slice(s3, l3, "the norm coefficient")?,
-                    d,
-                )?)
-            }
-            _ => bail!("weight-norm linear gradient: f32 or f64 operands of one dtype expected"),
-        };
+        let names = ["the scaled gradient", "x", "the norm coefficient"];
+        let out = on_floats(self, [(s1, l1), (s2, l2), (s3, l3)], names, (n, k, o))?;
         Ok((out, Shape::from((o, k))))
     }
 }

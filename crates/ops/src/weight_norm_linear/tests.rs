@@ -49,6 +49,8 @@ fn matches_candles_own_ops() -> Result<()> {
                     [true, true, true],
                     [false, true, false],
                     [true, false, true],
+                    [true, false, false],
+                    [false, false, true],
                 ] {
                     let vars = [&x, &w, &g].map(Var::from_tensor);
                     let [xv, wv, gv] = vars;
@@ -80,6 +82,38 @@ fn matches_candles_own_ops() -> Result<()> {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// A layer applied twice in one graph (`f(f(x))`, shared weights: each call its own op and
+/// saved state) against the reference, values and gradients.
+#[test]
+fn a_layer_applied_twice_matches_the_reference() -> Result<()> {
+    let mut noise = SeededNoise::new(8);
+    let dev = &Device::Cpu;
+    let x = Var::from_tensor(&noise.standard_normal(&(5, 6).into(), DType::F64, dev)?)?;
+    let w = Var::from_tensor(&(noise.standard_normal(&(6, 6).into(), DType::F64, dev)? * 0.3)?)?;
+    let g = Var::from_tensor(
+        &(noise
+            .standard_normal(&(6,).into(), DType::F64, dev)?
+            .abs()?
+            + 0.5)?,
+    )?;
+    let m = mask(6, 6, DType::F64)?;
+    let (xa, wa, ga) = (x.as_tensor(), w.as_tensor(), g.as_tensor());
+    let fused = weight_norm_linear(
+        &weight_norm_linear(xa, wa, Some(&m), ga)?.tanh()?,
+        wa,
+        Some(&m),
+        ga,
+    )?;
+    let want = reference(&reference(xa, wa, Some(&m), ga)?.tanh()?, wa, Some(&m), ga)?;
+    assert_all_close(&fused, &want, 1e-10, 1e-10)?;
+    let (gf, gw) = (fused.sum_all()?.backward()?, want.sum_all()?.backward()?);
+    for v in [&x, &w, &g] {
+        let (a, b) = (gf.get(v.as_tensor()), gw.get(v.as_tensor()));
+        assert_all_close(a.expect("gradient"), b.expect("gradient"), 1e-10, 1e-10)?;
     }
     Ok(())
 }
