@@ -15,7 +15,7 @@ use candle::{CpuStorage, DType, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
 use crate::AdamStep;
-use crate::adam_update::{Real, flush};
+use crate::adam_update::{ParamPass, ParamRule, Real, first_moment, infinity_norm, second_moment};
 
 /// Adam's moments of one parameter in host memory, for [`adam_update_host`]: `m` (the first
 /// moment) and `v` (the second moment, or Adamax's infinity norm), each with the parameter's
@@ -128,40 +128,36 @@ impl HostMoments {
     }
 }
 
-/// The step's constants, in the order the three passes of [`crate::adam_update`] use them.
+/// The step's constants: the moments' `β1`, `β2` and the parameter pass of
+/// [`crate::adam_update`].
 #[derive(Debug, Clone, Copy)]
 struct Constants {
-    adamax: bool,
     beta1: f64,
     beta2: f64,
-    /// `lr / (1 − β1^t)`.
-    step_m: f64,
-    /// `1 / (1 − β2^t)` (Adam only).
-    scale_v: f64,
-    eps: f64,
-    /// `1 − lr · weight_decay`.
-    keep: f64,
+    param: ParamPass,
 }
 
+/// The three passes' rules ([`first_moment`], [`second_moment`] or [`infinity_norm`], then
+/// [`ParamRule`]) applied element by element in one pass.
 #[inline(always)]
 fn one_pass<T: Real>(p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], c: &Constants) {
     let (b1, nb1) = (T::from_f64(c.beta1), T::from_f64(1.0 - c.beta1));
     let (b2, nb2) = (T::from_f64(c.beta2), T::from_f64(1.0 - c.beta2));
-    let (step_m, scale_v) = (T::from_f64(c.step_m), T::from_f64(c.scale_v));
-    let (eps, keep) = (T::from_f64(c.eps), T::from_f64(c.keep));
+    let rule = ParamRule::<T>::new(&c.param);
     let n = p.len().min(g.len()).min(m.len()).min(v.len());
     let (p, g, m, v) = (&mut p[..n], &g[..n], &mut m[..n], &mut v[..n]);
-    if c.adamax {
-        for (((p, &g), m), u) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            *m = flush(b1 * *m + nb1 * g);
-            *u = flush((b2 * *u).larger(g.abs()));
-            *p = keep * *p - step_m * *m / (*u + eps);
+    let elements = p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut());
+    if c.param.adamax {
+        for (((p, &g), m), u) in elements {
+            *m = first_moment(*m, g, b1, nb1);
+            *u = infinity_norm(*u, g, b2);
+            *p = rule.adamax(*p, *m, *u);
         }
     } else {
-        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            *m = flush(b1 * *m + nb1 * g);
-            *v = flush(b2 * *v + nb2 * (g * g));
-            *p = keep * *p - step_m * *m / ((*v * scale_v).sqrt() + eps);
+        for (((p, &g), m), v) in elements {
+            *m = first_moment(*m, g, b1, nb1);
+            *v = second_moment(*v, g, b2, nb2);
+            *p = rule.adam(*p, *m, *v);
         }
     }
 }
@@ -286,13 +282,9 @@ pub fn adam_update_host(
     }
     let op = OnePass {
         c: Constants {
-            adamax: c.adamax,
             beta1: c.beta1,
             beta2: c.beta2,
-            step_m: lr / (1.0 - c.beta1.powi(t)),
-            scale_v: 1.0 / (1.0 - c.beta2.powi(t)),
-            eps: c.eps,
-            keep: 1.0 - lr * c.weight_decay,
+            param: ParamPass::new(c, lr, t),
         },
         moments: Mutex::new(moments),
     };
@@ -339,6 +331,17 @@ mod tests {
     use super::*;
     use candle::Device;
 
+    /// Adam (or Adamax) with `(β1, β2)`, `ε` and weight decay.
+    fn adam(adamax: bool, (beta1, beta2): (f64, f64), eps: f64, weight_decay: f64) -> AdamStep {
+        AdamStep {
+            adamax,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        }
+    }
+
     /// Five steps of the one pass against the three passes of `adam_update`, Adam and
     /// Adamax with weight decay, f32 and f64, below and above the threading threshold:
     /// parameter and moments equal bit for bit.
@@ -348,13 +351,7 @@ mod tests {
         for adamax in [false, true] {
             for n in [1003, 3 * crate::PAR_MIN_ELEMS + 17] {
                 for dtype in [DType::F32, DType::F64] {
-                    let step = AdamStep {
-                        adamax,
-                        beta1: 0.9,
-                        beta2: 0.999,
-                        eps: 1e-4,
-                        weight_decay: 0.01,
-                    };
+                    let step = adam(adamax, (0.9, 0.999), 1e-4, 0.01);
                     let init = Tensor::arange(0f64, n as f64, dev)?
                         .affine(3.6 / n as f64, -1.7)?
                         .to_dtype(dtype)?;
@@ -389,13 +386,7 @@ mod tests {
     #[test]
     fn all_at_once_equals_one_by_one() -> Result<()> {
         let dev = &Device::Cpu;
-        let step = AdamStep {
-            adamax: false,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        };
+        let step = adam(false, (0.9, 0.999), 1e-8, 0.0);
         let sizes = [5, crate::PAR_MIN_ELEMS + 3, 200, 2 * crate::PAR_MIN_ELEMS];
         let init: Vec<Tensor> = sizes
             .iter()
@@ -440,13 +431,7 @@ mod tests {
         let dev = &Device::Cpu;
         for adamax in [false, true] {
             for dtype in [DType::F32, DType::F64] {
-                let step = AdamStep {
-                    adamax,
-                    beta1: 0.5,
-                    beta2: 0.5,
-                    eps: 1e-8,
-                    weight_decay: 0.0,
-                };
+                let step = adam(adamax, (0.5, 0.5), 1e-8, 0.0);
                 let p = Tensor::ones(3, dtype, dev)?;
                 let p3 = p.copy()?;
                 let (m3, v3) = (p.zeros_like()?, p.zeros_like()?);
@@ -513,13 +498,7 @@ mod tests {
     #[test]
     fn refuses_mismatches() -> Result<()> {
         let dev = &Device::Cpu;
-        let step = AdamStep {
-            adamax: false,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        };
+        let step = adam(false, (0.9, 0.999), 1e-8, 0.0);
         let p = Tensor::zeros(4, DType::F32, dev)?;
         let mut short = HostMoments::zeros(&Tensor::zeros(3, DType::F32, dev)?)?;
         let g = Tensor::ones(4, DType::F32, dev)?;

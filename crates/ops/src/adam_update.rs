@@ -38,8 +38,9 @@ enum Pass {
 struct StatePass(Pass);
 
 /// The parameter pass: `dst` is the parameter, the sources `m` and `v` (or `u`).
-struct ParamPass {
-    adamax: bool,
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ParamPass {
+    pub(crate) adamax: bool,
     /// `lr / (1 − β1^t)`.
     step_m: f64,
     /// `1 / (1 − β2^t)` (Adam only).
@@ -80,7 +81,7 @@ pub(crate) trait Real: WithDType {
 /// second moment changes the divisor `sqrt(v̂) + ε` by less than `1.1e-19 / sqrt(1 − β2^t)`,
 /// negligible against any `ε` above about `1e-15` (the presets use `1e-8` and `1e-4`).
 #[inline(always)]
-pub(crate) fn flush<T: Real>(x: T) -> T {
+fn flush<T: Real>(x: T) -> T {
     x.flushed()
 }
 
@@ -109,25 +110,78 @@ macro_rules! real {
 real!(f32);
 real!(f64);
 
+// The per-element rules, shared by these three passes and the one pass of `adam_host.rs`,
+// so that both give the same bits.
+
+/// `m ← β1 m + (1 − β1) g`, flushed (`a = β1`, `b = 1 − β1`).
+#[inline(always)]
+pub(crate) fn first_moment<T: Real>(m: T, g: T, a: T, b: T) -> T {
+    flush(a * m + b * g)
+}
+
+/// `v ← β2 v + (1 − β2) g²`, flushed (`a = β2`, `b = 1 − β2`).
+#[inline(always)]
+pub(crate) fn second_moment<T: Real>(v: T, g: T, a: T, b: T) -> T {
+    flush(a * v + b * (g * g))
+}
+
+/// `u ← max(β2 u, |g|)`, flushed (`a = β2`).
+#[inline(always)]
+pub(crate) fn infinity_norm<T: Real>(u: T, g: T, a: T) -> T {
+    flush((a * u).larger(g.abs()))
+}
+
+/// The parameter pass's constants in the storage type.
+#[derive(Clone, Copy)]
+pub(crate) struct ParamRule<T> {
+    step_m: T,
+    scale_v: T,
+    eps: T,
+    keep: T,
+}
+
+impl<T: Real> ParamRule<T> {
+    pub(crate) fn new(c: &ParamPass) -> Self {
+        Self {
+            step_m: T::from_f64(c.step_m),
+            scale_v: T::from_f64(c.scale_v),
+            eps: T::from_f64(c.eps),
+            keep: T::from_f64(1.0 - c.decay),
+        }
+    }
+
+    /// Adam: `p ← (1 − lr λ) p − step_m m / (sqrt(v · scale_v) + ε)`.
+    #[inline(always)]
+    pub(crate) fn adam(&self, p: T, m: T, v: T) -> T {
+        self.keep * p - self.step_m * m / ((v * self.scale_v).sqrt() + self.eps)
+    }
+
+    /// Adamax: `p ← (1 − lr λ) p − step_m m / (u + ε)`.
+    #[inline(always)]
+    pub(crate) fn adamax(&self, p: T, m: T, u: T) -> T {
+        self.keep * p - self.step_m * m / (u + self.eps)
+    }
+}
+
 #[inline(always)]
 fn state_kernel<T: Real>(dst: &mut [T], g: &[T], pass: Pass) {
     match pass {
         Pass::FirstMoment { beta1 } => {
             let (a, b) = (T::from_f64(beta1), T::from_f64(1.0 - beta1));
             for (m, &g) in dst.iter_mut().zip(g) {
-                *m = flush(a * *m + b * g);
+                *m = first_moment(*m, g, a, b);
             }
         }
         Pass::SecondMoment { beta2 } => {
             let (a, b) = (T::from_f64(beta2), T::from_f64(1.0 - beta2));
             for (v, &g) in dst.iter_mut().zip(g) {
-                *v = flush(a * *v + b * (g * g));
+                *v = second_moment(*v, g, a, b);
             }
         }
         Pass::InfinityNorm { beta2 } => {
             let a = T::from_f64(beta2);
             for (u, &g) in dst.iter_mut().zip(g) {
-                *u = flush((a * *u).larger(g.abs()));
+                *u = infinity_norm(*u, g, a);
             }
         }
     }
@@ -135,15 +189,14 @@ fn state_kernel<T: Real>(dst: &mut [T], g: &[T], pass: Pass) {
 
 #[inline(always)]
 fn param_kernel<T: Real>(p: &mut [T], m: &[T], v: &[T], c: &ParamPass) {
-    let (step_m, scale_v) = (T::from_f64(c.step_m), T::from_f64(c.scale_v));
-    let (eps, keep) = (T::from_f64(c.eps), T::from_f64(1.0 - c.decay));
+    let rule = ParamRule::new(c);
     if c.adamax {
         for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
-            *p = keep * *p - step_m * m / (v + eps);
+            *p = rule.adamax(*p, m, v);
         }
     } else {
         for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
-            *p = keep * *p - step_m * m / ((v * scale_v).sqrt() + eps);
+            *p = rule.adam(*p, m, v);
         }
     }
 }
@@ -211,6 +264,19 @@ impl candle::InplaceOp2 for StatePass {
             Pass::InfinityNorm { beta2 } => StateUpdate::InfinityNorm { beta2 },
         };
         vaekit_kernels::state_update(s, l, g, gl, pass)
+    }
+}
+
+impl ParamPass {
+    /// The parameter pass of step `t` with learning rate `lr`.
+    pub(crate) fn new(c: &AdamStep, lr: f64, t: i32) -> Self {
+        Self {
+            adamax: c.adamax,
+            step_m: lr / (1.0 - c.beta1.powi(t)),
+            scale_v: 1.0 / (1.0 - c.beta2.powi(t)),
+            eps: c.eps,
+            decay: lr * c.weight_decay,
+        }
     }
 }
 
@@ -319,12 +385,5 @@ pub fn adam_update(
         Pass::SecondMoment { beta2: c.beta2 }
     };
     v.inplace_op2(&g, &StatePass(second))?;
-    let pass = ParamPass {
-        adamax: c.adamax,
-        step_m: lr / (1.0 - c.beta1.powi(t)),
-        scale_v: 1.0 / (1.0 - c.beta2.powi(t)),
-        eps: c.eps,
-        decay: lr * c.weight_decay,
-    };
-    param.inplace_op3(m, v, &pass)
+    param.inplace_op3(m, v, &ParamPass::new(c, lr, t))
 }

@@ -19,10 +19,8 @@ use candle::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor, With
 use rayon::prelude::*;
 
 use crate::gemm::{Accumulate, MatRef, gemm_into};
+use crate::weight_ops::{norm_of_row, row_norms};
 use crate::{contiguous_slice, has_cpu_kernel};
-
-/// The floor under each row's squared norm, as in [`crate::row_norm`].
-const FLOOR: f64 = 1e-12;
 
 /// What the forward keeps for the backward (CPU tensors of the layer's dtype).
 #[derive(Debug)]
@@ -57,47 +55,34 @@ fn with_slice<T: WithDType, R>(t: &Tensor, what: &str, f: impl FnOnce(&[T]) -> R
     }
 }
 
-/// `v = W ⊙ M` (when masked) and the row norms of `v`, rows in parallel.
+/// `v = W ⊙ M` (when masked) and the row norms of `v` (as [`crate::row_norm`]'s), rows in
+/// parallel.
 fn masked_rows<T: WithDType>(w: &[T], mask: Option<&[T]>, k: usize) -> (Option<Vec<T>>, Vec<T>) {
-    let rows = w.len() / k.max(1);
-    let norm = |row: &[T]| {
-        let s: f64 = row.iter().map(|&x| x.to_f64() * x.to_f64()).sum();
-        T::from_f64((s + FLOOR).sqrt())
+    let Some(m) = mask else {
+        return (None, row_norms(w, k));
     };
-    let par = w.len() >= crate::PAR_MIN_ELEMS;
-    match mask {
-        None => {
-            let norms = if par {
-                w.par_chunks(k.max(1)).map(norm).collect()
-            } else {
-                w.chunks(k.max(1)).map(norm).collect()
-            };
-            (None, norms)
+    let k = k.max(1);
+    let mut v = vec![T::zero(); w.len()];
+    let mut norms = vec![T::zero(); w.len() / k];
+    let row = |(i, (v, n)): (usize, (&mut [T], &mut T))| {
+        let (w, m) = (&w[i * k..(i + 1) * k], &m[i * k..(i + 1) * k]);
+        for ((v, &w), &m) in v.iter_mut().zip(w).zip(m) {
+            *v = w * m;
         }
-        Some(m) => {
-            let mut v = vec![T::zero(); w.len()];
-            let mut norms = vec![T::zero(); rows];
-            let row = |(i, (v, n)): (usize, (&mut [T], &mut T))| {
-                let (w, m) = (&w[i * k..(i + 1) * k], &m[i * k..(i + 1) * k]);
-                for ((v, &w), &m) in v.iter_mut().zip(w).zip(m) {
-                    *v = w * m;
-                }
-                *n = norm(v);
-            };
-            if par {
-                v.par_chunks_mut(k.max(1))
-                    .zip(norms.par_iter_mut())
-                    .enumerate()
-                    .for_each(row);
-            } else {
-                v.chunks_mut(k.max(1))
-                    .zip(norms.iter_mut())
-                    .enumerate()
-                    .for_each(row);
-            }
-            (Some(v), norms)
-        }
+        *n = norm_of_row(v);
+    };
+    if w.len() >= crate::PAR_MIN_ELEMS {
+        v.par_chunks_mut(k)
+            .zip(norms.par_iter_mut())
+            .enumerate()
+            .for_each(row);
+    } else {
+        v.chunks_mut(k)
+            .zip(norms.iter_mut())
+            .enumerate()
+            .for_each(row);
     }
+    (Some(v), norms)
 }
 
 /// A kernel over three float slices and the layer's `(N, in, out)`, for [`on_floats`].

@@ -85,11 +85,15 @@ struct RowNorm;
 /// The floor under the squared norm (an all-masked row has norm 1e-6, not 0).
 const FLOOR: f64 = 1e-12;
 
-fn row_norms<T: WithDType>(w: &[T], cols: usize) -> Vec<T> {
-    let norm = |row: &[T]| {
-        let s: f64 = row.iter().map(|&x| x.to_f64() * x.to_f64()).sum();
-        T::from_f64((s + FLOOR).sqrt())
-    };
+/// `sqrt(Σ_j row_j² + 1e-12)`, summed in f64.
+pub(crate) fn norm_of_row<T: WithDType>(row: &[T]) -> T {
+    let s: f64 = row.iter().map(|&x| x.to_f64() * x.to_f64()).sum();
+    T::from_f64((s + FLOOR).sqrt())
+}
+
+/// [`norm_of_row`] of each `cols`-wide row of `w`, rows in parallel for large `w`.
+pub(crate) fn row_norms<T: WithDType>(w: &[T], cols: usize) -> Vec<T> {
+    let norm = norm_of_row::<T>;
     if w.len() >= crate::PAR_MIN_ELEMS {
         w.par_chunks(cols.max(1)).map(norm).collect()
     } else {

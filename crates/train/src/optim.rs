@@ -149,14 +149,14 @@ impl Optimizer {
             .collect::<Result<_>>()?;
         // The CPU's parameters keep their moments in host memory; saved tensors are converted
         // (and checked) before any update.
-        let mut host = Vec::new();
+        let host: Vec<usize> = (0..params.len())
+            .filter(|&i| {
+                adam_update_host_applies(params[i].1.as_tensor()) && grads[i].device().is_cpu()
+            })
+            .collect();
         let mut converted = Vec::new();
-        for (i, ((name, var), g)) in params.iter().zip(&grads).enumerate() {
-            let p = var.as_tensor();
-            if !(adam_update_host_applies(p) && g.device().is_cpu()) {
-                continue;
-            }
-            host.push(i);
+        for &i in &host {
+            let (name, p) = (&params[i].0, params[i].1.as_tensor());
             let moments = match self.state.get(name) {
                 Some(Moments::Host { shape, .. }) if shape == p.shape() => continue,
                 Some(Moments::Host { shape, .. }) => candle::bail!(
@@ -185,14 +185,14 @@ impl Optimizer {
         let t = self.step as i32;
         let c = self.config;
         // Other devices and dtypes, one after another.
-        for ((name, var), g) in params.iter().zip(&grads) {
-            if !(adam_update_host_applies(var.as_tensor()) && g.device().is_cpu()) {
+        for (i, ((name, var), g)) in params.iter().zip(&grads).enumerate() {
+            if !host.contains(&i) {
                 self.update_other(name, var, g, lr, t)?;
             }
         }
         // The CPU's, all in one parallel region.
         let mut taken: Vec<(usize, HostMoments, Shape)> = Vec::with_capacity(host.len());
-        for i in host {
+        for &i in &host {
             match self.state.remove(&params[i].0) {
                 Some(Moments::Host { moments, shape }) => taken.push((i, moments, shape)),
                 _ => candle::bail!("optimizer: the moments of {} went missing", params[i].0),

@@ -10,7 +10,7 @@ fn reference(x: &Tensor, w: &Tensor, m: Option<&Tensor>, g: &Tensor) -> Result<T
         Some(m) => (w * m)?,
         None => w.clone(),
     };
-    let norms = (v.sqr()?.sum(1)? + FLOOR)?.sqrt()?;
+    let norms = (v.sqr()?.sum(1)? + 1e-12)?.sqrt()?;
     x.matmul(&v.t()?)?
         .broadcast_mul(&(g / norms)?.unsqueeze(0)?)
 }
